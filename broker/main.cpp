@@ -1,0 +1,97 @@
+// session-broker: creates (or adopts) a segment and keeps it healthy. See broker.hpp.
+#include <grp.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include "broker.hpp"
+#include "log.hpp"
+#include "units.hpp"
+
+using namespace sessionbroker;
+
+namespace {
+
+// CLI11 validators for "5s"-style durations and "64M"-style sizes.
+std::string check_duration(const std::string& s) {
+  return detail::parse_duration(s) ? std::string() : "expected a duration such as 200ms, 5s, 30m";
+}
+std::string check_size(const std::string& s) {
+  return detail::parse_size(s) ? std::string() : "expected a size such as 4096, 64K, 64M, 1G";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  broker::Broker::block_signals();
+  CLI::App app{
+      "session-broker: owns a sessionbroker shared-memory segment.\n"
+      "Creates the segment (or adopts it after a restart), watches attached clients and reclaims the\n"
+      "locks of dead ones, expires idle sessions, and enforces the revoke deadline. Clients lock and\n"
+      "unlock without it. Stops on SIGTERM or SIGINT; SIGHUP logs a status line.",
+      "session-broker"};
+  broker::BrokerOptions opts;
+  std::uint32_t max_clients = 64, max_sessions = 4096, locks_per_client = 256;
+  std::string attr_memory = "64M", max_value = "1M", default_ttl = "30m", revoke_deadline = "0", mode = "0600", group;
+  int ready_fd = -1;
+  app.add_option("--segment", opts.segment, "segment name (an object in /dev/shm)")->capture_default_str();
+  app.add_option("--max-clients", max_clients, "most processes attached at once")->capture_default_str()->check(CLI::Range(1u, 4096u));
+  app.add_option("--max-sessions", max_sessions, "most sessions at once")->capture_default_str()->check(CLI::Range(1u, 1u << 24));
+  app.add_option("--locks-per-client", locks_per_client, "most locks held or awaited by one process")
+      ->capture_default_str()->check(CLI::Range(1u, 65536u));
+  app.add_option("--attr-memory", attr_memory, "attribute memory for all sessions")->capture_default_str()->check(check_size);
+  app.add_option("--max-value", max_value, "largest attribute value")->capture_default_str()->check(check_size);
+  app.add_option("--default-ttl", default_ttl, "idle time before a session expires (0 = never)")->capture_default_str()->check(check_duration);
+  app.add_option("--revoke-deadline", revoke_deadline,
+                 "a holder that does not answer a revoke request this long loses the lock (0 = never)")
+      ->capture_default_str()->check(check_duration);
+  app.add_option("--mode", mode, "permissions of the segment (octal); widen only on purpose")->capture_default_str();
+  app.add_option("--group", group, "group to give the segment to (use with --mode 0660)");
+  app.add_flag("--remove-on-exit", opts.remove_on_exit, "remove the segment when stopping (default: keep it for a restart)");
+  app.add_option("--ready-fd", ready_fd, "write \"ready\\n\" to this file descriptor once the segment is usable");
+  app.add_flag("-v,--verbose", opts.verbose, "log debug events too");
+  CLI11_PARSE(app, argc, argv);
+
+  auto& caps = opts.create.caps;
+  const std::uint64_t blocks = *detail::parse_size(attr_memory) / shm::kBlockBytes;
+  const std::uint64_t value_limit = *detail::parse_size(max_value);
+  if (blocks == 0 || blocks > shm::kMaxBlocks || value_limit == 0 || value_limit > 0xFFFFFFFFull) {
+    broker::log(broker::Level::kError, "--attr-memory must hold 1..{} blocks of {} bytes; --max-value 1 byte..4 GiB",
+                shm::kMaxBlocks, shm::kBlockBytes);
+    return 2;
+  }
+  caps = {max_clients, locks_per_client, max_sessions, static_cast<std::uint32_t>(blocks),
+          static_cast<std::uint32_t>(value_limit), 0,
+          static_cast<std::uint64_t>(detail::parse_duration(default_ttl)->count()),
+          static_cast<std::uint64_t>(detail::parse_duration(revoke_deadline)->count())};
+  try {
+    opts.create.mode = static_cast<mode_t>(std::stoul(mode, nullptr, 8));
+  } catch (const std::exception&) {
+    broker::log(broker::Level::kError, "--mode must be octal, such as 0600 or 0660");
+    return 2;
+  }
+  if (!group.empty()) {
+    const struct group* g = getgrnam(group.c_str());
+    if (!g) {
+      broker::log(broker::Level::kError, "--group {}: no such group", group);
+      return 2;
+    }
+    opts.create.gid = static_cast<int>(g->gr_gid);
+  }
+
+  auto b = broker::Broker::start(opts);
+  if (!b) {
+    broker::log(broker::Level::kError, "{}", b.status().to_string());
+    return 1;
+  }
+  if (ready_fd >= 0) {
+    (void)!write(ready_fd, "ready\n", 6);
+    close(ready_fd);
+  }
+  Status st = (*b)->run();
+  if (!st) {
+    broker::log(broker::Level::kError, "{}", st.to_string());
+    return 1;
+  }
+  return 0;
+}

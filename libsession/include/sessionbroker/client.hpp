@@ -1,0 +1,149 @@
+// sessionbroker client library: locked access to shared session state from many processes.
+//
+//   auto client = sessionbroker::Client::attach("sessionbroker");         // register this process
+//   auto session = client->open("user:42");                               // or create()
+//   auto lock = session->lock({"cart"}, Mode::kExclusive, in(100ms));    // thread lock + token
+//   auto cart = lock->get("cart");                                       // committed value
+//   lock->put("cart", "...");                                            // buffered in-process
+//   lock->unlock();                                                      // commit, then release
+//
+// Locks are two-level. The process holds a lock on the session (shared or exclusive, with a
+// fencing token) and keeps it after its threads are done (lock caching) until another process
+// queues for the session and the store sends a revoke request; the process then releases as soon as
+// its threads let go. Threads lock attributes (or the whole session) inside the process.
+//
+// Thread safety: Client, Session and SessionLock may be used from any thread; a SessionLock
+// belongs to the thread that uses it (it is movable, not shared). Process safety: a Client is
+// valid only in the process that attached it; after fork() the child must attach its own.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sessionbroker/error.hpp"
+#include "sessionbroker/export.hpp"
+
+namespace sessionbroker {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+// A deadline `d` from now.
+inline Deadline in(Clock::duration d) { return Clock::now() + d; }
+
+enum class Mode { kShared, kExclusive };
+
+// Told to the callback registered with Client::on_revoke.
+struct RevokeEvent {
+  enum class Kind {
+    kRequested,  // another process queued: the lock will be released once this process's threads are done
+    kReleased,   // released in answer to a request
+    kLost,       // taken away by force (revoke deadline, break-lock, destroy): the token is stale
+  };
+  Kind kind;
+  std::string session_id;
+  std::uint64_t token;
+};
+using RevokeCallback = std::function<void(const RevokeEvent&)>;
+
+namespace detail {
+class ClientImpl;
+class LocalSession;
+struct ThreadLockState;
+}  // namespace detail
+
+class SessionLock;
+
+// A handle to one session, shared by all threads of the process. Cheap to copy.
+class SESSIONBROKER_EXPORT Session {
+ public:
+  const std::string& id() const;
+
+  // Locks the named attributes for the calling thread (all or none; no deadlock whatever the order).
+  Result<SessionLock> lock(std::vector<std::string> attrs, Mode mode, Deadline deadline);
+  Result<SessionLock> lock(std::initializer_list<std::string_view> attrs, Mode mode, Deadline deadline);
+  // Locks the whole session for the calling thread.
+  Result<SessionLock> lock_all(Mode mode, Deadline deadline);
+
+  // Gives the process-level lock back as soon as no thread holds a lock on the session.
+  // kNotHeld when the process does not hold it.
+  Status release(Deadline deadline);
+  // The process-level lock's token, or 0 when not held.
+  std::uint64_t token() const;
+  bool held() const;
+
+ private:
+  friend class detail::ClientImpl;
+  friend class Client;
+  Session(std::shared_ptr<detail::ClientImpl> client, std::shared_ptr<detail::LocalSession> local);
+  std::shared_ptr<detail::ClientImpl> client_;
+  std::shared_ptr<detail::LocalSession> local_;
+};
+
+// A thread's lock on part of a session. Reads see the committed state plus this lock's own
+// uncommitted writes; writes stay in the process until commit() or unlock(), then become visible
+// to other processes atomically. Every access carries the process lock's token: once the lock was
+// lost, it fails with kStaleToken and returns no data.
+class SESSIONBROKER_EXPORT SessionLock {
+ public:
+  SessionLock(SessionLock&&) noexcept;
+  SessionLock& operator=(SessionLock&&) noexcept;
+  ~SessionLock();  // unlock(), ignoring its status
+
+  std::uint64_t token() const;
+  Mode mode() const;
+  // nullopt when the attribute does not exist.
+  Result<std::optional<std::string>> get(std::string_view name);
+  // Every attribute this lock covers (all of them for lock_all).
+  Result<std::map<std::string, std::string>> get_all();
+  Status put(std::string_view name, std::string_view value);  // REQUIRES exclusive mode
+  Status erase(std::string_view name);                        // REQUIRES exclusive mode
+  Status commit();
+  // Commits, then releases the thread lock. The process keeps its lock (cached) unless asked for it.
+  Status unlock();
+  bool locked() const { return state_ != nullptr; }
+
+ private:
+  friend class detail::LocalSession;
+  friend class Client;
+  friend class Session;
+  explicit SessionLock(std::unique_ptr<detail::ThreadLockState> state);
+  std::unique_ptr<detail::ThreadLockState> state_;
+};
+
+class SESSIONBROKER_EXPORT Client {
+ public:
+  // Registers this process with the segment's client table. Starts the revoke thread.
+  static Result<std::unique_ptr<Client>> attach(const std::string& segment);
+  ~Client();  // detach()
+
+  // Releases every lock and queue entry of this process and unregisters it. Handles fail with
+  // kDetached afterwards. Idempotent.
+  Status detach();
+
+  // ttl: idle time after which the broker expires the session; zero = the segment's default.
+  Result<Session> create(std::string_view id, std::chrono::milliseconds ttl = {});
+  Result<Session> open(std::string_view id);
+  // Takes the session's exclusive lock (revoking holders politely), then destroys it.
+  Status destroy(std::string_view id, Deadline deadline);
+  Result<std::vector<std::string>> list();
+
+  // Called from the revoke thread; keep it short and do not block on the session in it.
+  void on_revoke(RevokeCallback callback);
+
+  // Limits of this segment, for callers that validate early.
+  std::uint32_t max_value_bytes() const;
+
+ private:
+  explicit Client(std::shared_ptr<detail::ClientImpl> impl);
+  std::shared_ptr<detail::ClientImpl> impl_;
+};
+
+}  // namespace sessionbroker

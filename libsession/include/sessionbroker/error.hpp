@@ -1,0 +1,76 @@
+// Typed errors returned by value. Success costs nothing: an OK Status holds a code and an empty
+// (small-buffer, non-allocating) string; messages are built only on failure.
+//
+// Thread safety: values; no shared state.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+#include "sessionbroker/export.hpp"
+
+namespace sessionbroker {
+
+enum class ErrorCode {
+  kOk = 0,
+  kInvalidArgument,  // empty or malformed input
+  kTooLarge,         // session id, attribute name or value over its limit
+  kNotFound,         // unknown session (or destroyed/expired while in use)
+  kAlreadyExists,    // create of an id that exists
+  kStaleToken,       // the lock was lost (revoked by deadline, broken, destroyed): no data given
+  kTimeout,          // the deadline passed before the lock was granted
+  kCapacityExceeded, // client table, session table, lock records or attribute memory full
+  kNoSegment,        // the named segment does not exist
+  kIncompatible,     // segment of another layout version or built differently
+  kCorrupt,          // segment header or layout fails validation
+  kPermissionDenied, // the segment exists but this user may not map it
+  kDetached,         // use after detach, or of a parent's handle in a forked child
+  kNotHeld,          // release of a lock this process does not hold (double release)
+  kSystem,           // an operating-system call failed; message names it
+};
+
+SESSIONBROKER_EXPORT std::string_view to_string(ErrorCode code);
+
+class [[nodiscard]] SESSIONBROKER_EXPORT Status {
+ public:
+  Status() = default;
+  Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  static Status ok() { return {}; }
+
+  bool is_ok() const { return code_ == ErrorCode::kOk; }
+  explicit operator bool() const { return is_ok(); }
+  ErrorCode code() const { return code_; }
+  const std::string& message() const { return message_; }
+  std::string to_string() const;  // "stale token: ..." or "ok"
+
+ private:
+  ErrorCode code_ = ErrorCode::kOk;
+  std::string message_;
+};
+
+// A value or the Status explaining why there is none.
+template <class T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}            // NOLINT: implicit by design
+  Result(Status error) : v_(std::move(error)) {}       // NOLINT: REQUIRES !error.is_ok()
+
+  bool is_ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return is_ok(); }
+  T& value() & { return std::get<0>(v_); }
+  const T& value() const& { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  Status status() const { return is_ok() ? Status{} : std::get<1>(v_); }
+  ErrorCode code() const { return is_ok() ? ErrorCode::kOk : std::get<1>(v_).code(); }
+
+ private:
+  std::variant<T, Status> v_;
+};
+
+}  // namespace sessionbroker

@@ -1,0 +1,48 @@
+// The lock protocol as seen by the client library: the seam where a second backend (for example a
+// multi-host one on an existing distributed store) plugs in without changing the public API.
+//
+// Thread safety: every method may be called concurrently from any thread of the attached process.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sessionbroker/error.hpp"
+#include "store.hpp"
+
+namespace sessionbroker::detail {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual Status detach() = 0;
+  virtual std::uint32_t max_value_bytes() const = 0;
+
+  virtual Result<SessionRef> create_session(std::string_view id, std::uint64_t ttl_ms) = 0;
+  virtual Result<SessionRef> open_session(std::string_view id) = 0;
+  virtual Status destroy_session(SessionRef ref, const Grant* own) = 0;
+  virtual Result<std::vector<std::string>> list_sessions() = 0;
+
+  // Process-level lock. Blocks (queued FIFO) until granted or the deadline.
+  virtual Result<Grant> acquire(SessionRef ref, shm::LockMode mode, Clock::time_point deadline) = 0;
+  virtual Status release(SessionRef ref, const Grant& g) = 0;
+  virtual bool revoke_requested(const Grant& g) = 0;
+  virtual bool grant_lost(const Grant& g) = 0;
+  virtual void touch(SessionRef ref) = 0;
+
+  // Primary state, fenced by the grant's token.
+  virtual Result<std::optional<std::string>> read(SessionRef ref, const Grant& g, std::string_view name) = 0;
+  virtual Result<AttrMap> read_all(SessionRef ref, const Grant& g) = 0;
+  virtual Status commit(SessionRef ref, const Grant& g, const ChangeSet& changes) = 0;
+
+  // Revoke notifications for this process: wait until the epoch moves past `seen` or the deadline.
+  virtual std::uint32_t notification_epoch() = 0;
+  virtual void wait_notification(std::uint32_t seen, Clock::time_point deadline) = 0;
+  virtual void interrupt_notification_wait() = 0;
+};
+
+}  // namespace sessionbroker::detail

@@ -1,0 +1,204 @@
+// The attribute store: block allocation, copy-on-write commit, reads under the session mutex.
+// LAYOUT.md section "Attribute store" and "Commit".
+//
+// Commit protocol (the caller holds the exclusive process lock with token T):
+//   1. session mutex: check T; encode old state + changes into a local buffer; unlock.
+//   2. alloc mutex: take the blocks, record the chain in ClientSlot::pending_blob; unlock.
+//   3. no mutex: copy the buffer into the pending chain (only this client touches it).
+//   4. session mutex, then alloc mutex: check T again; SessionSlot::blob = new chain (the commit
+//      point, one store); pending_blob = kNil; free the old chain; unlock both.
+// Crash after 2 or 3: the chain is the dead client's pending blob; its reclaim frees it.
+// Crash inside 4: the alloc repair keeps what any SessionSlot::blob or live pending_blob reaches
+// and frees the rest, so the new state is committed or not, whole, and nothing leaks.
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "blob.hpp"
+#include "store.hpp"
+
+namespace sessionbroker::detail {
+
+std::uint64_t blocks_for(std::uint64_t bytes) { return (bytes + shm::kBlockPayload - 1) / shm::kBlockPayload; }
+
+bool ChainReader::read(void* dst, std::uint64_t n) {
+  auto* out = static_cast<unsigned char*>(dst);
+  while (n > 0) {
+    if (block_ >= seg_.caps().block_count || steps_ > seg_.caps().block_count) return false;
+    const auto& b = seg_.block(block_);
+    const std::uint64_t take = std::min<std::uint64_t>(n, shm::kBlockPayload - offset_);
+    if (out) {
+      std::memcpy(out, b.payload + offset_, take);
+      out += take;
+    }
+    n -= take;
+    offset_ += static_cast<std::uint32_t>(take);
+    if (offset_ == shm::kBlockPayload) {
+      block_ = b.next;
+      offset_ = 0;
+      ++steps_;
+    }
+  }
+  return true;
+}
+
+bool ChainWriter::write(const void* src, std::uint64_t n) {
+  const auto* in = static_cast<const unsigned char*>(src);
+  while (n > 0) {
+    if (block_ >= seg_.caps().block_count) return false;
+    auto& b = seg_.block(block_);
+    const std::uint64_t take = std::min<std::uint64_t>(n, shm::kBlockPayload - offset_);
+    std::memcpy(b.payload + offset_, in, take);
+    in += take;
+    n -= take;
+    offset_ += static_cast<std::uint32_t>(take);
+    if (offset_ == shm::kBlockPayload) {
+      block_ = b.next;
+      offset_ = 0;
+    }
+  }
+  return true;
+}
+
+// REQUIRES: alloc mutex. Returns the head of a chain of `blocks` blocks, or kNil if memory is short.
+std::uint32_t Store::alloc_chain(std::uint32_t blocks) {
+  auto& h = seg_.header();
+  if (blocks == 0 || blocks > h.free_count) return shm::kNil;
+  const std::uint32_t head = h.free_head;
+  std::uint32_t last = head;
+  for (std::uint32_t i = 1; i < blocks; ++i) last = seg_.block(last).next;
+  h.free_head = seg_.block(last).next;
+  seg_.block(last).next = shm::kNil;
+  shm::store(h.free_count, h.free_count - blocks);
+  return head;
+}
+
+// REQUIRES: alloc mutex.
+void Store::free_chain(std::uint32_t head) {
+  auto& h = seg_.header();
+  std::uint32_t n = 0;
+  std::uint32_t last = head;
+  while (last < seg_.caps().block_count && n <= seg_.caps().block_count) {
+    ++n;
+    if (seg_.block(last).next == shm::kNil) break;
+    last = seg_.block(last).next;
+  }
+  if (last >= seg_.caps().block_count) return;  // corrupt chain: leave it to the alloc repair's sweep
+  seg_.block(last).next = h.free_head;
+  h.free_head = head;
+  shm::store(h.free_count, h.free_count + n);
+}
+
+namespace {
+
+Status stale(const Grant& g) {
+  return Status(ErrorCode::kStaleToken, fmt::format("token {} no longer holds the session lock", g.token));
+}
+Status corrupt_blob() { return Status(ErrorCode::kCorrupt, "session state blob is corrupt"); }
+
+void append_entry(std::string& out, std::string_view name, std::string_view value) {
+  const auto len = static_cast<std::uint32_t>(value.size());
+  const unsigned char eh[shm::kEntryHeaderBytes] = {
+      static_cast<unsigned char>(name.size()), static_cast<unsigned char>(len), static_cast<unsigned char>(len >> 8),
+      static_cast<unsigned char>(len >> 16), static_cast<unsigned char>(len >> 24)};
+  out.append(reinterpret_cast<const char*>(eh), sizeof eh);
+  out.append(name);
+  out.append(value);
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> Store::read(SessionRef ref, const Grant& g, std::string_view name) {
+  SessionGuard guard(*this, ref.slot);
+  const auto& s = seg_.session(ref.slot);
+  if (!holds(s, ref, g)) return stale(g);
+  std::optional<std::string> found;
+  bool ok = for_each_entry(seg_, s.blob, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
+    if (n != name) return in.read(nullptr, len);
+    found.emplace(len, '\0');
+    return in.read(found->data(), len);
+  });
+  if (!ok) return corrupt_blob();
+  return found;
+}
+
+Result<AttrMap> Store::read_all(SessionRef ref, const Grant& g) {
+  SessionGuard guard(*this, ref.slot);
+  const auto& s = seg_.session(ref.slot);
+  if (!holds(s, ref, g)) return stale(g);
+  AttrMap all;
+  bool ok = for_each_entry(seg_, s.blob, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
+    std::string v(len, '\0');
+    if (!in.read(v.data(), len)) return false;
+    all.emplace(std::string(n), std::move(v));
+    return true;
+  });
+  if (!ok) return corrupt_blob();
+  return all;
+}
+
+Status Store::commit(std::uint32_t client, SessionRef ref, const Grant& g, const ChangeSet& changes) {
+  if (changes.empty()) return {};
+  // 1. Merge the committed state with the changes (both sorted by name) into a local buffer.
+  std::string body;
+  std::uint32_t count = 0;
+  std::uint32_t base = shm::kNil;
+  {
+    SessionGuard guard(*this, ref.slot);
+    const auto& s = seg_.session(ref.slot);
+    if (!holds(s, ref, g)) return stale(g);
+    base = s.blob;
+    auto next_change = changes.begin();
+    auto emit_changes_before = [&](std::string_view bound, bool all) {
+      for (; next_change != changes.end() && (all || next_change->first < bound); ++next_change)
+        if (next_change->second) append_entry(body, next_change->first, *next_change->second), ++count;
+    };
+    bool ok = for_each_entry(seg_, base, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
+      emit_changes_before(n, false);
+      if (next_change != changes.end() && next_change->first == n) return in.read(nullptr, len);  // replaced below
+      std::string v(len, '\0');
+      if (!in.read(v.data(), len)) return false;
+      append_entry(body, n, v);
+      ++count;
+      return true;
+    });
+    if (!ok) return corrupt_blob();
+    emit_changes_before({}, true);
+  }
+  if (body.size() > 0xFFFF0000u) return Status(ErrorCode::kTooLarge, "session state would exceed 4 GiB");
+  const shm::BlobHeader bh{static_cast<std::uint32_t>(body.size()), count};
+  const std::uint64_t bytes = sizeof bh + body.size();
+  const std::uint64_t nblocks = count == 0 ? 0 : blocks_for(bytes);
+  auto& cs = seg_.client(client);
+  // 2. Take the blocks as this client's pending blob.
+  std::uint32_t fresh = shm::kNil;
+  if (nblocks > 0) {
+    auto ag = alloc_guard(*this);
+    if (nblocks > seg_.caps().block_count || (fresh = alloc_chain(static_cast<std::uint32_t>(nblocks))) == shm::kNil)
+      return Status(ErrorCode::kCapacityExceeded,
+                    fmt::format("attribute memory full: commit needs {} blocks, {} free", nblocks, seg_.header().free_count));
+    cs.pending_blob = fresh;
+  }
+  // 3. Fill them; nobody else reads a pending blob.
+  if (fresh != shm::kNil) {
+    ChainWriter out(seg_, fresh);
+    out.write(&bh, sizeof bh);
+    out.write(body.data(), body.size());
+  }
+  // 4. Publish with one store, or give the blocks back if the lock was lost meanwhile.
+  SessionGuard guard(*this, ref.slot);
+  auto& s = seg_.session(ref.slot);
+  const bool still_held = holds(s, ref, g) && s.blob == base;
+  auto ag = alloc_guard(*this);
+  if (still_held) {
+    shm::store(s.blob, fresh);
+    ++s.version;
+    if (base != shm::kNil) free_chain(base);
+  } else if (fresh != shm::kNil) {
+    free_chain(fresh);
+  }
+  cs.pending_blob = shm::kNil;
+  return still_held ? Status{} : stale(g);
+}
+
+}  // namespace sessionbroker::detail

@@ -1,0 +1,191 @@
+// Public API: thin wrappers over ClientImpl / LocalSession that validate input and keep handles
+// alive. Boost exceptions never cross this boundary (the backend returns Status).
+#include "sessionbroker/client.hpp"
+
+#include <fmt/format.h>
+
+#include "client_impl.hpp"
+#include "shm_backend.hpp"
+
+namespace sessionbroker {
+
+using detail::ClientImpl;
+using detail::LocalSession;
+using detail::ThreadLockState;
+
+namespace {
+Status not_locked() { return Status(ErrorCode::kNotHeld, "the lock was already unlocked"); }
+Status not_covered(std::string_view name) {
+  return Status(ErrorCode::kInvalidArgument, fmt::format("attribute '{}' is not covered by this lock", name));
+}
+Status check_attr_name(std::string_view name) {
+  if (name.empty()) return Status(ErrorCode::kInvalidArgument, "attribute name is empty");
+  if (name.size() > shm::kMaxAttrNameBytes)
+    return Status(ErrorCode::kTooLarge, fmt::format("attribute name is {} bytes; the limit is {}", name.size(), shm::kMaxAttrNameBytes));
+  return {};
+}
+}  // namespace
+
+// ---- Client ----
+
+Result<std::unique_ptr<Client>> Client::attach(const std::string& segment) {
+  try {
+    auto backend = detail::ShmBackend::attach(segment);
+    if (!backend) return backend.status();
+    auto impl = std::make_shared<ClientImpl>(std::move(*backend));
+    impl->start();
+    return std::unique_ptr<Client>(new Client(std::move(impl)));
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::kSystem, fmt::format("attach to '{}': {}", segment, e.what()));
+  }
+}
+
+Client::Client(std::shared_ptr<ClientImpl> impl) : impl_(std::move(impl)) {}
+Client::~Client() { (void)detach(); }
+Status Client::detach() { return impl_->detach(); }
+std::uint32_t Client::max_value_bytes() const { return impl_->backend().max_value_bytes(); }
+void Client::on_revoke(RevokeCallback callback) { impl_->set_callback(std::move(callback)); }
+
+Result<Session> Client::create(std::string_view id, std::chrono::milliseconds ttl) {
+  if (ttl.count() < 0) return Status(ErrorCode::kInvalidArgument, "ttl must not be negative");
+  auto s = impl_->session(id, true, static_cast<std::uint64_t>(ttl.count()));
+  if (!s) return s.status();
+  return Session(impl_, std::move(*s));
+}
+
+Result<Session> Client::open(std::string_view id) {
+  auto s = impl_->session(id, false, 0);
+  if (!s) return s.status();
+  return Session(impl_, std::move(*s));
+}
+
+Status Client::destroy(std::string_view id, Deadline deadline) {
+  auto s = open(id);
+  if (!s) return s.status();
+  auto lock = s->lock_all(Mode::kExclusive, deadline);
+  if (!lock) return lock.status();
+  Status st = s->local_->destroy_with(*lock->state_);
+  lock->state_.reset();
+  impl_->forget(*s->local_);
+  return st;
+}
+
+Result<std::vector<std::string>> Client::list() {
+  if (Status st = impl_->usable(); !st) return st;
+  return impl_->backend().list_sessions();
+}
+
+// ---- Session ----
+
+Session::Session(std::shared_ptr<ClientImpl> client, std::shared_ptr<LocalSession> local)
+    : client_(std::move(client)), local_(std::move(local)) {}
+
+const std::string& Session::id() const { return local_->id(); }
+
+Result<SessionLock> Session::lock(std::vector<std::string> attrs, Mode mode, Deadline deadline) {
+  if (Status st = client_->usable(); !st) return st;
+  auto t = local_->lock(std::move(attrs), false, mode, deadline);
+  if (!t) return t.status();
+  return SessionLock(std::move(*t));
+}
+
+Result<SessionLock> Session::lock(std::initializer_list<std::string_view> attrs, Mode mode, Deadline deadline) {
+  return lock(std::vector<std::string>(attrs.begin(), attrs.end()), mode, deadline);
+}
+
+Result<SessionLock> Session::lock_all(Mode mode, Deadline deadline) {
+  if (Status st = client_->usable(); !st) return st;
+  auto t = local_->lock({}, true, mode, deadline);
+  if (!t) return t.status();
+  return SessionLock(std::move(*t));
+}
+
+Status Session::release(Deadline deadline) {
+  if (Status st = client_->usable(); !st) return st;
+  return local_->release(deadline);
+}
+std::uint64_t Session::token() const { return local_->token(); }
+bool Session::held() const { return local_->held(); }
+
+// ---- SessionLock ----
+
+SessionLock::SessionLock(std::unique_ptr<ThreadLockState> state) : state_(std::move(state)) {}
+SessionLock::SessionLock(SessionLock&&) noexcept = default;
+SessionLock& SessionLock::operator=(SessionLock&& other) noexcept {
+  if (this != &other) {
+    (void)unlock();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+SessionLock::~SessionLock() { (void)unlock(); }
+
+std::uint64_t SessionLock::token() const { return state_ ? state_->grant.token : 0; }
+Mode SessionLock::mode() const { return state_ ? state_->mode : Mode::kShared; }
+
+Result<std::optional<std::string>> SessionLock::get(std::string_view name) {
+  if (!state_) return not_locked();
+  if (Status st = state_->client->usable(); !st) return st;
+  if (Status st = check_attr_name(name); !st) return st;
+  if (!state_->covers(name)) return not_covered(name);
+  if (auto it = state_->changes.find(name); it != state_->changes.end()) {
+    // Our own uncommitted write, but only while the lock is still ours.
+    auto committed = state_->client->backend().read(state_->session->ref(), state_->grant, name);
+    if (!committed) return committed.status();
+    return it->second;
+  }
+  return state_->client->backend().read(state_->session->ref(), state_->grant, name);
+}
+
+Result<std::map<std::string, std::string>> SessionLock::get_all() {
+  if (!state_) return not_locked();
+  if (Status st = state_->client->usable(); !st) return st;
+  auto all = state_->client->backend().read_all(state_->session->ref(), state_->grant);
+  if (!all) return all.status();
+  std::map<std::string, std::string> out;
+  for (auto& [name, value] : *all)
+    if (state_->covers(name)) out.emplace(name, std::move(value));
+  for (auto& [name, value] : state_->changes) {
+    if (value) out[name] = *value;
+    else out.erase(name);
+  }
+  return out;
+}
+
+Status SessionLock::put(std::string_view name, std::string_view value) {
+  if (!state_) return not_locked();
+  if (Status st = state_->client->usable(); !st) return st;
+  if (Status st = check_attr_name(name); !st) return st;
+  if (!state_->covers(name)) return not_covered(name);
+  if (state_->mode != Mode::kExclusive) return Status(ErrorCode::kInvalidArgument, "put needs an exclusive lock");
+  const std::uint32_t limit = state_->client->backend().max_value_bytes();
+  if (value.size() > limit)
+    return Status(ErrorCode::kTooLarge, fmt::format("value of '{}' is {} bytes; the segment's limit is {}", name, value.size(), limit));
+  state_->changes.insert_or_assign(std::string(name), std::string(value));
+  return {};
+}
+
+Status SessionLock::erase(std::string_view name) {
+  if (!state_) return not_locked();
+  if (Status st = state_->client->usable(); !st) return st;
+  if (Status st = check_attr_name(name); !st) return st;
+  if (!state_->covers(name)) return not_covered(name);
+  if (state_->mode != Mode::kExclusive) return Status(ErrorCode::kInvalidArgument, "erase needs an exclusive lock");
+  state_->changes.insert_or_assign(std::string(name), std::nullopt);
+  return {};
+}
+
+Status SessionLock::commit() {
+  if (!state_) return not_locked();
+  if (Status st = state_->client->usable(); !st) return st;
+  return state_->session->commit(*state_);
+}
+
+Status SessionLock::unlock() {
+  if (!state_) return not_locked();
+  auto state = std::move(state_);
+  if (Status st = state->client->usable(); !st) return st;
+  return state->session->unlock(*state);
+}
+
+}  // namespace sessionbroker

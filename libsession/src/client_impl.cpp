@@ -1,0 +1,92 @@
+#include "client_impl.hpp"
+
+#include "fork_guard.hpp"
+
+namespace sessionbroker::detail {
+namespace {
+// The revoke thread sleeps on the client's notify word; this bounds a sleep only as a backstop.
+constexpr auto kRevokeThreadSlice = std::chrono::seconds(1);
+}  // namespace
+
+ClientImpl::ClientImpl(std::unique_ptr<Backend> backend) : backend_(std::move(backend)), fork_epoch_(fork_epoch()) {}
+
+ClientImpl::~ClientImpl() { (void)detach(); }
+
+void ClientImpl::start() { revoke_thread_ = std::thread([this] { revoke_loop(); }); }
+
+Status ClientImpl::usable() const {
+  if (forked_since(fork_epoch_))
+    return Status(ErrorCode::kDetached, "client handle used in a forked child: call Client::attach in the child");
+  if (detached_.load(std::memory_order_acquire)) return Status(ErrorCode::kDetached, "client is detached");
+  return {};
+}
+
+Status ClientImpl::detach() {
+  if (forked_since(fork_epoch_)) {  // the parent owns the registration; the child only drops its mapping
+    if (revoke_thread_.joinable()) revoke_thread_.detach();  // no such thread exists in the child
+    detached_ = true;
+    return {};
+  }
+  if (detached_.exchange(true)) return {};
+  stopping_ = true;
+  backend_->interrupt_notification_wait();
+  if (revoke_thread_.joinable()) revoke_thread_.join();
+  for (auto& s : snapshot_sessions()) s->detach();
+  {
+    std::lock_guard lk(mu_);
+    sessions_.clear();
+  }
+  return backend_->detach();
+}
+
+std::vector<std::shared_ptr<LocalSession>> ClientImpl::snapshot_sessions() {
+  std::lock_guard lk(mu_);
+  std::vector<std::shared_ptr<LocalSession>> out;
+  out.reserve(sessions_.size());
+  for (auto& [slot, s] : sessions_) out.push_back(s);
+  return out;
+}
+
+Result<std::shared_ptr<LocalSession>> ClientImpl::session(std::string_view id, bool create, std::uint64_t ttl_ms) {
+  if (Status st = usable(); !st) return st;
+  auto ref = create ? backend_->create_session(id, ttl_ms) : backend_->open_session(id);
+  if (!ref) return ref.status();
+  std::lock_guard lk(mu_);
+  auto& slot = sessions_[ref->slot];
+  if (!slot || slot->ref().gen != ref->gen) slot = std::make_shared<LocalSession>(*this, *backend_, std::string(id), *ref);
+  return slot;
+}
+
+void ClientImpl::forget(const LocalSession& s) {
+  std::lock_guard lk(mu_);
+  auto it = sessions_.find(s.ref().slot);
+  if (it != sessions_.end() && it->second.get() == &s) sessions_.erase(it);
+}
+
+void ClientImpl::set_callback(RevokeCallback cb) {
+  std::lock_guard lk(callback_mu_);
+  callback_ = std::move(cb);
+}
+
+void ClientImpl::notify(const RevokeEvent& e) {
+  std::lock_guard lk(callback_mu_);
+  if (callback_) callback_(e);
+}
+
+int ClientImpl::release_idle_locks(const LocalSession* except) {
+  int n = 0;
+  for (auto& s : snapshot_sessions())
+    if (s.get() != except && s->release_if_idle()) ++n;
+  return n;
+}
+
+void ClientImpl::revoke_loop() {
+  while (!stopping_.load(std::memory_order_acquire)) {
+    const std::uint32_t seen = backend_->notification_epoch();
+    for (auto& s : snapshot_sessions()) s->on_notification();
+    if (stopping_.load(std::memory_order_acquire)) break;
+    backend_->wait_notification(seen, Clock::now() + kRevokeThreadSlice);
+  }
+}
+
+}  // namespace sessionbroker::detail

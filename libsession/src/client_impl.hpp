@@ -1,0 +1,51 @@
+// The attached process: its backend, its local sessions and the revoke thread.
+//
+// Thread safety: sessions_ and callback_ are guarded by mu_; the revoke thread only reads a copy
+// of the session list. Process safety: valid only in the process that attached (fork_epoch_).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "backend.hpp"
+#include "local_session.hpp"
+#include "sessionbroker/client.hpp"
+
+namespace sessionbroker::detail {
+
+class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
+ public:
+  explicit ClientImpl(std::unique_ptr<Backend> backend);
+  ~ClientImpl();
+
+  void start();  // starts the revoke thread; REQUIRES: owned by a shared_ptr
+  Status detach();
+  Status usable() const;  // kDetached after detach or in a forked child
+  Backend& backend() { return *backend_; }
+
+  Result<std::shared_ptr<LocalSession>> session(std::string_view id, bool create, std::uint64_t ttl_ms);
+  void forget(const LocalSession& s);
+  void set_callback(RevokeCallback cb);
+  void notify(const RevokeEvent& e);
+  // Releases cached process locks that no thread uses (lock records ran out). Returns how many.
+  int release_idle_locks(const LocalSession* except);
+
+ private:
+  void revoke_loop();
+  std::vector<std::shared_ptr<LocalSession>> snapshot_sessions();
+
+  std::unique_ptr<Backend> backend_;
+  const std::uint64_t fork_epoch_;
+  std::atomic<bool> detached_{false};
+  std::atomic<bool> stopping_{false};
+  std::thread revoke_thread_;
+  std::mutex mu_;
+  std::map<std::uint32_t, std::shared_ptr<LocalSession>> sessions_;  // GUARDED_BY(mu_), by slot
+  std::mutex callback_mu_;
+  RevokeCallback callback_;  // GUARDED_BY(callback_mu_)
+};
+
+}  // namespace sessionbroker::detail

@@ -1,0 +1,230 @@
+#include "local_session.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "backend.hpp"
+#include "client_impl.hpp"
+
+namespace sessionbroker::detail {
+namespace {
+
+shm::LockMode needed_mode(Mode m) { return m == Mode::kExclusive ? shm::LockMode::kExclusive : shm::LockMode::kShared; }
+
+Status timeout() { return Status(ErrorCode::kTimeout, "lock not granted before the deadline"); }
+
+}  // namespace
+
+bool ThreadLockState::covers(std::string_view name) const {
+  return whole || std::binary_search(attrs.begin(), attrs.end(), name, std::less<>{});
+}
+
+bool LocalSession::usable_for(shm::LockMode need) const {
+  return state_ == ProcState::kHeld && !must_give_back() && held_mode_ >= need;
+}
+
+bool LocalSession::locally_compatible(const std::vector<std::string>& attrs, bool whole, Mode mode) const {
+  if (whole) return mode == Mode::kExclusive ? users_ == 0 : !whole_exclusive_ && attr_exclusive_ == 0;
+  if (whole_exclusive_ || (mode == Mode::kExclusive && whole_shared_ > 0)) return false;
+  for (const auto& a : attrs) {
+    auto it = attrs_.find(a);
+    if (it == attrs_.end()) continue;
+    if (it->second.exclusive || (mode == Mode::kExclusive && it->second.shared > 0)) return false;
+  }
+  return true;
+}
+
+void LocalSession::take_local(const std::vector<std::string>& attrs, bool whole, Mode mode) {
+  ++users_;
+  if (whole) {
+    if (mode == Mode::kExclusive) whole_exclusive_ = true;
+    else ++whole_shared_;
+    return;
+  }
+  for (const auto& a : attrs) {
+    auto& l = attrs_[a];
+    if (mode == Mode::kExclusive) l.exclusive = true, ++attr_exclusive_;
+    else ++l.shared;
+  }
+}
+
+void LocalSession::drop_local(const ThreadLockState& t) {
+  --users_;
+  if (t.whole) {
+    if (t.mode == Mode::kExclusive) whole_exclusive_ = false;
+    else --whole_shared_;
+    return;
+  }
+  for (const auto& a : t.attrs) {
+    auto it = attrs_.find(a);
+    if (it == attrs_.end()) continue;
+    if (t.mode == Mode::kExclusive) it->second.exclusive = false, --attr_exclusive_;
+    else --it->second.shared;
+    if (!it->second.exclusive && it->second.shared == 0) attrs_.erase(it);
+  }
+}
+
+Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::vector<std::string> attrs, bool whole, Mode mode,
+                                                            Clock::time_point deadline) {
+  if (!whole && attrs.empty()) return Status(ErrorCode::kInvalidArgument, "lock needs at least one attribute");
+  for (const auto& a : attrs) {
+    if (a.empty()) return Status(ErrorCode::kInvalidArgument, "attribute name is empty");
+    if (a.size() > shm::kMaxAttrNameBytes)
+      return Status(ErrorCode::kTooLarge, fmt::format("attribute name is {} bytes; the limit is {}", a.size(), shm::kMaxAttrNameBytes));
+  }
+  std::sort(attrs.begin(), attrs.end());
+  attrs.erase(std::unique(attrs.begin(), attrs.end()), attrs.end());
+  const shm::LockMode need = needed_mode(mode);
+  std::unique_lock lk(mu_);
+  for (;;) {
+    if (detached_) return Status(ErrorCode::kDetached, "client is detached");
+    if (destroyed_) return Status(ErrorCode::kNotFound, fmt::format("session '{}' was destroyed", id_));
+    if (usable_for(need) && locally_compatible(attrs, whole, mode)) {
+      take_local(attrs, whole, mode);
+      auto t = std::make_unique<ThreadLockState>();
+      t->session = shared_from_this();
+      t->client = client_.shared_from_this();
+      t->attrs = std::move(attrs);
+      t->whole = whole;
+      t->mode = mode;
+      t->grant = grant_;
+      return t;
+    }
+    if (state_ == ProcState::kHeld && !usable_for(need) && users_ == 0) {
+      release_process_lock(lk);  // give back (revoked, lost, or too weak for this request)
+      continue;
+    }
+    if (state_ == ProcState::kNone) {
+      if (Status st = acquire_process_lock(lk, need, deadline); !st) return st;
+      continue;
+    }
+    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && Clock::now() >= deadline) return timeout();
+  }
+}
+
+Status LocalSession::acquire_process_lock(std::unique_lock<std::mutex>& lk, shm::LockMode need,
+                                          Clock::time_point deadline) {
+  state_ = ProcState::kAcquiring;
+  lk.unlock();
+  auto g = backend_.acquire(ref_, need, deadline);
+  if (!g && g.code() == ErrorCode::kCapacityExceeded && client_.release_idle_locks(this) > 0)
+    g = backend_.acquire(ref_, need, deadline);
+  lk.lock();
+  if (g) {
+    state_ = ProcState::kHeld;
+    grant_ = *g;
+    held_mode_ = need;
+    revoke_seen_ = lost_ = false;
+  } else {
+    state_ = ProcState::kNone;
+    if (g.code() == ErrorCode::kNotFound) destroyed_ = true;
+  }
+  cv_.notify_all();
+  return g.status();
+}
+
+void LocalSession::release_process_lock(std::unique_lock<std::mutex>& lk) {
+  state_ = ProcState::kReleasing;
+  const Grant g = grant_;
+  const bool was_revoked = revoke_seen_ && !lost_;
+  lk.unlock();
+  (void)backend_.release(ref_, g);  // kStaleToken when it was broken meanwhile: released either way
+  if (was_revoked) client_.notify(RevokeEvent{RevokeEvent::Kind::kReleased, id_, g.token});
+  lk.lock();
+  state_ = ProcState::kNone;
+  grant_ = {};
+  held_mode_ = shm::LockMode::kNone;
+  revoke_seen_ = lost_ = false;
+  cv_.notify_all();
+}
+
+Status LocalSession::commit(ThreadLockState& t) {
+  if (t.changes.empty()) return {};
+  std::lock_guard c(commit_mu_);
+  Status st = backend_.commit(ref_, t.grant, t.changes);
+  t.changes.clear();
+  return st;
+}
+
+Status LocalSession::unlock(ThreadLockState& t) {
+  Status st = commit(t);
+  backend_.touch(ref_);
+  std::unique_lock lk(mu_);
+  drop_local(t);
+  if (users_ == 0 && state_ == ProcState::kHeld && must_give_back()) release_process_lock(lk);
+  cv_.notify_all();
+  return st;
+}
+
+Status LocalSession::destroy_with(ThreadLockState& t) {
+  std::unique_lock lk(mu_);
+  drop_local(t);
+  Status st = backend_.destroy_session(ref_, &grant_);
+  state_ = ProcState::kNone;
+  grant_ = {};
+  destroyed_ = true;
+  cv_.notify_all();
+  return st;
+}
+
+Status LocalSession::release(Clock::time_point deadline) {
+  std::unique_lock lk(mu_);
+  if (detached_) return Status(ErrorCode::kDetached, "client is detached");
+  if (state_ != ProcState::kHeld) return Status(ErrorCode::kNotHeld, fmt::format("session '{}' is not locked by this process", id_));
+  release_wanted_ = true;
+  while (users_ > 0 && state_ == ProcState::kHeld) {
+    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && users_ > 0) {
+      release_wanted_ = false;
+      cv_.notify_all();
+      return timeout();
+    }
+  }
+  if (state_ == ProcState::kHeld) release_process_lock(lk);
+  release_wanted_ = false;
+  return {};
+}
+
+std::uint64_t LocalSession::token() const {
+  std::lock_guard lk(mu_);
+  return state_ == ProcState::kHeld ? grant_.token : 0;
+}
+
+bool LocalSession::held() const {
+  std::lock_guard lk(mu_);
+  return state_ == ProcState::kHeld && !lost_;
+}
+
+void LocalSession::on_notification() {
+  std::unique_lock lk(mu_);
+  if (state_ != ProcState::kHeld) return;
+  const Grant g = grant_;
+  if (!lost_ && backend_.grant_lost(g)) {
+    lost_ = true;
+    lk.unlock();
+    client_.notify(RevokeEvent{RevokeEvent::Kind::kLost, id_, g.token});
+    lk.lock();
+  } else if (!revoke_seen_ && !lost_ && backend_.revoke_requested(g)) {
+    revoke_seen_ = true;
+    lk.unlock();
+    client_.notify(RevokeEvent{RevokeEvent::Kind::kRequested, id_, g.token});
+    lk.lock();
+  }
+  if (state_ == ProcState::kHeld && grant_.token == g.token && must_give_back() && users_ == 0) release_process_lock(lk);
+}
+
+bool LocalSession::release_if_idle() {
+  std::unique_lock lk(mu_);
+  if (state_ != ProcState::kHeld || users_ != 0) return false;
+  release_process_lock(lk);
+  return true;
+}
+
+void LocalSession::detach() {
+  std::unique_lock lk(mu_);
+  detached_ = true;
+  if (state_ == ProcState::kHeld) release_process_lock(lk);
+  cv_.notify_all();
+}
+
+}  // namespace sessionbroker::detail

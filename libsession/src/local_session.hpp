@@ -1,0 +1,101 @@
+// The process-local side of one session: the process-level lock (acquired, cached, released on a
+// revoke request) and the thread locks on attributes or the whole session.
+//
+// Thread safety: every member is guarded by mu_ except the immutable ones (id_, ref_, client_).
+// Threads wait on cv_ with their deadline. The process lock is never released while a thread lock
+// is held (users_ > 0); a revoke request or an explicit release stops new thread locks from being
+// granted on the cached process lock, so waiting processes are not starved.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sessionbroker/client.hpp"
+#include "store.hpp"
+
+namespace sessionbroker::detail {
+
+class Backend;
+class ClientImpl;
+class LocalSession;
+
+// What a SessionLock owns: one thread's lock on part of a session, plus its uncommitted writes.
+struct ThreadLockState {
+  std::shared_ptr<LocalSession> session;
+  std::shared_ptr<ClientImpl> client;  // keeps the backend alive while the lock exists
+  std::vector<std::string> attrs;      // sorted, unique; empty when `whole`
+  bool whole = false;
+  Mode mode = Mode::kShared;
+  Grant grant;
+  ChangeSet changes;
+  bool covers(std::string_view name) const;
+};
+
+class LocalSession : public std::enable_shared_from_this<LocalSession> {
+ public:
+  LocalSession(ClientImpl& client, Backend& backend, std::string id, SessionRef ref)
+      : client_(client), backend_(backend), id_(std::move(id)), ref_(ref) {}
+
+  const std::string& id() const { return id_; }
+  SessionRef ref() const { return ref_; }
+
+  Result<std::unique_ptr<ThreadLockState>> lock(std::vector<std::string> attrs, bool whole, Mode mode,
+                                                Clock::time_point deadline);
+  Status commit(ThreadLockState& t);
+  Status unlock(ThreadLockState& t);
+  // Destroys the session using the exclusive whole-session lock `t` holds.
+  Status destroy_with(ThreadLockState& t);
+  Status release(Clock::time_point deadline);
+  std::uint64_t token() const;
+  bool held() const;
+
+  // Revoke thread: looks at this session's revoke flag and lost state; releases when it can.
+  void on_notification();
+  // Releases the cached process lock if no thread uses it. Returns true if it did.
+  bool release_if_idle();
+  // Detach: releases the process lock whatever threads hold; later calls fail with kDetached.
+  void detach();
+
+ private:
+  enum class ProcState { kNone, kAcquiring, kHeld, kReleasing };
+  struct AttrLock {
+    int shared = 0;
+    bool exclusive = false;
+  };
+
+  bool usable_for(shm::LockMode need) const;                                    // REQUIRES: mu_
+  bool locally_compatible(const std::vector<std::string>& attrs, bool whole, Mode mode) const;  // REQUIRES: mu_
+  void take_local(const std::vector<std::string>& attrs, bool whole, Mode mode);  // REQUIRES: mu_
+  void drop_local(const ThreadLockState& t);                                      // REQUIRES: mu_
+  Status acquire_process_lock(std::unique_lock<std::mutex>& lk, shm::LockMode need, Clock::time_point deadline);
+  void release_process_lock(std::unique_lock<std::mutex>& lk);
+  bool must_give_back() const { return revoke_seen_ || lost_ || release_wanted_; }  // REQUIRES: mu_
+
+  ClientImpl& client_;
+  Backend& backend_;
+  const std::string id_;
+  const SessionRef ref_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  ProcState state_ = ProcState::kNone;
+  shm::LockMode held_mode_ = shm::LockMode::kNone;
+  Grant grant_;
+  bool revoke_seen_ = false;     // the store asked for the lock back
+  bool lost_ = false;            // the lock was taken away by force; the token is stale
+  bool release_wanted_ = false;  // Session::release() waits for the threads to finish
+  bool detached_ = false;
+  bool destroyed_ = false;
+  int users_ = 0;                // thread locks outstanding
+  int whole_shared_ = 0;
+  bool whole_exclusive_ = false;
+  int attr_exclusive_ = 0;
+  std::unordered_map<std::string, AttrLock> attrs_;
+  std::mutex commit_mu_;         // serialises this process's commits on the session
+};
+
+}  // namespace sessionbroker::detail

@@ -1,0 +1,249 @@
+// The lock protocol: grant, queue, revoke request, release. LAYOUT.md section "Lock protocol".
+//
+// Every state change of a record happens under its session's mutex and ends with one release
+// store of LockRecord::state; the waiting owner reads that word without the mutex. Grants bump the
+// record's `wake` word and futex-wake it after the state store, so a waiter cannot miss a grant.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "clock.hpp"
+#include "liveness.hpp"
+#include "store.hpp"
+
+namespace sessionbroker::detail {
+namespace {
+
+using shm::LockMode;
+using shm::RecordState;
+
+// While the broker is down, waiters check their session's holders this often, so that a dead
+// holder's lock passes on within about this long plus the reclaim.
+constexpr auto kLivenessSlice = std::chrono::milliseconds(200);
+
+RecordState state_of(const shm::LockRecord& r) { return static_cast<RecordState>(shm::load(r.state)); }
+
+}  // namespace
+
+bool Store::compatible(const shm::SessionSlot& s, LockMode mode) const {
+  return s.holder_count == 0 || (mode == LockMode::kShared && s.lock_mode == static_cast<std::uint32_t>(LockMode::kShared));
+}
+
+void Store::grant(shm::SessionSlot& s, std::uint32_t rec) {
+  auto& r = seg_.record(rec);
+  r.token = shm::fetch_add<std::uint64_t>(seg_.header().next_token, 1);
+  r.since_ns = mono_ns();
+  r.revoke = 0;
+  r.revoke_at_ns = 0;
+  r.next = s.holders_head;
+  s.holders_head = rec;
+  ++s.holder_count;
+  s.lock_mode = r.mode;
+  ++s.grants;
+  shm::store(s.last_used_ns, r.since_ns, std::memory_order_relaxed);
+  shm::store(r.state, static_cast<std::uint32_t>(RecordState::kGranted));
+}
+
+void Store::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
+  auto& r = seg_.record(rec);
+  r.next = shm::kNil;
+  r.ticket = s.next_ticket++;
+  r.since_ns = mono_ns();
+  if (s.queue_tail == shm::kNil) s.queue_head = rec;
+  else seg_.record(s.queue_tail).next = rec;
+  s.queue_tail = rec;
+  ++s.queue_len;
+  shm::store(r.state, static_cast<std::uint32_t>(RecordState::kWaiting));
+}
+
+// Grants the head of the queue while it is compatible: one exclusive waiter, or every consecutive
+// shared waiter (invariant 4). Then asks the holders to release if anyone is still queued.
+void Store::grant_waiters(shm::SessionSlot& s) {
+  while (s.queue_head != shm::kNil) {
+    const std::uint32_t rec = s.queue_head;
+    auto& r = seg_.record(rec);
+    const auto mode = static_cast<LockMode>(r.mode);
+    if (!compatible(s, mode)) break;
+    s.queue_head = r.next;
+    if (s.queue_head == shm::kNil) s.queue_tail = shm::kNil;
+    --s.queue_len;
+    grant(s, rec);
+    shm::bump_and_wake(r.wake);
+    if (mode == LockMode::kExclusive) break;
+  }
+  if (s.queue_head != shm::kNil) request_revoke(s);
+}
+
+void Store::request_revoke(shm::SessionSlot& s) {
+  for (std::uint32_t h = s.holders_head; h != shm::kNil; h = seg_.record(h).next) {
+    auto& r = seg_.record(h);
+    if (shm::load(r.revoke) != 0) continue;
+    r.revoke_at_ns = mono_ns();
+    shm::store(r.revoke, 1u);
+    auto& owner = seg_.client(seg_.client_of_record(h));
+    shm::fetch_add<std::uint32_t>(owner.revoke_pending, 1u);
+    shm::bump_and_wake(owner.notify);
+  }
+}
+
+void Store::clear_revoke_flags(shm::SessionSlot& s) {
+  for (std::uint32_t h = s.holders_head; h != shm::kNil; h = seg_.record(h).next) shm::store(seg_.record(h).revoke, 0u);
+}
+
+// Unlinks `rec` from the holder list or the queue of `s`. Returns false if it was in neither.
+bool Store::unlink(shm::SessionSlot& s, std::uint32_t rec) {
+  auto& r = seg_.record(rec);
+  const RecordState st = state_of(r);
+  if (st == RecordState::kGranted) {
+    for (std::uint32_t* link = &s.holders_head; *link != shm::kNil; link = &seg_.record(*link).next) {
+      if (*link != rec) continue;
+      *link = r.next;
+      if (--s.holder_count == 0) s.lock_mode = static_cast<std::uint32_t>(LockMode::kNone);
+      return true;
+    }
+  } else if (st == RecordState::kWaiting) {
+    std::uint32_t prev = shm::kNil;
+    for (std::uint32_t* link = &s.queue_head; *link != shm::kNil; prev = *link, link = &seg_.record(*link).next) {
+      if (*link != rec) continue;
+      *link = r.next;
+      if (s.queue_tail == rec) s.queue_tail = prev;
+      --s.queue_len;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Takes `rec` out of the session, grants whoever that unblocks, and leaves the record in
+// `final_state` (kFree when its owner gives it back, kBroken when taken by force).
+void Store::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordState final_state) {
+  auto& r = seg_.record(rec);
+  unlink(s, rec);
+  r.next = shm::kNil;
+  shm::store(r.state, static_cast<std::uint32_t>(final_state));
+  shm::store(s.last_used_ns, mono_ns(), std::memory_order_relaxed);
+  grant_waiters(s);
+  if (s.queue_head == shm::kNil) clear_revoke_flags(s);
+}
+
+bool Store::holds(const shm::SessionSlot& s, SessionRef ref, const Grant& g) const {
+  if (g.record >= seg_.record_count()) return false;
+  const auto& r = seg_.record(g.record);
+  return s.state == static_cast<std::uint32_t>(shm::SessionState::kLive) && s.generation == ref.gen &&
+         state_of(r) == RecordState::kGranted && r.token == g.token && r.session == ref.slot;
+}
+
+Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
+                             Clock::time_point deadline) {
+  auto& s = seg_.session(ref.slot);
+  auto& r = seg_.record(rec);
+  {
+    SessionGuard g(*this, ref.slot);
+    if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive) || s.generation != ref.gen)
+      return Status(ErrorCode::kNotFound, "session was destroyed or expired");
+    r.mode = static_cast<std::uint32_t>(mode);
+    shm::store(r.session, ref.slot, std::memory_order_relaxed);
+    shm::store(r.session_gen, ref.gen, std::memory_order_relaxed);
+    r.revoke = 0;
+    r.revoke_at_ns = 0;
+    if (s.queue_head == shm::kNil && compatible(s, mode)) {
+      grant(s, rec);
+      shm::fetch_add<std::uint64_t>(seg_.client(client).grants, 1, std::memory_order_relaxed);
+      return Grant{rec, r.token};
+    }
+    enqueue(s, rec);
+    request_revoke(s);
+  }
+  shm::fetch_add<std::uint64_t>(seg_.client(client).waits, 1, std::memory_order_relaxed);
+  auto granted = wait_for_grant(rec, ref, deadline);
+  if (granted) shm::fetch_add<std::uint64_t>(seg_.client(client).grants, 1, std::memory_order_relaxed);
+  return granted;
+}
+
+// The waiting owner's loop: sleep on the record's wake word until granted or the deadline.
+Result<Grant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::time_point deadline) {
+  auto& r = seg_.record(rec);
+  for (;;) {
+    const std::uint32_t seen = shm::load(r.wake);
+    const RecordState st = state_of(r);
+    if (st == RecordState::kGranted) return Grant{rec, r.token};
+    if (st != RecordState::kWaiting) {  // destroyed while we waited: destroy broke our record
+      SessionGuard g(*this, ref.slot);
+      shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+      return Status(ErrorCode::kNotFound, "session was destroyed while waiting for its lock");
+    }
+    const auto now = Clock::now();
+    if (now >= deadline) break;
+    const auto slice_end = std::min(deadline, now + kLivenessSlice);
+    if (shm::futex_wait(r.wake, seen, slice_end) == shm::WaitResult::kTimedOut && slice_end < deadline)
+      reclaim_dead_holders(ref.slot);
+  }
+  // Deadline passed: leave the queue without a trace, unless the grant raced us.
+  SessionGuard g(*this, ref.slot);
+  const RecordState st = state_of(r);
+  if (st == RecordState::kGranted) return Grant{rec, r.token};
+  if (st != RecordState::kWaiting) {
+    shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+    return Status(ErrorCode::kNotFound, "session was destroyed while waiting for its lock");
+  }
+  remove_record(seg_.session(ref.slot), rec, RecordState::kFree);
+  return Status(ErrorCode::kTimeout, "lock not granted before the deadline");
+}
+
+Status Store::release(SessionRef ref, const Grant& g) {
+  if (g.record >= seg_.record_count()) return Status(ErrorCode::kNotHeld, "no such lock");
+  auto& r = seg_.record(g.record);
+  SessionGuard guard(*this, ref.slot);
+  auto& s = seg_.session(ref.slot);
+  const RecordState st = state_of(r);
+  if (st == RecordState::kBroken) {
+    shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+    return Status(ErrorCode::kStaleToken, fmt::format("token {} was revoked before release", g.token));
+  }
+  if (st != RecordState::kGranted || r.token != g.token || r.session != ref.slot)
+    return Status(ErrorCode::kNotHeld, fmt::format("token {} is not held (already released?)", g.token));
+  remove_record(s, g.record, RecordState::kFree);
+  return {};
+}
+
+bool Store::break_lock(std::uint32_t rec, std::uint64_t token) {
+  if (rec >= seg_.record_count()) return false;
+  auto& r = seg_.record(rec);
+  const std::uint32_t slot = shm::load(r.session, std::memory_order_relaxed);
+  if (slot >= seg_.caps().max_sessions) return false;
+  SessionGuard guard(*this, slot);
+  if (state_of(r) != RecordState::kGranted || r.token != token || r.session != slot) return false;
+  remove_record(seg_.session(slot), rec, RecordState::kBroken);
+  shm::bump_and_wake(seg_.client(seg_.client_of_record(rec)).notify);  // tell the owner it lost the lock
+  return true;
+}
+
+bool Store::revoke_requested(const Grant& g) const {
+  return g.record < seg_.record_count() && shm::load(seg_.record(g.record).revoke) != 0;
+}
+
+bool Store::grant_lost(const Grant& g) const {
+  if (g.record >= seg_.record_count()) return true;
+  const auto& r = seg_.record(g.record);
+  return state_of(r) != RecordState::kGranted;
+}
+
+void Store::touch(SessionRef ref) {
+  shm::store(seg_.session(ref.slot).last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
+}
+
+void Store::reclaim_dead_holders(std::uint32_t slot) {
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> suspects;  // (client, generation)
+  {
+    SessionGuard g(*this, slot);
+    auto& s = seg_.session(slot);
+    for (std::uint32_t h = s.holders_head; h != shm::kNil; h = seg_.record(h).next) {
+      const std::uint32_t c = seg_.client_of_record(h);
+      const auto& cs = seg_.client(c);
+      if (check_liveness(cs.pid, cs.start_time) == Liveness::kDead) suspects.emplace_back(c, cs.generation);
+    }
+  }
+  for (auto [c, gen] : suspects) reclaim_if_dead(c, gen);
+}
+
+}  // namespace sessionbroker::detail

@@ -1,0 +1,273 @@
+// Client table and session table: attach, detach, reclaim of dead clients, create/open/destroy.
+// LAYOUT.md sections "Client table", "Session table" and "Reclaim".
+// Everything here runs under the registry mutex (lock order: registry -> session -> alloc).
+#include <fmt/format.h>
+
+#include "clock.hpp"
+#include "liveness.hpp"
+#include "store.hpp"
+
+namespace sessionbroker::detail {
+namespace {
+
+using shm::ClientState;
+using shm::RecordState;
+using shm::SessionState;
+
+std::uint64_t hash_id(std::string_view id) { return shm::fnv1a(id.data(), id.size()); }
+
+Status check_session_id(std::string_view id) {
+  if (id.empty()) return Status(ErrorCode::kInvalidArgument, "session id is empty");
+  if (id.size() > shm::kMaxSessionIdBytes)
+    return Status(ErrorCode::kTooLarge, fmt::format("session id is {} bytes; the limit is {}", id.size(), shm::kMaxSessionIdBytes));
+  return {};
+}
+
+}  // namespace
+
+Result<std::uint32_t> Store::attach_client(pid_t pid) {
+  const auto start = process_start_time(pid);
+  if (!start) return Status(ErrorCode::kSystem, fmt::format("cannot read /proc/{}/stat", pid));
+  auto& h = seg_.header();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      auto g = registry_guard(*this);
+      for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
+        auto& cs = seg_.client(c);
+        if (shm::load(cs.state) != static_cast<std::uint32_t>(ClientState::kFree)) continue;
+        ++cs.generation;
+        cs.pid = pid;
+        cs.start_time = *start;
+        cs.pending_blob = shm::kNil;
+        cs.attached_at_ns = real_ns();
+        cs.grants = cs.waits = cs.revokes_honoured = 0;
+        cs.revoke_pending = 0;
+        shm::store(cs.state, static_cast<std::uint32_t>(ClientState::kLive));
+        ++h.client_count;
+        shm::bump_and_wake(h.registry_epoch);
+        return c;
+      }
+    }
+    if (attempt == 0 && reclaim_all_dead() == 0) break;  // full: make room from dead clients once
+  }
+  return Status(ErrorCode::kCapacityExceeded,
+                fmt::format("client table full ({} clients attached)", seg_.caps().max_clients));
+}
+
+void Store::detach_client(std::uint32_t client) {
+  auto g = registry_guard(*this);
+  reclaim_client_locked(client);
+}
+
+bool Store::reclaim_if_dead(std::uint32_t client, std::uint32_t generation, bool known_dead) {
+  auto& cs = seg_.client(client);
+  auto g = registry_guard(*this);
+  const auto st = static_cast<ClientState>(shm::load(cs.state));
+  if (st == ClientState::kFree || cs.generation != generation) return false;  // already reclaimed or reused
+  if (st == ClientState::kLive && !known_dead && check_liveness(cs.pid, cs.start_time) != Liveness::kDead) return false;
+  reclaim_client_locked(client);
+  return true;
+}
+
+int Store::reclaim_all_dead() {
+  int n = 0;
+  for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
+    auto& cs = seg_.client(c);
+    if (shm::load(cs.state) == static_cast<std::uint32_t>(ClientState::kFree)) continue;
+    if (reclaim_if_dead(c, cs.generation)) ++n;
+  }
+  return n;
+}
+
+// Idempotent: each step checks what is left to do, so a crash half-way leaves a kDead slot that the
+// next reclaim (or the registry repair) finishes.
+void Store::reclaim_client_locked(std::uint32_t client) {
+  auto& cs = seg_.client(client);
+  auto& h = seg_.header();
+  if (shm::load(cs.state) == static_cast<std::uint32_t>(ClientState::kFree)) return;
+  shm::store(cs.state, static_cast<std::uint32_t>(ClientState::kDead));
+  const std::uint32_t first = seg_.first_record_of(client);
+  for (std::uint32_t rec = first; rec < first + seg_.caps().locks_per_client; ++rec) {
+    auto& r = seg_.record(rec);
+    if (shm::load(r.state) == static_cast<std::uint32_t>(RecordState::kFree)) continue;
+    const std::uint32_t slot = shm::load(r.session, std::memory_order_relaxed);
+    if (slot >= seg_.caps().max_sessions) {
+      shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+      continue;
+    }
+    SessionGuard sg(*this, slot);
+    if (r.session == slot) remove_record(seg_.session(slot), rec, RecordState::kFree);
+    else shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+  }
+  {
+    auto ag = alloc_guard(*this);
+    if (cs.pending_blob != shm::kNil) free_chain(cs.pending_blob);
+    cs.pending_blob = shm::kNil;
+  }
+  cs.pid = 0;
+  shm::store(cs.state, static_cast<std::uint32_t>(ClientState::kFree));
+  --h.client_count;
+  shm::bump_and_wake(h.registry_epoch);
+}
+
+// Returns the index word for `id`: the matching one, or (for_insert) the first reusable one.
+// nullptr when not found (or, for_insert, when the index has no room).
+std::uint32_t* Store::index_find(std::string_view id, bool for_insert) {
+  auto& h = seg_.header();
+  const std::uint32_t mask = h.regions.index_size - 1;
+  std::uint32_t* idx = seg_.index();
+  std::uint32_t* reusable = nullptr;
+  for (std::uint32_t i = static_cast<std::uint32_t>(hash_id(id)) & mask, probes = 0; probes <= mask;
+       i = (i + 1) & mask, ++probes) {
+    const std::uint32_t v = idx[i];
+    if (v == shm::kIndexEmpty) return for_insert ? (reusable ? reusable : &idx[i]) : nullptr;
+    if (v == shm::kIndexTombstone) {
+      if (!reusable) reusable = &idx[i];
+      continue;
+    }
+    if (v >= seg_.caps().max_sessions) continue;  // corrupt word: skip rather than trust
+    const auto& s = seg_.session(v);
+    if (s.id_len == id.size() && std::string_view(s.id, s.id_len) == id) return for_insert ? nullptr : &idx[i];
+  }
+  return for_insert ? reusable : nullptr;
+}
+
+void Store::index_rebuild() {
+  auto& h = seg_.header();
+  std::uint32_t* idx = seg_.index();
+  for (std::uint32_t i = 0; i < h.regions.index_size; ++i) idx[i] = shm::kIndexEmpty;
+  h.index_tombstones = 0;
+  h.session_free_head = shm::kNil;
+  h.session_count = 0;
+  for (std::uint32_t slot = seg_.caps().max_sessions; slot-- > 0;) {
+    auto& s = seg_.session(slot);
+    if (s.state == static_cast<std::uint32_t>(SessionState::kLive) && s.id_len <= shm::kMaxSessionIdBytes) {
+      if (std::uint32_t* w = index_find(std::string_view(s.id, s.id_len), true)) {
+        *w = slot;
+        ++h.session_count;
+        continue;
+      }
+    }
+    s.state = static_cast<std::uint32_t>(SessionState::kFree);
+    s.free_next = h.session_free_head;
+    h.session_free_head = slot;
+  }
+}
+
+Result<SessionRef> Store::create_session(std::string_view id, std::uint64_t ttl_ms) {
+  if (Status st = check_session_id(id); !st) return st;
+  auto& h = seg_.header();
+  auto g = registry_guard(*this);
+  if (index_find(id, false)) return Status(ErrorCode::kAlreadyExists, fmt::format("session '{}' already exists", id));
+  const std::uint32_t slot = h.session_free_head;
+  std::uint32_t* word = index_find(id, true);
+  if (slot == shm::kNil || !word)
+    return Status(ErrorCode::kCapacityExceeded, fmt::format("session table full ({} sessions)", seg_.caps().max_sessions));
+  auto& s = seg_.session(slot);
+  SessionGuard sg(*this, slot);
+  h.session_free_head = s.free_next;
+  s.free_next = shm::kNil;
+  s.id_len = static_cast<std::uint32_t>(id.size());
+  std::copy(id.begin(), id.end(), s.id);
+  shm::store(s.ttl_ms, ttl_ms ? ttl_ms : seg_.caps().default_ttl_ms, std::memory_order_relaxed);
+  s.created_at_ns = real_ns();
+  s.version = s.grants = 0;
+  s.lock_mode = static_cast<std::uint32_t>(shm::LockMode::kNone);
+  s.holder_count = s.queue_len = 0;
+  s.holders_head = s.queue_head = s.queue_tail = shm::kNil;
+  shm::store(s.last_used_ns, mono_ns(), std::memory_order_relaxed);
+  ++s.generation;
+  shm::store(s.state, static_cast<std::uint32_t>(SessionState::kLive));
+  if (*word == shm::kIndexTombstone) --h.index_tombstones;
+  *word = slot;
+  ++h.session_count;
+  return SessionRef{slot, s.generation};
+}
+
+Result<SessionRef> Store::open_session(std::string_view id) {
+  if (Status st = check_session_id(id); !st) return st;
+  auto g = registry_guard(*this);
+  const std::uint32_t* w = index_find(id, false);
+  if (!w) return Status(ErrorCode::kNotFound, fmt::format("no session '{}'", id));
+  return SessionRef{*w, seg_.session(*w).generation};
+}
+
+Status Store::destroy_session(SessionRef ref, const Grant* own) {
+  auto g = registry_guard(*this);
+  auto& s = seg_.session(ref.slot);
+  SessionGuard sg(*this, ref.slot);
+  if (s.state != static_cast<std::uint32_t>(SessionState::kLive) || s.generation != ref.gen)
+    return Status(ErrorCode::kNotFound, "session was already destroyed");
+  destroy_locked(ref.slot, own);
+  return {};
+}
+
+// Breaks every lock (waiters see kBroken and return kNotFound; holders' tokens go stale), frees the
+// committed blob and returns the slot to the free list. REQUIRES: registry mutex + session mutex.
+void Store::destroy_locked(std::uint32_t slot, const Grant* own) {
+  auto& h = seg_.header();
+  auto& s = seg_.session(slot);
+  for (std::uint32_t* head : {&s.holders_head, &s.queue_head}) {
+    while (*head != shm::kNil) {
+      const std::uint32_t rec = *head;
+      auto& r = seg_.record(rec);
+      *head = r.next;
+      r.next = shm::kNil;
+      const bool mine = own && own->record == rec;
+      shm::store(r.state, static_cast<std::uint32_t>(mine ? RecordState::kFree : RecordState::kBroken));
+      shm::bump_and_wake(r.wake);
+      if (!mine) shm::bump_and_wake(seg_.client(seg_.client_of_record(rec)).notify);
+    }
+  }
+  s.queue_tail = shm::kNil;
+  s.holder_count = s.queue_len = 0;
+  s.lock_mode = static_cast<std::uint32_t>(shm::LockMode::kNone);
+  {
+    auto ag = alloc_guard(*this);
+    if (s.blob != shm::kNil) free_chain(s.blob);
+    shm::store(s.blob, shm::kNil);
+  }
+  if (std::uint32_t* w = index_find(std::string_view(s.id, s.id_len), false)) {
+    *w = shm::kIndexTombstone;
+    ++h.index_tombstones;
+  }
+  ++s.generation;
+  shm::store(s.state, static_cast<std::uint32_t>(SessionState::kFree));
+  s.free_next = h.session_free_head;
+  h.session_free_head = slot;
+  --h.session_count;
+  if (h.index_tombstones > h.regions.index_size / 4) index_rebuild();
+}
+
+std::vector<std::string> Store::list_sessions() {
+  std::vector<std::string> ids;
+  auto g = registry_guard(*this);
+  for (std::uint32_t slot = 0; slot < seg_.caps().max_sessions; ++slot) {
+    const auto& s = seg_.session(slot);
+    if (s.state == static_cast<std::uint32_t>(SessionState::kLive)) ids.emplace_back(s.id, s.id_len);
+  }
+  return ids;
+}
+
+std::optional<std::string> Store::expire_if_idle(std::uint32_t slot, std::uint64_t now) {
+  auto& s = seg_.session(slot);
+  if (shm::load(s.state, std::memory_order_relaxed) != static_cast<std::uint32_t>(SessionState::kLive)) return std::nullopt;
+  auto idle_past_ttl = [&] {
+    const std::uint64_t ttl = shm::load(s.ttl_ms, std::memory_order_relaxed);
+    return ttl != 0 && now > shm::load(s.last_used_ns, std::memory_order_relaxed) + ttl * 1'000'000ull;
+  };
+  if (!idle_past_ttl()) return std::nullopt;
+  auto g = registry_guard(*this);
+  SessionGuard sg(*this, slot);
+  if (s.state != static_cast<std::uint32_t>(SessionState::kLive) || !idle_past_ttl()) return std::nullopt;
+  if (s.queue_head != shm::kNil) return std::nullopt;
+  if (s.holder_count != 0) {  // idle cached lock: ask for it back; expire on a later pass
+    request_revoke(s);
+    return std::nullopt;
+  }
+  std::string id(s.id, s.id_len);
+  destroy_locked(slot, nullptr);
+  return id;
+}
+
+}  // namespace sessionbroker::detail

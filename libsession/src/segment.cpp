@@ -1,0 +1,155 @@
+#include "segment.hpp"
+
+#include <cstring>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <fmt/format.h>
+
+#include "clock.hpp"
+#include "sessionbroker/shm/futex.hpp"
+
+namespace bip = boost::interprocess;
+
+namespace sessionbroker::detail {
+namespace {
+
+// Maps the whole object; the mapping outlives the shared_memory_object (POSIX keeps it).
+Result<std::pair<void*, std::uint64_t>> map_object(bip::shared_memory_object& shm, std::uint64_t size) {
+  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, shm.get_mapping_handle().handle, 0);
+  if (base == MAP_FAILED) return Status(ErrorCode::kSystem, fmt::format("mmap: {}", std::strerror(errno)));
+  return std::pair<void*, std::uint64_t>{base, size};
+}
+
+Status from_boost(const bip::interprocess_exception& e, const std::string& name) {
+  switch (e.get_error_code()) {
+    case bip::not_found_error:
+      return Status(ErrorCode::kNoSegment, fmt::format("segment '{}' does not exist (is session-broker running?)", name));
+    case bip::security_error:
+      return Status(ErrorCode::kPermissionDenied, fmt::format("segment '{}': permission denied", name));
+    case bip::already_exists_error:
+      return Status(ErrorCode::kAlreadyExists, fmt::format("segment '{}' already exists", name));
+    default:
+      return Status(ErrorCode::kSystem, fmt::format("segment '{}': {}", name, e.what()));
+  }
+}
+
+Status check_name(const std::string& name) {
+  if (name.empty() || name.size() > 200 || name.find('/') != std::string::npos)
+    return Status(ErrorCode::kInvalidArgument,
+                  fmt::format("segment name '{}' must be 1..200 characters without '/'", name));
+  return {};
+}
+
+}  // namespace
+
+Segment::Segment(std::string name, void* base, std::uint64_t size, uid_t owner)
+    : name_(std::move(name)), base_(base), size_(size), owner_uid_(owner) {}
+
+Segment::~Segment() { munmap(base_, size_); }
+
+bool Segment::remove(const std::string& name) { return bip::shared_memory_object::remove(name.c_str()); }
+
+Result<std::unique_ptr<Segment>> Segment::create(const std::string& name, const CreateOptions& opts) {
+  if (Status s = check_name(name); !s) return s;
+  auto regions = shm::compute_regions(opts.caps);
+  if (!regions) return Status(ErrorCode::kInvalidArgument, "segment capacities out of range");
+  try {
+    bip::permissions perm(static_cast<unsigned>(opts.mode));
+    // create_only: O_CREAT|O_EXCL, so an existing object (or a planted symlink) is never adopted here.
+    bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write, perm);
+    const int fd = shm.get_mapping_handle().handle;
+    if (opts.gid >= 0 && fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(opts.gid)) != 0) {
+      Status err(ErrorCode::kPermissionDenied, fmt::format("chgrp of segment '{}': {}", name, std::strerror(errno)));
+      bip::shared_memory_object::remove(name.c_str());
+      return err;
+    }
+    shm.truncate(static_cast<bip::offset_t>(regions->end));
+    auto mapped = map_object(shm, regions->end);
+    if (!mapped) {
+      bip::shared_memory_object::remove(name.c_str());
+      return mapped.status();
+    }
+    std::unique_ptr<Segment> seg(new Segment(name, mapped->first, mapped->second, geteuid()));
+    seg->initialise(opts.caps, *regions);
+    return seg;
+  } catch (const bip::interprocess_exception& e) {
+    return from_boost(e, name);
+  }
+}
+
+Result<std::unique_ptr<Segment>> Segment::open(const std::string& name) {
+  if (Status s = check_name(name); !s) return s;
+  try {
+    bip::shared_memory_object shm(bip::open_only, name.c_str(), bip::read_write);
+    struct stat st {};
+    if (fstat(shm.get_mapping_handle().handle, &st) != 0)
+      return Status(ErrorCode::kSystem, fmt::format("fstat of segment '{}': {}", name, std::strerror(errno)));
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (size < sizeof(shm::SegmentHeader))
+      return Status(ErrorCode::kCorrupt, fmt::format("segment '{}' is {} bytes, smaller than a header", name, size));
+    auto mapped = map_object(shm, size);
+    if (!mapped) return mapped.status();
+    std::unique_ptr<Segment> seg(new Segment(name, mapped->first, size, st.st_uid));
+    if (Status s = validate(mapped->first, size); !s)
+      return Status(s.code(), fmt::format("segment '{}': {}", name, s.message()));
+    return seg;
+  } catch (const bip::interprocess_exception& e) {
+    return from_boost(e, name);
+  }
+}
+
+Status Segment::validate(const void* base, std::uint64_t size) {
+  if (size < sizeof(shm::SegmentHeader)) return Status(ErrorCode::kCorrupt, "smaller than a header");
+  const auto& h = *static_cast<const shm::SegmentHeader*>(base);
+  const std::uint64_t magic = shm::load(h.magic);
+  if (magic == 0) return Status(ErrorCode::kCorrupt, "not initialised (creation in progress or interrupted)");
+  if (magic != shm::kMagic) return Status(ErrorCode::kCorrupt, "bad magic: not a sessionbroker segment");
+  if (h.layout_version != shm::kLayoutVersion)
+    return Status(ErrorCode::kIncompatible,
+                  fmt::format("layout version {} but this build speaks {}", h.layout_version, shm::kLayoutVersion));
+  if (h.header_bytes != sizeof(shm::SegmentHeader) || h.fingerprint != shm::layout_fingerprint())
+    return Status(ErrorCode::kIncompatible, "layout fingerprint differs: built with other struct sizes");
+  auto expected = shm::compute_regions(h.caps);
+  if (!expected) return Status(ErrorCode::kCorrupt, "capacities in the header are out of range");
+  if (!shm::same_regions(*expected, h.regions)) return Status(ErrorCode::kCorrupt, "region map does not match capacities");
+  if (expected->end != size)
+    return Status(ErrorCode::kCorrupt, fmt::format("size {} but the region map needs {}", size, expected->end));
+  const std::uint32_t free_head = h.free_head;
+  if ((free_head != shm::kNil && free_head >= h.caps.block_count) || h.free_count > h.caps.block_count)
+    return Status(ErrorCode::kCorrupt, "free list head out of range");
+  return {};
+}
+
+// REQUIRES: the segment was just created and no other process can have validated it (magic is 0).
+void Segment::initialise(const shm::Capacities& caps, const shm::Regions& regions) {
+  // The object is fresh from ftruncate, hence zero-filled: only non-zero fields are written.
+  auto& h = header();
+  h.layout_version = shm::kLayoutVersion;
+  h.header_bytes = sizeof(shm::SegmentHeader);
+  h.fingerprint = shm::layout_fingerprint();
+  h.caps = caps;
+  h.regions = regions;
+  h.created_at_ns = real_ns();
+  h.next_token = real_ns() / 1000;
+  shm::robust_mutex_init(h.registry_mutex);
+  shm::robust_mutex_init(h.alloc_mutex);
+  for (std::uint32_t i = 0; i < caps.max_clients; ++i) client(i).pending_blob = shm::kNil;
+  for (std::uint32_t i = 0; i < record_count(); ++i) record(i).next = shm::kNil;
+  for (std::uint32_t i = 0; i < caps.max_sessions; ++i) {
+    auto& s = session(i);
+    shm::robust_mutex_init(s.mutex);
+    s.holders_head = s.queue_head = s.queue_tail = s.blob = shm::kNil;
+    s.free_next = i + 1 < caps.max_sessions ? i + 1 : shm::kNil;
+  }
+  h.session_free_head = 0;
+  for (std::uint32_t i = 0; i < regions.index_size; ++i) index()[i] = shm::kIndexEmpty;
+  for (std::uint32_t i = 0; i < caps.block_count; ++i) block(i).next = i + 1 < caps.block_count ? i + 1 : shm::kNil;
+  h.free_head = 0;
+  h.free_count = caps.block_count;
+  shm::store(h.magic, shm::kMagic);  // publish: attachers may now trust the segment
+}
+
+}  // namespace sessionbroker::detail

@@ -1,0 +1,159 @@
+// Store: the lock protocol and the attribute store, as operations on a mapped Segment.
+// Used by libsession's shared-memory backend (client side) and by the broker (reclaim, expiry).
+// The protocol itself is specified in shm_layout/LAYOUT.md; this class is its one implementation.
+//
+// Lock order (never take a mutex to the left while holding one to the right):
+//   registry mutex  ->  one session mutex  ->  alloc mutex
+// At most one session mutex is held at a time.
+//
+// Thread safety: a Store has no mutable process-local state; every method may be called from any
+// thread of any process mapping the segment. Methods that say "REQUIRES: session mutex" etc. are
+// internal steps and are called only with that mutex held by the calling thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "segment.hpp"
+#include "sessionbroker/error.hpp"
+#include "sessionbroker/shm/futex.hpp"
+
+namespace sessionbroker::detail {
+
+using shm::Clock;
+
+struct SessionRef {
+  std::uint32_t slot = shm::kNil;
+  std::uint32_t gen = 0;
+};
+
+struct Grant {
+  std::uint32_t record = shm::kNil;
+  std::uint64_t token = 0;
+};
+
+// Attribute changes of one commit: a value to set, or nullopt to erase.
+using ChangeSet = std::map<std::string, std::optional<std::string>, std::less<>>;
+using AttrMap = std::map<std::string, std::string, std::less<>>;
+
+struct AttrInfo {
+  std::string name;
+  std::uint32_t size;
+};
+
+// A consistent copy of one session, for tools (taken under its session mutex).
+struct SessionSnapshot {
+  std::uint32_t slot;
+  std::string id;
+  shm::LockMode mode;
+  struct Holder { std::uint32_t client; std::int32_t pid; shm::LockMode mode; std::uint64_t token; bool revoke; };
+  struct Waiter { std::uint32_t client; std::int32_t pid; shm::LockMode mode; std::uint64_t ticket; };
+  std::vector<Holder> holders;
+  std::vector<Waiter> queue;  // FIFO order
+  std::vector<AttrInfo> attrs;
+  std::uint64_t version, grants, ttl_ms, idle_ms;
+};
+
+class Store {
+ public:
+  explicit Store(Segment& seg) : seg_(seg) {}
+  Segment& segment() const { return seg_; }
+
+  // ---- clients (registry.cpp) ----
+  Result<std::uint32_t> attach_client(pid_t pid);
+  // Releases whatever the client still has and frees its slot. REQUIRES: caller is the owner.
+  void detach_client(std::uint32_t client);
+  // If the owner of `client` (at `generation`) is dead, reclaims everything it held. Returns true
+  // when a reclaim ran. Safe to call from any process, concurrently, any number of times.
+  // known_dead: the caller saw the process exit (pidfd), skip the /proc check.
+  bool reclaim_if_dead(std::uint32_t client, std::uint32_t generation, bool known_dead = false);
+  // Checks every live client and reclaims the dead ones; returns how many were reclaimed.
+  int reclaim_all_dead();
+
+  // ---- sessions (registry.cpp) ----
+  Result<SessionRef> create_session(std::string_view id, std::uint64_t ttl_ms);
+  Result<SessionRef> open_session(std::string_view id);
+  // Destroys the session, breaking any lock other than `own` (which may be null).
+  Status destroy_session(SessionRef ref, const Grant* own);
+  std::vector<std::string> list_sessions();
+  // Broker: destroys `slot` if it is live, unheld, unqueued and idle past its TTL; if it is held
+  // but idle, asks the holders to release. Returns the id of the session it destroyed.
+  std::optional<std::string> expire_if_idle(std::uint32_t slot, std::uint64_t now_mono_ns);
+
+  // ---- locks (lock_table.cpp) ----
+  // REQUIRES: `record` belongs to `client` and is kFree.
+  Result<Grant> acquire(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
+                        Clock::time_point deadline);
+  // Gives the lock back. kStaleToken if it was broken meanwhile (the record is freed either way).
+  Status release(SessionRef ref, const Grant& g);
+  // Takes a lock away by force (revoke deadline, break-lock): the token goes stale at once.
+  bool break_lock(std::uint32_t record, std::uint64_t token);
+  bool revoke_requested(const Grant& g) const;
+  bool grant_lost(const Grant& g) const;
+  void touch(SessionRef ref);
+  // Checks the holders of `slot` and reclaims dead ones (used by waiters while the broker is down).
+  void reclaim_dead_holders(std::uint32_t slot);
+
+  // ---- data (blob_store.cpp) ----
+  Result<std::optional<std::string>> read(SessionRef ref, const Grant& g, std::string_view name);
+  Result<AttrMap> read_all(SessionRef ref, const Grant& g);
+  Status commit(std::uint32_t client, SessionRef ref, const Grant& g, const ChangeSet& changes);
+  std::uint32_t free_blocks() const { return shm::load(seg_.header().free_count); }
+
+  // ---- tools ----
+  std::optional<SessionSnapshot> snapshot(std::uint32_t slot);
+
+  // ---- repairs (repair.cpp): REQUIRES the named mutex, owner died ----
+  void repair_registry();
+  void repair_session(std::uint32_t slot);
+  void repair_alloc();
+
+ private:
+  friend class SessionGuard;
+  // registry.cpp
+  void reclaim_client_locked(std::uint32_t client);                  // REQUIRES: registry mutex
+  std::uint32_t* index_find(std::string_view id, bool for_insert);   // REQUIRES: registry mutex
+  void index_rebuild();                                               // REQUIRES: registry mutex
+  void destroy_locked(std::uint32_t slot, const Grant* own);         // REQUIRES: registry + session
+  // lock_table.cpp, all REQUIRES: session mutex of `s`
+  bool compatible(const shm::SessionSlot& s, shm::LockMode mode) const;
+  void grant(shm::SessionSlot& s, std::uint32_t rec);
+  void grant_waiters(shm::SessionSlot& s);
+  void enqueue(shm::SessionSlot& s, std::uint32_t rec);
+  bool unlink(shm::SessionSlot& s, std::uint32_t rec);
+  void request_revoke(shm::SessionSlot& s);
+  void clear_revoke_flags(shm::SessionSlot& s);
+  void remove_record(shm::SessionSlot& s, std::uint32_t rec, shm::RecordState final_state);
+  bool holds(const shm::SessionSlot& s, SessionRef ref, const Grant& g) const;
+  Result<Grant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline);
+  // blob_store.cpp, REQUIRES: alloc mutex
+  std::uint32_t alloc_chain(std::uint32_t blocks);
+  void free_chain(std::uint32_t head);
+
+  Segment& seg_;
+};
+
+// RAII for the per-session mutex with its repair routine.
+class SessionGuard {
+ public:
+  SessionGuard(Store& store, std::uint32_t slot)
+      : guard_(store.seg_.session(slot).mutex, [&] { store.repair_session(slot); }) {}
+  bool owner_died() const { return guard_.owner_died(); }
+  void unlock() { guard_.unlock(); }
+
+ private:
+  shm::RobustGuard guard_;
+};
+
+inline shm::RobustGuard registry_guard(Store& store) {
+  return shm::RobustGuard(store.segment().header().registry_mutex, [&] { store.repair_registry(); });
+}
+inline shm::RobustGuard alloc_guard(Store& store) {
+  return shm::RobustGuard(store.segment().header().alloc_mutex, [&] { store.repair_alloc(); });
+}
+
+}  // namespace sessionbroker::detail

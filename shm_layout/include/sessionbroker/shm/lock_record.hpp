@@ -1,0 +1,34 @@
+// One lock request of one client on one session: a holder (kGranted) or a waiter (kWaiting).
+// LAYOUT.md sections "Lock records" and "Lock protocol".
+//
+// Ownership: client slot c owns records [c * locks_per_client, (c + 1) * locks_per_client).
+// Only the owner moves a record out of kFree (under the session mutex of the session it names).
+// While a record is linked (kWaiting/kGranted) every field but `wake` and `revoke` is written
+// only under that session's mutex; `state` is also read without it (acquire) by the waiting owner.
+// A crash while a record is half-written leaves the session mutex owner-dead: the session repair
+// rebuilds the session's lists from the records' `state` words, which are always whole.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+namespace sessionbroker::shm {
+
+struct alignas(64) LockRecord {
+  std::uint32_t state;        // RecordState; atomic; the single word that says what this record is
+  std::uint32_t mode;         // LockMode requested / held
+  std::uint32_t session;      // session slot index
+  std::uint32_t session_gen;  // generation of that slot when requested (guards slot reuse)
+  std::uint32_t next;         // next record in the holder list or the queue, or kNil
+  std::uint32_t wake;         // futex word: the owner sleeps on it while kWaiting
+  std::uint32_t revoke;       // 1 = the store asks the owner to release (raised under session mutex)
+  std::uint32_t reserved;
+  std::uint64_t token;        // fencing token of the grant (valid while kGranted)
+  std::uint64_t ticket;       // FIFO position: per-session increasing, assigned on enqueue
+  std::uint64_t since_ns;     // CLOCK_MONOTONIC time of enqueue or grant
+  std::uint64_t revoke_at_ns; // CLOCK_MONOTONIC time the first revoke request was raised, or 0
+};
+static_assert(std::is_standard_layout_v<LockRecord> && std::is_trivially_copyable_v<LockRecord>);
+static_assert(sizeof(LockRecord) == 64);
+
+}  // namespace sessionbroker::shm

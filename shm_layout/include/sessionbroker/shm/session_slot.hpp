@@ -1,0 +1,53 @@
+// One session: its lock state (holders, FIFO queue) and its committed primary state (a blob).
+// LAYOUT.md sections "Session table" and "Lock protocol".
+//
+// The session mutex guards every field below it except `blob`, `last_used_ns` and the id,
+// with these exceptions:
+//   * `state`, `generation`, `id` change only under the registry mutex AND the session mutex
+//     (create/destroy), so a holder of either sees them stable.
+//   * `blob` changes only under the session mutex AND the alloc mutex (commit, destroy), so the
+//     allocator repair, which holds only the alloc mutex, sees a whole value.
+//   * `last_used_ns` is a relaxed hint for idle expiry, written by holders at any time.
+// Crash of a session-mutex holder: the session repair (libsession/src/session_repair.cpp) rebuilds
+// holders, queue and mode from the lock records, then grants and wakes; see LAYOUT.md "Repair".
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "sessionbroker/shm/constants.hpp"
+#include "sessionbroker/shm/robust_mutex.hpp"
+
+namespace sessionbroker::shm {
+
+struct alignas(64) SessionSlot {
+  RobustMutexData mutex;
+  std::uint32_t state;         // SessionState
+  std::uint32_t generation;    // incremented on each create; handles carry it to detect reuse
+  std::uint32_t lock_mode;     // LockMode of the current holders (kNone when none)
+  std::uint32_t holder_count;
+  std::uint32_t holders_head;  // first granted record, or kNil (order irrelevant)
+  std::uint32_t queue_head;    // oldest waiting record, or kNil
+  std::uint32_t queue_tail;    // newest waiting record, or kNil
+  std::uint32_t queue_len;
+  std::uint64_t next_ticket;   // FIFO ticket for the next enqueue; only grows
+  std::uint32_t blob;          // first block of the committed state, or kNil for "no attributes"
+  std::uint32_t id_len;
+  std::uint32_t free_next;     // next free slot while kFree (registry mutex), else kNil
+  std::uint32_t reserved;
+  std::uint64_t last_used_ns;  // CLOCK_MONOTONIC of the last grant, release or thread unlock
+  std::uint64_t ttl_ms;        // idle time after which the broker expires the session; 0 = never
+  std::uint64_t created_at_ns; // CLOCK_REALTIME, for tools
+  std::uint64_t version;       // count of commits; written with `blob` under both mutexes
+  std::uint64_t grants;        // lifetime grants, for tools
+  char id[kMaxSessionIdBytes];
+};
+static_assert(std::is_standard_layout_v<SessionSlot> && std::is_trivially_copyable_v<SessionSlot>);
+
+// Session index: open addressing with linear probing over `index_size` (a power of two) words,
+// each kIndexEmpty, kIndexTombstone or a session slot number. Guarded by the registry mutex;
+// rebuilt from the session table by the registry repair.
+inline constexpr std::uint32_t kIndexEmpty = kNil;
+inline constexpr std::uint32_t kIndexTombstone = kNil - 1;
+
+}  // namespace sessionbroker::shm

@@ -1,0 +1,171 @@
+// The broker as a real process (the session-broker binary): it reclaims dead clients within
+// milliseconds, survives its own SIGKILL (a restarted broker adopts the segment and tokens keep
+// increasing), expires idle sessions and enforces the revoke deadline.
+#include <csignal>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include "claims/claim_fixture.hpp"
+
+namespace sbtest {
+namespace {
+
+using sessionbroker::RevokeEvent;
+
+// Runs session-broker on the test's segment name; start() returns once it reports ready.
+class BrokerProcess {
+ public:
+  BrokerProcess(std::string segment, std::vector<std::string> extra) : segment_(std::move(segment)), extra_(std::move(extra)) {}
+  ~BrokerProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  bool start() {
+    int ready[2];
+    if (pipe(ready) != 0) return false;
+    std::fflush(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(ready[0]);
+      std::vector<std::string> args{SESSION_BROKER_BIN, "--segment", segment_, "--ready-fd", std::to_string(ready[1])};
+      args.insert(args.end(), extra_.begin(), extra_.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      int devnull = open("/dev/null", O_WRONLY);
+      dup2(devnull, STDERR_FILENO);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(ready[1]);
+    pollfd p{ready[0], POLLIN, 0};
+    char buf[8] = {};
+    const bool ok = poll(&p, 1, 10000) == 1 && read(ready[0], buf, sizeof buf) > 0;
+    close(ready[0]);
+    return ok;
+  }
+  void kill9() { signal_and_wait(SIGKILL); }
+  int terminate() { return signal_and_wait(SIGTERM); }
+
+ private:
+  int signal_and_wait(int sig) {
+    ::kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  std::string segment_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = -1;
+};
+
+// The broker creates the segment itself, so these tests start without the fixture's segment.
+class BrokerTest : public ClaimTest {
+ protected:
+  void SetUp() override { name_ = unique_segment_name("broker"); }
+  bool start_broker(std::vector<std::string> extra = {}) {
+    broker_ = std::make_unique<BrokerProcess>(name_, std::move(extra));
+    if (!broker_->start()) return false;
+    auto seg = sessionbroker::detail::Segment::open(name_);
+    if (!seg) return false;
+    seg_ = std::move(*seg);
+    store_ = std::make_unique<sessionbroker::detail::Store>(*seg_);
+    return true;
+  }
+  std::unique_ptr<BrokerProcess> broker_;
+};
+
+TEST_F(BrokerTest, KilledHolderIsReclaimedByTheBroker) {
+  ASSERT_TRUE(start_broker());
+  auto c = attach();
+  ASSERT_TRUE(c->create("s"));
+  auto holder = Child::spawn([&](Channel& ch) {
+    auto cc = Client::attach(name_);
+    auto l = (*cc)->open("s")->lock_all(Mode::kExclusive, in(5s));
+    ch.send(l ? "granted" : "failed");
+    ch.receive(60s);
+    return 0;
+  });
+  ASSERT_EQ(holder.channel().receive(), "granted");
+  const auto clients = seg_->header().client_count;
+  holder.kill9();
+  holder.wait();
+  // No waiter is polling here: only the broker can notice, through the holder's pidfd.
+  ASSERT_TRUE(eventually([&] { return holder_count("s") == 0; }, 5s));
+  EXPECT_EQ(seg_->header().client_count, clients - 1);
+  EXPECT_TRUE(c->open("s")->lock_all(Mode::kExclusive, in(1s)));
+}
+
+TEST_F(BrokerTest, RestartedBrokerAdoptsSegmentAndTokensKeepIncreasing) {
+  ASSERT_TRUE(start_broker());
+  auto c = attach();
+  auto s = c->create("s");
+  std::uint64_t before;
+  {
+    auto l = s->lock({"a"}, Mode::kExclusive, in(5s));
+    ASSERT_TRUE(l->put("a", "survives"));
+    before = l->token();
+  }
+  ASSERT_TRUE(s->release(in(5s)));
+  broker_->kill9();
+  // Clients keep locking while no broker runs.
+  {
+    auto l = s->lock({"a"}, Mode::kExclusive, in(5s));
+    ASSERT_TRUE(l);
+    EXPECT_GT(l->token(), before);
+    before = l->token();
+  }
+  ASSERT_TRUE(s->release(in(5s)));
+  ASSERT_TRUE(start_broker());
+  auto l = s->lock({"a"}, Mode::kShared, in(5s));
+  ASSERT_TRUE(l);
+  EXPECT_GT(l->token(), before);
+  EXPECT_EQ(l->get("a")->value_or(""), "survives");
+  EXPECT_EQ(broker_->terminate(), 0);
+  EXPECT_TRUE(sessionbroker::detail::Segment::open(name_)) << "the segment outlives a stop unless --remove-on-exit";
+}
+
+TEST_F(BrokerTest, IdleSessionExpires) {
+  ASSERT_TRUE(start_broker());
+  auto c = attach();
+  ASSERT_TRUE(c->create("short", 200ms));
+  ASSERT_TRUE(c->create("long", 1h));
+  { ASSERT_TRUE(c->open("short")->lock({"a"}, Mode::kExclusive, in(1s))); }  // cached: broker asks it back
+  ASSERT_TRUE(eventually([&] { return c->open("short").code() == ErrorCode::kNotFound; }, 10s));
+  EXPECT_TRUE(c->open("long"));
+}
+
+TEST_F(BrokerTest, HolderIgnoringRevokeLosesLockAtDeadline) {
+  ASSERT_TRUE(start_broker({"--revoke-deadline", "300ms"}));
+  auto c = attach();
+  std::atomic<int> lost{0};
+  c->on_revoke([&](const RevokeEvent& e) { lost += e.kind == RevokeEvent::Kind::kLost; });
+  auto s = c->create("s");
+  auto stubborn = s->lock({"a"}, Mode::kExclusive, in(5s));  // never unlocked while the waiter waits
+  ASSERT_TRUE(stubborn);
+  auto waiter = Child::spawn([&](Channel& ch) {
+    auto cc = Client::attach(name_);
+    auto l = (*cc)->open("s")->lock({"a"}, Mode::kExclusive, in(20s));
+    ch.send(l ? std::to_string(l->token()) : "failed");
+    return 0;
+  });
+  auto line = waiter.channel().receive(10s);
+  ASSERT_TRUE(line);
+  EXPECT_GT(std::stoull(*line), stubborn->token());
+  EXPECT_EQ(stubborn->get("a").code(), ErrorCode::kStaleToken);
+  EXPECT_TRUE(eventually([&] { return lost.load() == 1; }));
+}
+
+TEST_F(BrokerTest, SigtermWithRemoveOnExitRemovesSegment) {
+  ASSERT_TRUE(start_broker({"--remove-on-exit"}));
+  EXPECT_EQ(broker_->terminate(), 0);
+  EXPECT_EQ(sessionbroker::detail::Segment::open(name_).code(), ErrorCode::kNoSegment);
+}
+
+}  // namespace
+}  // namespace sbtest

@@ -1,0 +1,143 @@
+// Claims 3, 10, 22, 26, 32, 35: the store asks the holder to release; the holder releases in
+// response, once its threads are done. And fencing: a lock taken away makes the token stale.
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+#include "claim_fixture.hpp"
+
+namespace sbtest {
+namespace {
+
+using sessionbroker::RevokeEvent;
+
+// A cached, idle lock is given back as soon as another process queues: the holder is told through
+// its callback (kRequested, then kReleased) and the waiter is granted.
+TEST_F(ClaimTest, Claim03_RevokeRequestReleasesCachedLock) {
+  auto holder = Child::spawn([&](Channel& ch) {
+    auto cc = Client::attach(name_);
+    (*cc)->on_revoke([&](const RevokeEvent& e) {
+      ch.send(e.kind == RevokeEvent::Kind::kRequested ? "requested" : e.kind == RevokeEvent::Kind::kReleased ? "released" : "lost");
+    });
+    auto s = (*cc)->create("s");
+    { auto l = s->lock_all(Mode::kExclusive, in(5s)); if (!l) return 10; }
+    ch.send("cached");
+    ch.receive(20s);  // stay alive until the test ends
+    return 0;
+  });
+  ASSERT_EQ(holder.channel().receive(), "cached");
+  auto c = attach();
+  auto l = c->open("s")->lock_all(Mode::kExclusive, in(10s));
+  ASSERT_TRUE(l) << l.status().to_string();
+  EXPECT_EQ(holder.channel().receive(), "requested");
+  EXPECT_EQ(holder.channel().receive(), "released");
+  holder.channel().send("done");
+  EXPECT_EQ(holder.wait(), 0);
+}
+
+// While a thread of the holding process still holds a thread lock, the revoke request is noted but
+// the process keeps the lock; it releases the moment that thread unlocks, committing its writes first.
+TEST_F(ClaimTest, Claim03_HolderReleasesOnceItsThreadsAreDone) {
+  auto c = attach();
+  std::mutex m;
+  std::condition_variable cv;
+  bool requested = false;
+  c->on_revoke([&](const RevokeEvent& e) {
+    if (e.kind != RevokeEvent::Kind::kRequested) return;
+    std::lock_guard lk(m);
+    requested = true;
+    cv.notify_all();
+  });
+  auto s = c->create("s");
+  auto busy = s->lock({"cart"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(busy);
+  auto waiter = Child::spawn([&](Channel& ch) {
+    auto cc = Client::attach(name_);
+    auto l = (*cc)->open("s")->lock({"cart"}, Mode::kShared, in(20s));
+    if (!l) return 10;
+    ch.send("granted " + l->get("cart")->value_or("<absent>"));
+    return 0;
+  });
+  {
+    std::unique_lock lk(m);
+    ASSERT_TRUE(cv.wait_for(lk, 10s, [&] { return requested; }));
+  }
+  EXPECT_TRUE(held_by("s", getpid())) << "released while a thread still held its lock";
+  EXPECT_FALSE(waiter.channel().receive(100ms));
+  ASSERT_TRUE(busy->put("cart", "written before release"));
+  ASSERT_TRUE(busy->unlock());
+  EXPECT_EQ(waiter.channel().receive(), "granted written before release");
+  EXPECT_EQ(waiter.wait(), 0);
+}
+
+// While a revoke request is pending, new thread locks in the holding process do not extend the
+// cached lock (that would starve the waiter); they queue behind the other process instead.
+TEST_F(ClaimTest, Claim03_PendingRevokeStopsNewThreadLocksOnTheCachedLock) {
+  auto c = attach();
+  auto s = c->create("s");
+  auto busy = s->lock({"a"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(busy);
+  auto waiter = Child::spawn([&](Channel& ch) {
+    auto cc = Client::attach(name_);
+    auto l = (*cc)->open("s")->lock({"a"}, Mode::kExclusive, in(20s));
+    if (!l) return 10;
+    ch.send("granted");
+    ch.receive(20s);
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
+  ASSERT_TRUE(eventually([&] { return snap("s")->holders.at(0).revoke; }));
+  // Our revoke thread marks the request asynchronously; once it has, "b" must not be granted.
+  ASSERT_TRUE(eventually([&] { return s->lock({"b"}, Mode::kExclusive, in(1ms)).code() == ErrorCode::kTimeout; }));
+  ASSERT_TRUE(busy->unlock());
+  EXPECT_EQ(waiter.channel().receive(), "granted");
+  waiter.channel().send("done");
+  auto b = s->lock({"b"}, Mode::kExclusive, in(10s));
+  EXPECT_TRUE(b) << b.status().to_string();
+  EXPECT_EQ(waiter.wait(), 0);
+}
+
+// Fencing (invariant 2): once a lock is taken away by force, its token is stale. Reads and
+// commits under it fail with kStaleToken and return no data; the holder's callback hears kLost.
+TEST_F(ClaimTest, StaleTokenGetsErrorAndNeverData) {
+  auto c = attach();
+  std::atomic<int> lost{0};
+  c->on_revoke([&](const RevokeEvent& e) {
+    if (e.kind == RevokeEvent::Kind::kLost) lost++;
+  });
+  auto s = c->create("s");
+  {
+    auto l = s->lock({"secret"}, Mode::kExclusive, in(5s));
+    ASSERT_TRUE(l->put("secret", "v1"));
+  }
+  auto l = s->lock({"secret"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(l);
+  auto snapshot = snap("s");
+  ASSERT_EQ(snapshot->holders.size(), 1u);
+  // An operator breaks the lock from another process.
+  const std::uint64_t stale_token = l->token();
+  auto breaker = Child::spawn([&, token = stale_token](Channel&) {
+    auto seg = sessionbroker::detail::Segment::open(name_);
+    sessionbroker::detail::Store store(**seg);
+    auto ref = store.open_session("s");
+    for (std::uint32_t r = 0; r < (*seg)->record_count(); ++r)
+      if (store.break_lock(r, token)) return 0;
+    return 1;
+  });
+  ASSERT_EQ(breaker.wait(), 0);
+  auto v = l->get("secret");
+  EXPECT_EQ(v.code(), ErrorCode::kStaleToken);
+  ASSERT_TRUE(l->put("secret", "v2"));  // buffered locally: the fence is at commit
+  EXPECT_EQ(l->commit().code(), ErrorCode::kStaleToken);
+  EXPECT_TRUE(eventually([&] { return lost.load() == 1; }));
+  (void)l->unlock();
+  auto fresh = s->lock({"secret"}, Mode::kShared, in(5s));
+  ASSERT_TRUE(fresh) << fresh.status().to_string();
+  EXPECT_GT(fresh->token(), stale_token);
+  EXPECT_EQ(fresh->get("secret")->value_or(""), "v1") << "a stale holder's write became visible";
+}
+
+}  // namespace
+}  // namespace sbtest

@@ -1,0 +1,95 @@
+// Every bad input gets a typed error with a clear message and leaves the segment as it was.
+#include <unistd.h>
+
+#include "claims/claim_fixture.hpp"
+
+namespace sbtest {
+namespace {
+
+TEST_F(ClaimTest, BadSessionIdsAreRefused) {
+  auto c = attach();
+  EXPECT_EQ(c->create("").code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(c->create(std::string(129, 'x')).code(), ErrorCode::kTooLarge);
+  EXPECT_TRUE(c->create(std::string(128, 'x')));
+  EXPECT_EQ(c->create(std::string(128, 'x')).code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(c->open("nope").code(), ErrorCode::kNotFound);
+  EXPECT_EQ(c->destroy("nope", in(1s)).code(), ErrorCode::kNotFound);
+  EXPECT_EQ(seg_->header().session_count, 1u);
+}
+
+TEST_F(ClaimTest, BadAttributesAndValuesAreRefused) {
+  auto c = attach();
+  auto s = c->create("s");
+  EXPECT_EQ(s->lock(std::vector<std::string>{}, Mode::kShared, in(1s)).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(s->lock({std::string(65, 'a')}, Mode::kShared, in(1s)).code(), ErrorCode::kTooLarge);
+  auto l = s->lock({"a"}, Mode::kExclusive, in(1s));
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->put("b", "x").code(), ErrorCode::kInvalidArgument) << "b is not covered by the lock";
+  EXPECT_EQ(l->put("a", std::string(c->max_value_bytes() + 1, 'v')).code(), ErrorCode::kTooLarge);
+  EXPECT_TRUE(l->put("a", std::string(c->max_value_bytes(), 'v')));
+  EXPECT_TRUE(l->commit());
+  auto r = s->lock({"z"}, Mode::kShared, in(1s));
+  EXPECT_EQ(r->put("z", "x").code(), ErrorCode::kInvalidArgument) << "put needs an exclusive lock";
+}
+
+TEST_F(ClaimTest, DoubleUnlockAndUseAfterDetachAreErrors) {
+  auto c = attach();
+  auto s = c->create("s");
+  auto l = s->lock({"a"}, Mode::kExclusive, in(1s));
+  ASSERT_TRUE(l->unlock());
+  EXPECT_EQ(l->unlock().code(), ErrorCode::kNotHeld);
+  EXPECT_EQ(l->get("a").code(), ErrorCode::kNotHeld);
+  ASSERT_TRUE(c->detach());
+  EXPECT_EQ(s->lock({"a"}, Mode::kShared, in(1s)).code(), ErrorCode::kDetached);
+  EXPECT_EQ(c->create("t").code(), ErrorCode::kDetached);
+  EXPECT_EQ(seg_->header().client_count, 0u);
+  EXPECT_EQ(holder_count("s"), 0u) << "detach releases the cached lock";
+}
+
+TEST_F(ClaimTest, ForkedChildCannotUseParentsHandles) {
+  auto c = attach();
+  auto s = c->create("s");
+  auto child = Child::spawn([&](Channel&) {
+    if (s->lock({"a"}, Mode::kShared, in(1s)).code() != ErrorCode::kDetached) return 1;
+    auto own = Client::attach(name_);  // the child may attach on its own
+    return own && (*own)->open("s")->lock({"a"}, Mode::kShared, in(5s)) ? 0 : 2;
+  });
+  EXPECT_EQ(child.wait(), 0);
+  EXPECT_TRUE(s->lock({"a"}, Mode::kShared, in(5s))) << "the parent's registration survived the child";
+}
+
+TEST_F(ClaimTest, FullTablesAreCapacityErrors) {
+  auto caps = small_caps();
+  caps.max_sessions = 2;
+  caps.max_clients = 1;
+  caps.block_count = 4;
+  caps.max_value_bytes = 4 * 252;
+  create(caps);
+  auto c = attach();
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->create("a"));
+  ASSERT_TRUE(c->create("b"));
+  EXPECT_EQ(c->create("c").code(), ErrorCode::kCapacityExceeded);
+  EXPECT_EQ(Client::attach(name_).code(), ErrorCode::kCapacityExceeded);
+  auto l = c->open("a")->lock({"big"}, Mode::kExclusive, in(1s));
+  ASSERT_TRUE(l->put("big", std::string(4 * 252, 'x')));
+  EXPECT_EQ(l->commit().code(), ErrorCode::kCapacityExceeded);
+  EXPECT_EQ(seg_->header().free_count, 4u) << "a failed commit keeps no blocks";
+  ASSERT_TRUE(l->put("big", std::string(100, 'x')));
+  EXPECT_TRUE(l->commit());
+}
+
+TEST_F(ClaimTest, RunningOutOfLockRecordsReleasesIdleCachedLocks) {
+  auto caps = small_caps();
+  caps.locks_per_client = 2;
+  create(caps);
+  auto c = attach();
+  for (int i = 0; i < 5; ++i) {
+    auto s = c->create("s" + std::to_string(i));
+    auto l = s->lock_all(Mode::kExclusive, in(1s));
+    ASSERT_TRUE(l) << i << ": " << l.status().to_string();
+  }
+}
+
+}  // namespace
+}  // namespace sbtest

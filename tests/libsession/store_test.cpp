@@ -1,0 +1,91 @@
+// The Store's own rules, driven directly (no client library): session table, index reuse,
+// attribute store accounting, release by a non-owner.
+#include <unistd.h>
+
+#include "claims/claim_fixture.hpp"
+
+namespace sbtest {
+namespace {
+
+using sessionbroker::detail::Grant;
+using sessionbroker::shm::LockMode;
+namespace shm = sessionbroker::shm;
+
+class StoreTest : public ClaimTest {};
+
+TEST_F(StoreTest, CreateDestroyCyclesReuseSlotsAndKeepTheIndexUsable) {
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 64; ++i) ASSERT_TRUE(store_->create_session("s" + std::to_string(i), 0)) << round << "/" << i;
+    for (int i = 0; i < 64; ++i) {
+      auto ref = store_->open_session("s" + std::to_string(i));
+      ASSERT_TRUE(ref);
+      ASSERT_TRUE(store_->destroy_session(*ref, nullptr));
+    }
+  }
+  EXPECT_EQ(seg_->header().session_count, 0u);
+  EXPECT_TRUE(store_->list_sessions().empty());
+}
+
+TEST_F(StoreTest, DestroyedHandleIsStale) {
+  auto ref = store_->create_session("s", 0);
+  ASSERT_TRUE(store_->destroy_session(*ref, nullptr));
+  auto again = store_->create_session("s", 0);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(store_->acquire(0, 0, *ref, LockMode::kExclusive, shm::Clock::now()).code(), ErrorCode::kNotFound);
+}
+
+TEST_F(StoreTest, ReleaseWithAnotherTokenIsNotHeld) {
+  auto client = store_->attach_client(getpid());
+  ASSERT_TRUE(client);
+  auto ref = store_->create_session("s", 0);
+  const std::uint32_t rec = seg_->first_record_of(*client);
+  auto g = store_->acquire(*client, rec, *ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(g);
+  EXPECT_EQ(store_->release(*ref, Grant{rec, g->token + 1}).code(), ErrorCode::kNotHeld);
+  EXPECT_TRUE(store_->release(*ref, *g));
+  EXPECT_EQ(store_->release(*ref, *g).code(), ErrorCode::kNotHeld);
+  store_->detach_client(*client);
+}
+
+TEST_F(StoreTest, CommitsAndDestroyGiveEveryBlockBack) {
+  const auto free_at_start = store_->free_blocks();
+  auto client = store_->attach_client(getpid());
+  auto ref = store_->create_session("s", 0);
+  const std::uint32_t rec = seg_->first_record_of(*client);
+  auto g = store_->acquire(*client, rec, *ref, LockMode::kExclusive, shm::Clock::now());
+  for (int i = 0; i < 50; ++i) {
+    sessionbroker::detail::ChangeSet changes;
+    changes["a"] = std::string(static_cast<std::size_t>(i * 97), 'a');
+    changes["b"] = std::string(static_cast<std::size_t>(3000 - i * 50), 'b');
+    if (i % 7 == 0) changes["a"] = std::nullopt;
+    ASSERT_TRUE(store_->commit(*client, *ref, *g, changes));
+  }
+  auto all = store_->read_all(*ref, *g);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->at("b").size(), 3000u - 49 * 50);
+  EXPECT_LT(store_->free_blocks(), free_at_start);
+  ASSERT_TRUE(store_->release(*ref, *g));
+  ASSERT_TRUE(store_->destroy_session(*ref, nullptr));
+  EXPECT_EQ(store_->free_blocks(), free_at_start);
+  store_->detach_client(*client);
+}
+
+TEST_F(StoreTest, AttributesAreKeptSortedAndIndependent) {
+  auto client = store_->attach_client(getpid());
+  auto ref = store_->create_session("s", 0);
+  const std::uint32_t rec = seg_->first_record_of(*client);
+  auto g = store_->acquire(*client, rec, *ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(store_->commit(*client, *ref, *g, {{"m", "1"}, {"z", "2"}}));
+  ASSERT_TRUE(store_->commit(*client, *ref, *g, {{"a", "3"}, {"m", std::nullopt}}));
+  auto all = store_->read_all(*ref, *g);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"a", "3"}, {"z", "2"}}));
+  auto snapshot = store_->snapshot(ref->slot);
+  ASSERT_EQ(snapshot->attrs.size(), 2u);
+  EXPECT_EQ(snapshot->attrs[0].name, "a");
+  EXPECT_EQ(snapshot->version, 2u);
+  store_->detach_client(*client);
+}
+
+}  // namespace
+}  // namespace sbtest

@@ -1,0 +1,139 @@
+// Claims 5, 10, 18, 21, 26, 35: inside the holding process, threads lock portions of the session
+// (attributes, or the whole session); while a thread holds a portion, other threads of the process
+// cannot access it, and threads on other portions proceed. In-process threads only: this file is
+// the one ThreadSanitizer runs.
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "claims/claim_fixture.hpp"
+
+namespace sbtest {
+namespace {
+
+TEST_F(ClaimTest, Claim05_ThreadLockExcludesOtherThreadsFromItsAttributeOnly) {
+  auto c = attach();
+  auto s = c->create("s");
+  auto a = s->lock({"a"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(a);
+  std::thread t([&] {
+    EXPECT_EQ(s->lock({"a"}, Mode::kShared, in(50ms)).code(), ErrorCode::kTimeout);
+    auto b = s->lock({"b"}, Mode::kExclusive, in(5s));  // another portion: granted at once
+    EXPECT_TRUE(b);
+    EXPECT_EQ(b->token(), a->token()) << "one process lock serves every thread";
+  });
+  t.join();
+}
+
+TEST_F(ClaimTest, Claim05_BlockedThreadIsGrantedWhenThePortionIsUnlocked) {
+  auto c = attach();
+  auto s = c->create("s");
+  auto a = s->lock({"a"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(a->put("a", "from thread 1"));
+  std::atomic<bool> started{false};
+  std::string seen;
+  std::thread t([&] {
+    started = true;
+    auto l = s->lock({"a"}, Mode::kShared, in(10s));
+    if (l) seen = l->get("a")->value_or("");
+  });
+  ASSERT_TRUE(eventually([&] { return started.load(); }));
+  ASSERT_TRUE(a->unlock());
+  t.join();
+  EXPECT_EQ(seen, "from thread 1");
+}
+
+TEST_F(ClaimTest, Claim05_WholeSessionLockExcludesAttributeLocks) {
+  auto c = attach();
+  auto s = c->create("s");
+  {
+    auto whole = s->lock_all(Mode::kExclusive, in(5s));
+    ASSERT_TRUE(whole);
+    std::thread t([&] { EXPECT_EQ(s->lock({"x"}, Mode::kShared, in(50ms)).code(), ErrorCode::kTimeout); });
+    t.join();
+  }
+  auto attr = s->lock({"x"}, Mode::kShared, in(5s));
+  ASSERT_TRUE(attr);
+  std::thread t([&] {
+    EXPECT_EQ(s->lock_all(Mode::kExclusive, in(50ms)).code(), ErrorCode::kTimeout);
+    EXPECT_TRUE(s->lock_all(Mode::kShared, in(50ms))) << "shared whole-session reads coexist with shared attribute locks";
+  });
+  t.join();
+}
+
+// Two threads take {a, b} and {b, a} over and over: the set is granted all at once, so no
+// interleaving can deadlock. A deadlock would show as a timeout.
+TEST_F(ClaimTest, Claim05_MultiAttributeLocksDoNotDeadlock) {
+  auto c = attach();
+  auto s = c->create("s");
+  std::atomic<int> failures{0};
+  auto run = [&](std::vector<std::string> order) {
+    for (int i = 0; i < 2000; ++i) {
+      auto l = s->lock(order, Mode::kExclusive, in(5s));
+      if (!l) failures++;
+    }
+  };
+  std::thread t1(run, std::vector<std::string>{"a", "b"});
+  std::thread t2(run, std::vector<std::string>{"b", "a"});
+  t1.join();
+  t2.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+// Threads of one process increment per-thread counters and one shared counter; the exclusive
+// attribute lock must make the shared counter exact.
+TEST_F(ClaimTest, Claim05_ThreadsIncrementWithoutLostUpdates) {
+  auto c = attach();
+  auto s = c->create("s");
+  constexpr int kThreads = 4, kIncrements = 300;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kIncrements; ++i) {
+        auto l = s->lock({"n"}, Mode::kExclusive, in(10s));
+        ASSERT_TRUE(l);
+        auto v = l->get("n");
+        ASSERT_TRUE(v);
+        ASSERT_TRUE(l->put("n", std::to_string((v->has_value() ? std::stoi(**v) : 0) + 1)));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto l = s->lock({"n"}, Mode::kShared, in(5s));
+  EXPECT_EQ(l->get("n")->value_or(""), std::to_string(kThreads * kIncrements));
+}
+
+// A thread that needs exclusive access while the process holds only a shared lock: the process
+// lock is upgraded (released and re-acquired exclusive) once the readers are done.
+TEST_F(ClaimTest, SharedProcessLockIsUpgradedForAWriter) {
+  auto c = attach();
+  auto s = c->create("s");
+  std::uint64_t shared_token;
+  {
+    auto r = s->lock({"a"}, Mode::kShared, in(5s));
+    ASSERT_TRUE(r);
+    shared_token = r->token();
+  }
+  auto w = s->lock({"a"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(w) << w.status().to_string();
+  EXPECT_GT(w->token(), shared_token);
+  EXPECT_EQ(snap("s")->mode, sessionbroker::shm::LockMode::kExclusive);
+}
+
+TEST_F(ClaimTest, UncommittedWritesAreSeenByTheirThreadOnly) {
+  auto c = attach();
+  auto s = c->create("s");
+  auto w = s->lock({"a"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(w->put("a", "draft"));
+  EXPECT_EQ(w->get("a")->value_or(""), "draft");
+  ASSERT_TRUE(w->erase("a"));
+  EXPECT_FALSE(w->get("a")->has_value());
+  ASSERT_TRUE(w->put("a", "final"));
+  ASSERT_TRUE(w->commit());
+  auto all = w->get_all();
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->at("a"), "final");
+}
+
+}  // namespace
+}  // namespace sbtest
