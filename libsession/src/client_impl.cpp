@@ -1,5 +1,7 @@
 #include "client_impl.hpp"
 
+#include <future>
+
 #include "fork_guard.hpp"
 
 namespace sessionbroker::detail {
@@ -12,7 +14,15 @@ ClientImpl::ClientImpl(std::unique_ptr<Backend> backend) : backend_(std::move(ba
 
 ClientImpl::~ClientImpl() { (void)detach(); }
 
-void ClientImpl::start() { revoke_thread_ = std::thread([this] { revoke_loop(); }); }
+void ClientImpl::start() {
+  std::promise<void> running;
+  auto started = running.get_future();
+  revoke_thread_ = std::thread([this, &running] {
+    running.set_value();
+    revoke_loop();
+  });
+  started.wait();
+}
 
 Status ClientImpl::usable() const {
   if (forked_since(fork_epoch_))
@@ -40,11 +50,15 @@ Status ClientImpl::detach() {
 }
 
 std::vector<std::shared_ptr<LocalSession>> ClientImpl::snapshot_sessions() {
-  std::lock_guard lk(mu_);
   std::vector<std::shared_ptr<LocalSession>> out;
-  out.reserve(sessions_.size());
-  for (auto& [slot, s] : sessions_) out.push_back(s);
+  snapshot_sessions_into(out);
   return out;
+}
+
+void ClientImpl::snapshot_sessions_into(std::vector<std::shared_ptr<LocalSession>>& out) {
+  out.clear();
+  std::lock_guard lk(mu_);
+  for (auto& [slot, s] : sessions_) out.push_back(s);
 }
 
 Result<std::shared_ptr<LocalSession>> ClientImpl::session(std::string_view id, bool create, std::uint64_t ttl_ms) {
@@ -68,9 +82,9 @@ void ClientImpl::set_callback(RevokeCallback cb) {
   callback_ = std::move(cb);
 }
 
-void ClientImpl::notify(const RevokeEvent& e) {
+void ClientImpl::notify(RevokeEvent::Kind kind, const std::string& session_id, std::uint64_t token) {
   std::lock_guard lk(callback_mu_);
-  if (callback_) callback_(e);
+  if (callback_) callback_(RevokeEvent{kind, session_id, token});
 }
 
 int ClientImpl::release_idle_locks(const LocalSession* except) {
@@ -80,10 +94,15 @@ int ClientImpl::release_idle_locks(const LocalSession* except) {
   return n;
 }
 
+// Allocates nothing once `scan` has grown to the session count: a thread that allocates while
+// another thread forks can leave the child's allocator locked (sanitizer runtimes are not fork-safe).
 void ClientImpl::revoke_loop() {
+  std::vector<std::shared_ptr<LocalSession>> scan;
   while (!stopping_.load(std::memory_order_acquire)) {
     const std::uint32_t seen = backend_->notification_epoch();
-    for (auto& s : snapshot_sessions()) s->on_notification();
+    snapshot_sessions_into(scan);
+    for (auto& s : scan) s->on_notification();
+    scan.clear();
     if (stopping_.load(std::memory_order_acquire)) break;
     backend_->wait_notification(seen, Clock::now() + kRevokeThreadSlice);
   }

@@ -21,7 +21,9 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   explicit ClientImpl(std::unique_ptr<Backend> backend);
   ~ClientImpl();
 
-  void start();  // starts the revoke thread; REQUIRES: owned by a shared_ptr
+  // Starts the revoke thread and returns once it runs (its start-up allocations are done, so a
+  // fork() right after attach cannot catch them half-way). REQUIRES: owned by a shared_ptr.
+  void start();
   Status detach();
   Status usable() const;  // kDetached after detach or in a forked child
   Backend& backend() { return *backend_; }
@@ -29,13 +31,16 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   Result<std::shared_ptr<LocalSession>> session(std::string_view id, bool create, std::uint64_t ttl_ms);
   void forget(const LocalSession& s);
   void set_callback(RevokeCallback cb);
-  void notify(const RevokeEvent& e);
+  // Tells the callback, if one is registered (nothing is built otherwise).
+  void notify(RevokeEvent::Kind kind, const std::string& session_id, std::uint64_t token);
   // Releases cached process locks that no thread uses (lock records ran out). Returns how many.
   int release_idle_locks(const LocalSession* except);
 
  private:
   void revoke_loop();
   std::vector<std::shared_ptr<LocalSession>> snapshot_sessions();
+  // Refills `out` (keeping its capacity) with the current sessions.
+  void snapshot_sessions_into(std::vector<std::shared_ptr<LocalSession>>& out);
 
   std::unique_ptr<Backend> backend_;
   const std::uint64_t fork_epoch_;

@@ -20,10 +20,6 @@ bool ThreadLockState::covers(std::string_view name) const {
   return whole || std::binary_search(attrs.begin(), attrs.end(), name, std::less<>{});
 }
 
-bool LocalSession::usable_for(shm::LockMode need) const {
-  return state_ == ProcState::kHeld && !must_give_back() && held_mode_ >= need;
-}
-
 bool LocalSession::locally_compatible(const std::vector<std::string>& attrs, bool whole, Mode mode) const {
   if (whole) return mode == Mode::kExclusive ? users_ == 0 : !whole_exclusive_ && attr_exclusive_ == 0;
   if (whole_exclusive_ || (mode == Mode::kExclusive && whole_shared_ > 0)) return false;
@@ -77,10 +73,17 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::vector<std::str
   attrs.erase(std::unique(attrs.begin(), attrs.end()), attrs.end());
   const shm::LockMode need = needed_mode(mode);
   std::unique_lock lk(mu_);
+  // The thread whose request brought the grant in uses it once even if a revoke request is already
+  // pending (other processes were queued behind it): otherwise it would hand the grant straight on
+  // and re-queue at the tail, breaking FIFO order and making no progress.
+  bool just_acquired = false;
   for (;;) {
+    if (!just_acquired) observe_segment_flags(lk);
     if (detached_) return Status(ErrorCode::kDetached, "client is detached");
     if (destroyed_) return Status(ErrorCode::kNotFound, fmt::format("session '{}' was destroyed", id_));
-    if (usable_for(need) && locally_compatible(attrs, whole, mode)) {
+    const bool may_use = state_ == ProcState::kHeld && held_mode_ >= need && !lost_ && (just_acquired || !must_give_back());
+    just_acquired = false;
+    if (may_use && locally_compatible(attrs, whole, mode)) {
       take_local(attrs, whole, mode);
       auto t = std::make_unique<ThreadLockState>();
       t->session = shared_from_this();
@@ -91,12 +94,13 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::vector<std::str
       t->grant = grant_;
       return t;
     }
-    if (state_ == ProcState::kHeld && !usable_for(need) && users_ == 0) {
+    if (state_ == ProcState::kHeld && !may_use && users_ == 0) {
       release_process_lock(lk);  // give back (revoked, lost, or too weak for this request)
       continue;
     }
     if (state_ == ProcState::kNone) {
       if (Status st = acquire_process_lock(lk, need, deadline); !st) return st;
+      just_acquired = true;
       continue;
     }
     if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && Clock::now() >= deadline) return timeout();
@@ -130,7 +134,7 @@ void LocalSession::release_process_lock(std::unique_lock<std::mutex>& lk) {
   const bool was_revoked = revoke_seen_ && !lost_;
   lk.unlock();
   (void)backend_.release(ref_, g);  // kStaleToken when it was broken meanwhile: released either way
-  if (was_revoked) client_.notify(RevokeEvent{RevokeEvent::Kind::kReleased, id_, g.token});
+  if (was_revoked) client_.notify(RevokeEvent::Kind::kReleased, id_, g.token);
   lk.lock();
   state_ = ProcState::kNone;
   grant_ = {};
@@ -195,22 +199,28 @@ bool LocalSession::held() const {
   return state_ == ProcState::kHeld && !lost_;
 }
 
+void LocalSession::observe_segment_flags(std::unique_lock<std::mutex>& lk) {
+  if (state_ != ProcState::kHeld || lost_) return;
+  const Grant g = grant_;
+  RevokeEvent::Kind kind;
+  if (backend_.grant_lost(g)) {
+    lost_ = true;
+    kind = RevokeEvent::Kind::kLost;
+  } else if (!revoke_seen_ && backend_.revoke_requested(g)) {
+    revoke_seen_ = true;
+    kind = RevokeEvent::Kind::kRequested;
+  } else {
+    return;
+  }
+  lk.unlock();
+  client_.notify(kind, id_, g.token);
+  lk.lock();
+}
+
 void LocalSession::on_notification() {
   std::unique_lock lk(mu_);
-  if (state_ != ProcState::kHeld) return;
-  const Grant g = grant_;
-  if (!lost_ && backend_.grant_lost(g)) {
-    lost_ = true;
-    lk.unlock();
-    client_.notify(RevokeEvent{RevokeEvent::Kind::kLost, id_, g.token});
-    lk.lock();
-  } else if (!revoke_seen_ && !lost_ && backend_.revoke_requested(g)) {
-    revoke_seen_ = true;
-    lk.unlock();
-    client_.notify(RevokeEvent{RevokeEvent::Kind::kRequested, id_, g.token});
-    lk.lock();
-  }
-  if (state_ == ProcState::kHeld && grant_.token == g.token && must_give_back() && users_ == 0) release_process_lock(lk);
+  observe_segment_flags(lk);
+  if (state_ == ProcState::kHeld && must_give_back() && users_ == 0) release_process_lock(lk);
 }
 
 bool LocalSession::release_if_idle() {

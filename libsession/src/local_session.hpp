@@ -67,13 +67,16 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
     bool exclusive = false;
   };
 
-  bool usable_for(shm::LockMode need) const;                                    // REQUIRES: mu_
   bool locally_compatible(const std::vector<std::string>& attrs, bool whole, Mode mode) const;  // REQUIRES: mu_
   void take_local(const std::vector<std::string>& attrs, bool whole, Mode mode);  // REQUIRES: mu_
   void drop_local(const ThreadLockState& t);                                      // REQUIRES: mu_
   Status acquire_process_lock(std::unique_lock<std::mutex>& lk, shm::LockMode need, Clock::time_point deadline);
   void release_process_lock(std::unique_lock<std::mutex>& lk);
   bool must_give_back() const { return revoke_seen_ || lost_ || release_wanted_; }  // REQUIRES: mu_
+  // Notes a revoke request or a loss flagged in the segment for the held grant, telling the
+  // callback with mu_ released. Any thread may notice first; the revoke thread is only the backstop
+  // for a process whose threads are idle. REQUIRES: lk holds mu_.
+  void observe_segment_flags(std::unique_lock<std::mutex>& lk);
 
   ClientImpl& client_;
   Backend& backend_;

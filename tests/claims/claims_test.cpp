@@ -95,6 +95,8 @@ TEST_F(ClaimTest, Claim08_GrantsBufferedRequestsInFifoOrder) {
     const std::size_t expect = waiters.size();
     ASSERT_TRUE(eventually([&] { return queue_len("s") == expect; })) << "waiter " << name << " not queued";
   }
+  auto queued = snap("s")->queue;
+  for (std::size_t i = 0; i < waiters.size(); ++i) ASSERT_EQ(queued[i].pid, waiters[i].pid()) << "queue position " << i;
   std::uint64_t last = held->token();
   ASSERT_TRUE(held->unlock());
   for (auto& w : waiters) {
