@@ -23,6 +23,7 @@ TEST_F(ClaimTest, KilledHolderPassesLockOnWithoutBroker) {
     auto cc = Client::attach(name_);
     auto l = (*cc)->open("s")->lock_all(Mode::kExclusive, in(10s));
     ch.send(l ? "granted" : "failed " + l.status().to_string());
+    ch.receive(20s);  // hold until the test has looked
     return 0;
   });
   ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
@@ -30,6 +31,8 @@ TEST_F(ClaimTest, KilledHolderPassesLockOnWithoutBroker) {
   EXPECT_EQ(holder.wait(), 128 + SIGKILL);
   EXPECT_EQ(waiter.channel().receive(5s), "granted");
   EXPECT_TRUE(held_by("s", waiter.pid()));
+  waiter.channel().send("done");
+  EXPECT_EQ(waiter.wait(), 0);
 }
 
 // A client killed while it holds a session's mutex (inside the protocol's critical section): the
