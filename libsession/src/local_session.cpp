@@ -156,6 +156,9 @@ Status LocalSession::unlock(ThreadLockState& t) {
   backend_.touch(ref_);
   std::unique_lock lk(mu_);
   drop_local(t);
+  // A request raised while this grant was being taken (the revoke thread saw kAcquiring and moved
+  // on) is noticed here, by the thread that used the grant.
+  observe_segment_flags(lk);
   if (users_ == 0 && state_ == ProcState::kHeld && must_give_back()) release_process_lock(lk);
   cv_.notify_all();
   return st;

@@ -1,0 +1,75 @@
+// dump: the sessions and clients of a segment, read straight from the mapping.
+//
+// Process safety: dump does not attach (it takes no client slot and no lock record), so it works
+// when the client table is full and never disturbs the lock queues. It takes each session's mutex
+// for a moment (Store::snapshot) and the registry mutex while it copies the client table; it
+// writes nothing to the segment except what the robust-mutex repair would write anyway.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "dump_render.hpp"
+#include "segment.hpp"
+#include "store.hpp"
+
+namespace sessionctl {
+namespace {
+
+namespace detail = sessionbroker::detail;
+namespace shm = sessionbroker::shm;
+
+struct DumpArgs {
+  std::string segment;
+  bool json = false;
+};
+
+std::vector<ClientRow> copy_clients(detail::Store& store) {
+  const detail::Segment& seg = store.segment();
+  std::vector<ClientRow> rows;
+  auto guard = detail::registry_guard(store);  // attach/detach/reclaim hold it: a slot is seen whole
+  for (std::uint32_t i = 0; i < seg.caps().max_clients; ++i) {
+    const auto& c = seg.client(i);
+    const auto state = static_cast<shm::ClientState>(shm::load(c.state));
+    if (state == shm::ClientState::kFree) continue;
+    rows.push_back({i, c.pid, state, shm::load(c.grants, std::memory_order_relaxed),
+                    shm::load(c.waits, std::memory_order_relaxed)});
+  }
+  return rows;
+}
+
+DumpModel collect(detail::Store& store, const std::string& name) {
+  DumpModel m;
+  m.segment = name;
+  const std::uint32_t slots = store.segment().caps().max_sessions;
+  for (std::uint32_t slot = 0; slot < slots; ++slot)
+    if (auto snap = store.snapshot(slot)) m.sessions.push_back(std::move(*snap));
+  m.clients = copy_clients(store);
+  m.free_blocks = store.free_blocks();
+  m.next_token = shm::load(store.segment().header().next_token, std::memory_order_relaxed);
+  return m;
+}
+
+int run_dump(const DumpArgs& a) {
+  auto seg = detail::Segment::open(a.segment);
+  if (!seg) return fail(seg.status());
+  detail::Store store(**seg);
+  const DumpModel m = collect(store, a.segment);
+  const std::string text = a.json ? render_json(m) : render_table(m);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return std::fflush(stdout) == 0 ? kExitOk : kExitError;
+}
+
+}  // namespace
+
+void add_dump_command(CLI::App& app, Action& action) {
+  auto a = std::make_shared<DumpArgs>();
+  auto* sub = app.add_subcommand("dump", "show every session (holders, queue, attributes) and client (without attaching)");
+  add_segment_option(*sub, a->segment);
+  sub->add_flag("--json", a->json, "machine-readable output (shape documented in tools/sessionctl/dump_render.cpp)");
+  sub->callback([&action, a] { action = [a] { return run_dump(*a); }; });
+}
+
+}  // namespace sessionctl
