@@ -120,6 +120,9 @@ Status LocalSession::acquire_process_lock(std::unique_lock<std::mutex>& lk, shm:
     grant_ = *g;
     held_mode_ = need;
     revoke_seen_ = lost_ = false;
+    // A request raised at grant time (others were queued behind us) woke the revoke thread while
+    // we were still kAcquiring, and it moved on: notice it now, so it is never left to a backstop.
+    observe_segment_flags(lk);
   } else {
     state_ = ProcState::kNone;
     if (g.code() == ErrorCode::kNotFound) destroyed_ = true;
