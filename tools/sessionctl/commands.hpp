@@ -13,5 +13,6 @@ void add_session_commands(CLI::App& app, Action& action);  // create, destroy, l
 void add_attr_commands(CLI::App& app, Action& action);     // get, put
 void add_lock_command(CLI::App& app, Action& action);      // lock
 void add_dump_command(CLI::App& app, Action& action);      // dump
+void add_check_command(CLI::App& app, Action& action);     // check
 
 }  // namespace sessionctl

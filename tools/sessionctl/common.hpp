@@ -23,6 +23,7 @@ enum Exit : int {
   kExitNotFound = 3,
   kExitTimeout = 4,
   kExitLost = 5,
+  kExitInvariant = 6,
 };
 
 inline constexpr const char* kExitCodeHelp =
@@ -32,7 +33,8 @@ inline constexpr const char* kExitCodeHelp =
     "  2  usage: bad command line, invalid or too large argument\n"
     "  3  not found: no such session or attribute\n"
     "  4  timeout: the lock was not granted before --timeout\n"
-    "  5  the lock was lost (revoked by force, session destroyed) or its token is stale";
+    "  5  the lock was lost (revoked by force, session destroyed) or its token is stale\n"
+    "  6  check: an invariant of the segment is broken (each one is named on stdout)";
 
 inline constexpr const char* kDefaultSegment = "sessionbroker";
 inline constexpr std::chrono::milliseconds kDefaultTimeout{5000};

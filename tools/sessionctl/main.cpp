@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   add_attr_commands(app, action);
   add_lock_command(app, action);
   add_dump_command(app, action);
+  add_check_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
