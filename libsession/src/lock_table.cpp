@@ -17,9 +17,11 @@ namespace {
 using shm::LockMode;
 using shm::RecordState;
 
-// While the broker is down, waiters check their session's holders this often, so that a dead
-// holder's lock passes on within about this long plus the reclaim.
-constexpr auto kLivenessSlice = std::chrono::milliseconds(200);
+// Waiters check their session's holders' liveness after this long without a grant, then after
+// twice as long, up to kLivenessSliceMax: a dead holder is found within milliseconds even while no
+// broker runs, and a waiter behind a live, busy holder reads /proc only a few times a second.
+constexpr auto kLivenessSliceMin = std::chrono::milliseconds(5);
+constexpr auto kLivenessSliceMax = std::chrono::milliseconds(200);
 
 RecordState state_of(const shm::LockRecord& r) { return static_cast<RecordState>(shm::load(r.state)); }
 
@@ -163,6 +165,7 @@ Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef
 // The waiting owner's loop: sleep on the record's wake word until granted or the deadline.
 Result<Grant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::time_point deadline) {
   auto& r = seg_.record(rec);
+  Clock::duration slice = kLivenessSliceMin;
   for (;;) {
     const std::uint32_t seen = shm::load(r.wake);
     const RecordState st = state_of(r);
@@ -174,9 +177,11 @@ Result<Grant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::ti
     }
     const auto now = Clock::now();
     if (now >= deadline) break;
-    const auto slice_end = std::min(deadline, now + kLivenessSlice);
-    if (shm::futex_wait(r.wake, seen, slice_end) == shm::WaitResult::kTimedOut && slice_end < deadline)
+    const auto slice_end = std::min(deadline, now + slice);
+    if (shm::futex_wait(r.wake, seen, slice_end) == shm::WaitResult::kTimedOut && slice_end < deadline) {
       reclaim_dead_holders(ref.slot);
+      slice = std::min<Clock::duration>(slice * 2, kLivenessSliceMax);
+    }
   }
   // Deadline passed: leave the queue without a trace, unless the grant raced us.
   SessionGuard g(*this, ref.slot);
@@ -232,18 +237,26 @@ void Store::touch(SessionRef ref) {
   shm::store(seg_.session(ref.slot).last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
 }
 
+// Holders are read under the session mutex, but their liveness (a /proc read) is checked after
+// it is released, so waiters never slow the lock path down.
 void Store::reclaim_dead_holders(std::uint32_t slot) {
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> suspects;  // (client, generation)
+  struct Holder {
+    std::uint32_t client, generation;
+    std::int32_t pid;
+    std::uint64_t start_time;
+  };
+  std::vector<Holder> holders;
   {
     SessionGuard g(*this, slot);
     auto& s = seg_.session(slot);
     for (std::uint32_t h = s.holders_head; h != shm::kNil; h = seg_.record(h).next) {
       const std::uint32_t c = seg_.client_of_record(h);
       const auto& cs = seg_.client(c);
-      if (check_liveness(cs.pid, cs.start_time) == Liveness::kDead) suspects.emplace_back(c, cs.generation);
+      holders.push_back({c, cs.generation, cs.pid, cs.start_time});
     }
   }
-  for (auto [c, gen] : suspects) reclaim_if_dead(c, gen);
+  for (const Holder& h : holders)
+    if (check_liveness(h.pid, h.start_time) == Liveness::kDead) reclaim_if_dead(h.client, h.generation);
 }
 
 }  // namespace sessionbroker::detail
