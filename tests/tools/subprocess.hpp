@@ -19,7 +19,7 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 // The default patience for things that should happen promptly; generous, for loaded machines.
-inline constexpr auto kPatience = 10s;
+inline constexpr auto kPatience = 30s;  // a deadline, not a wait: generous for sanitizer builds on a loaded machine
 inline Clock::time_point soon() { return Clock::now() + kPatience; }
 
 // Buffered line reading from a pipe.
