@@ -3,6 +3,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#if defined(SESSIONBROKER_WITH_SYSTEMD)
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "broker.hpp"
 #include "log.hpp"
@@ -18,6 +21,14 @@ std::string check_duration(const std::string& s) {
 }
 std::string check_size(const std::string& s) {
   return detail::parse_size(s) ? std::string() : "expected a size such as 4096, 64K, 64M, 1G";
+}
+
+// Tells systemd how the service is doing (Type=notify: packaging/systemd/session-broker.service.in).
+// A no-op when not run by systemd (no NOTIFY_SOCKET) or built without libsystemd.
+void notify_service_manager([[maybe_unused]] const char* state) {
+#if defined(SESSIONBROKER_WITH_SYSTEMD)
+  sd_notify(0, state);
+#endif
 }
 
 }  // namespace
@@ -88,7 +99,9 @@ int main(int argc, char** argv) {
     (void)!write(ready_fd, "ready\n", 6);
     close(ready_fd);
   }
+  notify_service_manager("READY=1");
   Status st = (*b)->run();
+  notify_service_manager("STOPPING=1");
   if (!st) {
     broker::log(broker::Level::kError, "{}", st.to_string());
     return 1;

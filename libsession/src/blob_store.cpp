@@ -190,14 +190,17 @@ Status Store::commit(std::uint32_t client, SessionRef ref, const Grant& g, const
   auto& s = seg_.session(ref.slot);
   const bool still_held = holds(s, ref, g) && s.blob == base;
   auto ag = alloc_guard(*this);
+  // References are dropped before the chains they named are freed: a death in between must leave
+  // the alloc repair nothing that leads into the free list.
   if (still_held) {
     shm::store(s.blob, fresh);
     ++s.version;
+    cs.pending_blob = shm::kNil;
     if (base != shm::kNil) free_chain(base);
-  } else if (fresh != shm::kNil) {
-    free_chain(fresh);
+  } else {
+    cs.pending_blob = shm::kNil;
+    if (fresh != shm::kNil) free_chain(fresh);
   }
-  cs.pending_blob = shm::kNil;
   return still_held ? Status{} : stale(g);
 }
 

@@ -101,8 +101,9 @@ void Store::reclaim_client_locked(std::uint32_t client) {
   }
   {
     auto ag = alloc_guard(*this);
-    if (cs.pending_blob != shm::kNil) free_chain(cs.pending_blob);
-    cs.pending_blob = shm::kNil;
+    const std::uint32_t pending = cs.pending_blob;
+    cs.pending_blob = shm::kNil;  // drop the reference first: the repair must never follow a freed chain
+    if (pending != shm::kNil) free_chain(pending);
   }
   cs.pid = 0;
   shm::store(cs.state, static_cast<std::uint32_t>(ClientState::kFree));
@@ -224,8 +225,9 @@ void Store::destroy_locked(std::uint32_t slot, const Grant* own) {
   s.lock_mode = static_cast<std::uint32_t>(shm::LockMode::kNone);
   {
     auto ag = alloc_guard(*this);
-    if (s.blob != shm::kNil) free_chain(s.blob);
-    shm::store(s.blob, shm::kNil);
+    const std::uint32_t blob = s.blob;
+    shm::store(s.blob, shm::kNil);  // drop the reference first: the repair must never follow a freed chain
+    if (blob != shm::kNil) free_chain(blob);
   }
   if (std::uint32_t* w = index_find(std::string_view(s.id, s.id_len), false)) {
     *w = shm::kIndexTombstone;

@@ -1,0 +1,40 @@
+# The two libraries `cmake --install` ships; cmake/install.cmake installs and exports them.
+#
+#   sessionbroker_shared  libsessionbroker.so  exported as sessionbroker::session
+#   sessionbroker_static  libsessionbroker.a   exported as sessionbroker::session_static
+#
+# Both hold exactly what the in-tree sessionbroker_core + sessionbroker_session hold, and their
+# interface is include/sessionbroker/ and the C++ standard library: fmt and Boost stay private.
+# - The shared library compiles those sources again with hidden visibility and without
+#   SESSIONBROKER_STATIC, so only the SESSIONBROKER_EXPORT classes and functions of the public
+#   headers leave it (scripts/check-install.sh checks the dynamic symbol table).
+# - The static library archives the objects the in-tree libraries already built (compiled with
+#   SESSIONBROKER_STATIC, position-independent); its users link fmt and Threads themselves.
+# REQUIRES: included after sessionbroker_core and sessionbroker_session have all their sources.
+get_target_property(_sb_core_sources sessionbroker_core SOURCES)
+get_target_property(_sb_session_sources sessionbroker_session SOURCES)
+
+add_library(sessionbroker_shared SHARED ${_sb_core_sources} ${_sb_session_sources})
+set_target_properties(sessionbroker_shared PROPERTIES
+  OUTPUT_NAME sessionbroker
+  EXPORT_NAME session
+  VERSION ${PROJECT_VERSION}
+  # 0.x: every minor version may change the ABI.
+  SOVERSION ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR}
+  CXX_VISIBILITY_PRESET hidden
+  VISIBILITY_INLINES_HIDDEN ON)
+target_include_directories(sessionbroker_shared
+  PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+  PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+target_compile_features(sessionbroker_shared PUBLIC cxx_std_17)
+target_link_libraries(sessionbroker_shared PRIVATE
+  sessionbroker_shm_layout Threads::Threads Boost::headers fmt::fmt sessionbroker_warnings)
+
+# The archive takes the objects as they are, so they must be position-independent (core already is).
+set_property(TARGET sessionbroker_session PROPERTY POSITION_INDEPENDENT_CODE ON)
+add_library(sessionbroker_static STATIC $<TARGET_OBJECTS:sessionbroker_core> $<TARGET_OBJECTS:sessionbroker_session>)
+set_target_properties(sessionbroker_static PROPERTIES OUTPUT_NAME sessionbroker EXPORT_NAME session_static)
+target_include_directories(sessionbroker_static INTERFACE $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>)
+target_compile_definitions(sessionbroker_static INTERFACE SESSIONBROKER_STATIC)
+target_compile_features(sessionbroker_static INTERFACE cxx_std_17)
+target_link_libraries(sessionbroker_static INTERFACE Threads::Threads fmt::fmt)
