@@ -24,7 +24,7 @@ std::uint64_t blocks_for(std::uint64_t bytes) { return (bytes + shm::kBlockPaylo
 bool ChainReader::read(void* dst, std::uint64_t n) {
   auto* out = static_cast<unsigned char*>(dst);
   while (n > 0) {
-    if (block_ >= seg_.caps().block_count || steps_ > seg_.caps().block_count) return false;
+    if (block_ >= seg_.caps().block_count || steps_ >= seg_.caps().block_count) return false;
     const auto& b = seg_.block(block_);
     const std::uint64_t take = std::min<std::uint64_t>(n, shm::kBlockPayload - offset_);
     if (out) {

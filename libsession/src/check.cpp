@@ -241,8 +241,7 @@ class Checker {
   }
 
   std::string id_of(std::uint32_t slot) const {
-    const auto& s = seg_.session(slot);
-    return std::string(s.id, std::min<std::uint32_t>(s.id_len, shm::kMaxSessionIdBytes));
+    return std::string(shm::session_id(seg_.session(slot)));
   }
 
   static constexpr std::uint32_t kUnowned = shm::kNil, kFreeOwner = shm::kNil - 1, kPendingBase = 1u << 30;

@@ -143,7 +143,7 @@ void Store::index_rebuild() {
   for (std::uint32_t slot = seg_.caps().max_sessions; slot-- > 0;) {
     auto& s = seg_.session(slot);
     if (s.state == static_cast<std::uint32_t>(SessionState::kLive) && s.id_len <= shm::kMaxSessionIdBytes) {
-      if (std::uint32_t* w = index_find(std::string_view(s.id, s.id_len), true)) {
+      if (std::uint32_t* w = index_find(shm::session_id(s), true)) {
         *w = slot;
         ++h.session_count;
         continue;
@@ -229,7 +229,7 @@ void Store::destroy_locked(std::uint32_t slot, const Grant* own) {
     shm::store(s.blob, shm::kNil);  // drop the reference first: the repair must never follow a freed chain
     if (blob != shm::kNil) free_chain(blob);
   }
-  if (std::uint32_t* w = index_find(std::string_view(s.id, s.id_len), false)) {
+  if (std::uint32_t* w = index_find(shm::session_id(s), false)) {
     *w = shm::kIndexTombstone;
     ++h.index_tombstones;
   }
@@ -246,7 +246,7 @@ std::vector<std::string> Store::list_sessions() {
   auto g = registry_guard(*this);
   for (std::uint32_t slot = 0; slot < seg_.caps().max_sessions; ++slot) {
     const auto& s = seg_.session(slot);
-    if (s.state == static_cast<std::uint32_t>(SessionState::kLive)) ids.emplace_back(s.id, s.id_len);
+    if (s.state == static_cast<std::uint32_t>(SessionState::kLive)) ids.emplace_back(shm::session_id(s));
   }
   return ids;
 }
@@ -267,7 +267,7 @@ std::optional<std::string> Store::expire_if_idle(std::uint32_t slot, std::uint64
     request_revoke(s);
     return std::nullopt;
   }
-  std::string id(s.id, s.id_len);
+  std::string id(shm::session_id(s));
   destroy_locked(slot, nullptr);
   return id;
 }

@@ -45,10 +45,16 @@ Status check_name(const std::string& name) {
 
 }  // namespace
 
-Segment::Segment(std::string name, void* base, std::uint64_t size, uid_t owner)
-    : name_(std::move(name)), base_(base), size_(size), owner_uid_(owner) {}
+Segment::Segment(std::string name, void* base, std::uint64_t size, uid_t owner, bool owns_mapping)
+    : name_(std::move(name)), base_(base), size_(size), owner_uid_(owner), owns_mapping_(owns_mapping) {}
 
-Segment::~Segment() { munmap(base_, size_); }
+Segment::~Segment() {
+  if (owns_mapping_) munmap(base_, size_);
+}
+
+std::unique_ptr<Segment> Segment::over_image(void* base, std::uint64_t size) {
+  return std::unique_ptr<Segment>(new Segment(std::string(), base, size, geteuid(), false));
+}
 
 bool Segment::remove(const std::string& name) { return bip::shared_memory_object::remove(name.c_str()); }
 

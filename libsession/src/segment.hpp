@@ -34,6 +34,9 @@ class Segment {
   // Validates a segment image; the one place that decides whether bytes may be trusted.
   // Used by open() and by the fuzz target.
   static Status validate(const void* base, std::uint64_t size);
+  // A Segment over memory the caller owns and keeps alive (a segment image in a buffer), for the
+  // fuzz target and offline inspection. REQUIRES: validate(base, size) is OK. Never unmaps it.
+  static std::unique_ptr<Segment> over_image(void* base, std::uint64_t size);
   static bool remove(const std::string& name);
 
   const std::string& name() const { return name_; }
@@ -54,7 +57,7 @@ class Segment {
   std::uint32_t client_of_record(std::uint32_t rec) const { return rec / caps().locks_per_client; }
 
  private:
-  Segment(std::string name, void* base, std::uint64_t size, uid_t owner);
+  Segment(std::string name, void* base, std::uint64_t size, uid_t owner, bool owns_mapping = true);
   template <class T>
   T* at(std::uint64_t offset) const { return reinterpret_cast<T*>(static_cast<char*>(base_) + offset); }
   void initialise(const shm::Capacities& caps, const shm::Regions& regions);
@@ -63,6 +66,7 @@ class Segment {
   void* base_;
   std::uint64_t size_;
   uid_t owner_uid_;
+  bool owns_mapping_;
 };
 
 }  // namespace sessionbroker::detail

@@ -15,7 +15,7 @@ std::optional<SessionSnapshot> Store::snapshot(std::uint32_t slot) {
   if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive)) return std::nullopt;
   SessionSnapshot snap{};
   snap.slot = slot;
-  snap.id.assign(s.id, s.id_len);
+  snap.id.assign(shm::session_id(s));
   snap.mode = static_cast<shm::LockMode>(s.lock_mode);
   snap.version = s.version;
   snap.grants = s.grants;
@@ -23,12 +23,12 @@ std::optional<SessionSnapshot> Store::snapshot(std::uint32_t slot) {
   const std::uint64_t now = mono_ns(), last = shm::load(s.last_used_ns, std::memory_order_relaxed);
   snap.idle_ms = now > last ? (now - last) / 1'000'000 : 0;
   std::uint32_t guard_steps = 0;
-  for (std::uint32_t h = s.holders_head; h != shm::kNil && guard_steps++ < seg_.record_count(); h = seg_.record(h).next) {
+  for (std::uint32_t h = s.holders_head; h < seg_.record_count() && guard_steps++ < seg_.record_count(); h = seg_.record(h).next) {
     const auto& r = seg_.record(h);
     const std::uint32_t c = seg_.client_of_record(h);
     snap.holders.push_back({c, seg_.client(c).pid, static_cast<shm::LockMode>(r.mode), r.token, shm::load(r.revoke) != 0});
   }
-  for (std::uint32_t w = s.queue_head; w != shm::kNil && guard_steps++ < seg_.record_count(); w = seg_.record(w).next) {
+  for (std::uint32_t w = s.queue_head; w < seg_.record_count() && guard_steps++ < seg_.record_count(); w = seg_.record(w).next) {
     const auto& r = seg_.record(w);
     const std::uint32_t c = seg_.client_of_record(w);
     snap.queue.push_back({c, seg_.client(c).pid, static_cast<shm::LockMode>(r.mode), r.ticket});

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <type_traits>
 
 #include "sessionbroker/shm/constants.hpp"
@@ -43,6 +44,11 @@ struct alignas(64) SessionSlot {
   char id[kMaxSessionIdBytes];
 };
 static_assert(std::is_standard_layout_v<SessionSlot> && std::is_trivially_copyable_v<SessionSlot>);
+
+// The session's id, never longer than the array: id_len comes from shared memory and may be garbage.
+inline std::string_view session_id(const SessionSlot& s) {
+  return {s.id, s.id_len < kMaxSessionIdBytes ? s.id_len : kMaxSessionIdBytes};
+}
 
 // Session index: open addressing with linear probing over `index_size` (a power of two) words,
 // each kIndexEmpty, kIndexTombstone or a session slot number. Guarded by the registry mutex;
