@@ -91,5 +91,23 @@ TEST_F(ClaimTest, RunningOutOfLockRecordsReleasesIdleCachedLocks) {
   }
 }
 
+// When every lock record of the process is in use by a thread (nothing idle to give back), a further
+// request is a capacity error that leaves the segment as it was.
+TEST_F(ClaimTest, LockRecordsAllInUseIsACapacityError) {
+  auto caps = small_caps();
+  caps.locks_per_client = 2;
+  create(caps);
+  auto c = attach();
+  auto a = c->create("a")->lock_all(Mode::kExclusive, in(1s));
+  auto b = c->create("b")->lock_all(Mode::kExclusive, in(1s));
+  ASSERT_TRUE(a && b);
+  auto third = c->create("c");
+  EXPECT_EQ(third->lock_all(Mode::kExclusive, in(1s)).code(), ErrorCode::kCapacityExceeded);
+  EXPECT_EQ(holder_count("c"), 0u);
+  EXPECT_EQ(queue_len("c"), 0u);
+  ASSERT_TRUE(a->unlock());
+  EXPECT_TRUE(third->lock_all(Mode::kExclusive, in(1s))) << "an idle cached lock is given back to make room";
+}
+
 }  // namespace
 }  // namespace sbtest
