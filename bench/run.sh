@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The bench suite in one command: builds (Release) and runs every scenario of issue 4 beside its
+# floors and peers, writes the raw results as JSON, prints the comparison table and draws plots.
+#
+#   bench/run.sh [--quick] [--out DIR]
+#
+#   --quick   every scenario briefly (a smoke test: about a minute once built; CI runs this)
+#   --out     where results go (default bench/results): *.json (raw results; inproc.gbench.json is
+#             Google Benchmark's own), samples/*.dat (latency quantiles), table.md, plots/*.png
+# Environment: SBBENCH_BUILD_DIR (default build-bench), SBBENCH_JOBS (build jobs, default nproc).
+#
+# Installs what is missing first (scripts/setup.sh, bench/setup.sh; root or sudo). Starts its own
+# redis-server on 127.0.0.1:<free port> and a unix socket, persistence off, and stops it after.
+# Leaves nothing behind, Ctrl-C included: segments are named $SBBENCH_PREFIX-* and removed by the
+# trap below, the temporary directory too; children die with their parent (PR_SET_PDEATHSIG).
+# Timings are never checked: exit status 0 means the suite ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=()
+out=bench/results
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=(--quick) ;;
+    --out) out="${2:?--out needs a directory}"; shift ;;
+    --out=*) out="${1#--out=}" ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "usage: bench/run.sh [--quick] [--out DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
+build="${SBBENCH_BUILD_DIR:-build-bench}"
+jobs="${SBBENCH_JOBS:-$(nproc)}"
+
+scripts/setup.sh
+bench/setup.sh
+
+export SBBENCH_PREFIX="sbbench-$$"
+SBBENCH_TMP="$(mktemp -d /tmp/sbbench-run.XXXXXX)"
+export SBBENCH_TMP
+cleanup() {
+  rm -f /dev/shm/"$SBBENCH_PREFIX"-*
+  rm -rf "$SBBENCH_TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+echo "== build ($build, Release)"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSESSIONBROKER_BUILD_TESTS=OFF \
+  -DSESSIONBROKER_BUILD_BENCH=ON >/dev/null
+cmake --build "$build" -j "$jobs" --target bench_suite
+
+mkdir -p "$out"
+rm -rf "$out"/*.json "$out"/samples "$out"/plots "$out"/table.md
+{
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+       "$(free -g | awk '/Mem:/ {print $2}') GiB, kernel $(uname -r), clocksource" \
+       "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null || echo '?')"
+  echo "run: $(date -u +%Y-%m-%dT%H:%MZ), ${quick[*]:-full}, load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$out/machine.txt"
+
+status=0
+echo "== in-process scenarios (sb_inproc: 1, 2, 4, 5 latency, 7)"
+"$build/bench/sb_inproc" "${quick[@]}" --out "$out" \
+  --benchmark_out="$out/inproc.gbench.json" --benchmark_out_format=json || status=$?
+echo "== multi-process scenarios (sb_multiproc: 3, 5 throughput, 6)"
+"$build/bench/sb_multiproc" "${quick[@]}" --out "$out" || status=$?
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
+
+echo "== report"
+"$build/bench/sb_report" "$out" || status=$?
+echo "results: $out/table.md, raw: $out/*.json, plots: $out/plots/"
+exit "$status"
