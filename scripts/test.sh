@@ -9,14 +9,15 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 sanitize="${SANITIZE:-}"
 case "$sanitize" in
-  "") dir=build; type=RelWithDebInfo; filter=() ;;
-  address,undefined) dir=build-asan; type=Debug; filter=() ;;
-  thread) dir=build-tsan; type=Debug; filter=(-R 'ClaimTest\.(Claim05|SharedProcessLock|Uncommitted)') ;;
+  "") dir=build; type=RelWithDebInfo; filter=(); install=ON ;;
+  address,undefined) dir=build-asan; type=Debug; filter=(); install=OFF ;;
+  thread) dir=build-tsan; type=Debug; filter=(-R 'ClaimTest\.(Claim05|SharedProcessLock|Uncommitted)'); install=OFF ;;
   *) echo "SANITIZE must be empty, address,undefined or thread" >&2; exit 2 ;;
 esac
 jobs="$(nproc)"
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DSESSIONBROKER_SANITIZE="$sanitize" \
-  -DSESSIONBROKER_BUILD_TESTS=ON -DSESSIONBROKER_BUILD_TOOLS=ON -DSESSIONBROKER_BUILD_BENCH=ON >/dev/null
+  -DSESSIONBROKER_BUILD_TESTS=ON -DSESSIONBROKER_BUILD_TOOLS=ON -DSESSIONBROKER_BUILD_BENCH=ON \
+  -DSESSIONBROKER_INSTALL="$install" >/dev/null
 if [ "$sanitize" = thread ]; then
   cmake --build "$dir" -j "$jobs" --target thread_lock_test
 else
