@@ -113,12 +113,14 @@ SessionLock::SessionLock(std::unique_ptr<ThreadLockState> state) : state_(std::m
 SessionLock::SessionLock(SessionLock&&) noexcept = default;
 SessionLock& SessionLock::operator=(SessionLock&& other) noexcept {
   if (this != &other) {
-    (void)unlock();
+    if (state_) (void)unlock();
     state_ = std::move(other.state_);
   }
   return *this;
 }
-SessionLock::~SessionLock() { (void)unlock(); }
+SessionLock::~SessionLock() {
+  if (state_) (void)unlock();  // an unlocked lock has nothing to do (and no error to build)
+}
 
 std::uint64_t SessionLock::token() const { return state_ ? state_->grant.token : 0; }
 Mode SessionLock::mode() const { return state_ ? state_->mode : Mode::kShared; }
