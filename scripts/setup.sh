@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages sessionbroker builds with, only when missing.
-# Idempotent; needs root (or sudo) only when something is missing.
+# Installs the Debian packages sessionbroker builds with, plus any package names given as
+# arguments (bench/setup.sh adds the bench's), only when missing. Idempotent; needs root (or sudo)
+# only when something is missing.
 set -euo pipefail
 pkgs=(g++ cmake make libboost-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-      libgtest-dev libgmock-dev libbenchmark-dev pkgconf libsystemd-dev)
+      libgtest-dev libgmock-dev libbenchmark-dev pkgconf libsystemd-dev "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -12,5 +13,7 @@ done
 echo "setup: installing ${missing[*]}" >&2
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+# --no-install-recommends keeps optional extras out (for redis-server: its tools' extras; the bench
+# runs its own server on a private port and socket, never the packaged service).
+$sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
