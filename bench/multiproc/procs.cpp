@@ -66,39 +66,5 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
   return true;
 }
 
-bool BrokerProcess::start(const std::vector<std::string>& extra) {
-  int ready[2];
-  if (pipe(ready) != 0) return false;
-  std::fflush(nullptr);
-  pid_ = fork();
-  if (pid_ == 0) {
-    close(ready[0]);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    std::vector<std::string> args{SESSION_BROKER_BIN, "--segment", segment_, "--ready-fd", std::to_string(ready[1]),
-                                  "--remove-on-exit"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, STDERR_FILENO);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(ready[1]);
-  pollfd p{ready[0], POLLIN, 0};
-  char buf[8] = {};
-  const bool ok = poll(&p, 1, 10000) == 1 && read(ready[0], buf, sizeof buf) > 0;
-  close(ready[0]);
-  if (!ok) std::fprintf(stderr, "session-broker (%s) did not report ready\n", SESSION_BROKER_BIN);
-  return ok;
-}
-
-void BrokerProcess::stop() {
-  if (pid_ <= 0) return;
-  kill(pid_, SIGTERM);
-  waitpid(pid_, nullptr, 0);
-  pid_ = -1;
-}
 
 }  // namespace sbbench

@@ -45,21 +45,6 @@ bool wait_all(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout)
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
                 std::chrono::microseconds every = std::chrono::microseconds(50));
 
-// session-broker on `segment`, started with --ready-fd (returns once it reports ready) and
-// --remove-on-exit; stopped with SIGTERM by stop() or the destructor.
-class BrokerProcess {
- public:
-  explicit BrokerProcess(std::string segment) : segment_(std::move(segment)) {}
-  ~BrokerProcess() { stop(); }
-  BrokerProcess(const BrokerProcess&) = delete;
-  BrokerProcess& operator=(const BrokerProcess&) = delete;
-  bool start(const std::vector<std::string>& extra);
-  void stop();
-
- private:
-  std::string segment_;
-  pid_t pid_ = -1;
-};
 
 // What every scenario gets: options, the result sink and (maybe) the Redis server.
 class RedisServer;

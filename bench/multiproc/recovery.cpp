@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "peers.hpp"
+#include "broker_child.hpp"
 #include "procs.hpp"
 #include "sessionbroker/client.hpp"
 #include "store.hpp"
@@ -114,8 +115,10 @@ void run_recovery(Harness& h) {
 
   {  // broker up
     const std::string name = name_prefix() + "-s6broker";
-    BrokerProcess broker(name);
-    if (broker.start({"--max-clients", "16", "--max-sessions", "16", "--attr-memory", "1M", "--max-value", "64K"})) {
+    sessionbroker::broker::BrokerChild broker(SESSION_BROKER_BIN, name,
+                                              {"--remove-on-exit", "--max-clients", "16", "--max-sessions", "16",
+                                               "--attr-memory", "1M", "--max-value", "64K"});
+    if (broker.start()) {
       {
         auto seg = sessionbroker::detail::Segment::open(name);
         if (seg) (void)sessionbroker::detail::Store(**seg).create_session("victim", 0);
@@ -127,7 +130,7 @@ void run_recovery(Harness& h) {
     } else {
       h.sink->skipped(kGroup, "sb.broker_up", "session-broker did not start");
     }
-    broker.stop();
+    broker.terminate();
     sessionbroker::detail::Segment::remove(name);
   }
 

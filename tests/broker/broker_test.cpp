@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "broker_child.hpp"
 #include "claims/claim_fixture.hpp"
 
 namespace sbtest {
@@ -13,63 +14,12 @@ namespace {
 
 using sessionbroker::RevokeEvent;
 
-// Runs session-broker on the test's segment name; start() returns once it reports ready.
-class BrokerProcess {
- public:
-  BrokerProcess(std::string segment, std::vector<std::string> extra) : segment_(std::move(segment)), extra_(std::move(extra)) {}
-  ~BrokerProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  bool start() {
-    int ready[2];
-    if (pipe(ready) != 0) return false;
-    std::fflush(nullptr);
-    pid_ = fork();
-    if (pid_ == 0) {
-      close(ready[0]);
-      std::vector<std::string> args{SESSION_BROKER_BIN, "--segment", segment_, "--ready-fd", std::to_string(ready[1])};
-      args.insert(args.end(), extra_.begin(), extra_.end());
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      int devnull = open("/dev/null", O_WRONLY);
-      dup2(devnull, STDERR_FILENO);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(ready[1]);
-    pollfd p{ready[0], POLLIN, 0};
-    char buf[8] = {};
-    const bool ok = poll(&p, 1, 10000) == 1 && read(ready[0], buf, sizeof buf) > 0;
-    close(ready[0]);
-    return ok;
-  }
-  void kill9() { signal_and_wait(SIGKILL); }
-  int terminate() { return signal_and_wait(SIGTERM); }
-
- private:
-  int signal_and_wait(int sig) {
-    ::kill(pid_, sig);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-  std::string segment_;
-  std::vector<std::string> extra_;
-  pid_t pid_ = -1;
-};
-
 // The broker creates the segment itself, so these tests start without the fixture's segment.
 class BrokerTest : public ClaimTest {
  protected:
   void SetUp() override { name_ = unique_segment_name("broker"); }
   bool start_broker(std::vector<std::string> extra = {}) {
-    broker_ = std::make_unique<BrokerProcess>(name_, std::move(extra));
+    broker_ = std::make_unique<sessionbroker::broker::BrokerChild>(SESSION_BROKER_BIN, name_, std::move(extra));
     if (!broker_->start()) return false;
     auto seg = sessionbroker::detail::Segment::open(name_);
     if (!seg) return false;
@@ -77,7 +27,7 @@ class BrokerTest : public ClaimTest {
     store_ = std::make_unique<sessionbroker::detail::Store>(*seg_);
     return true;
   }
-  std::unique_ptr<BrokerProcess> broker_;
+  std::unique_ptr<sessionbroker::broker::BrokerChild> broker_;
 };
 
 TEST_F(BrokerTest, KilledHolderIsReclaimedByTheBroker) {

@@ -57,7 +57,7 @@ void pause_ms(int ms) {
   shm::futex_wait(word, 0, shm::Clock::now() + std::chrono::milliseconds(ms));
 }
 
-bool create_segment(const Options& o, BrokerChild& broker) {
+bool create_segment(const Options& o, sessionbroker::broker::BrokerChild& broker) {
   if (!o.no_broker) return broker.start();
   detail::CreateOptions create;
   create.caps = {64, 64, 256, 16384, 65536, 0, 0, 0};
@@ -69,7 +69,7 @@ struct KillStats {
 };
 
 // The killer: a random victim at a random moment, then a replacement.
-KillStats kill_loop(const Options& o, Shared* sh, std::vector<pid_t>& pids, BrokerChild& broker, std::mt19937_64& rng) {
+KillStats kill_loop(const Options& o, Shared* sh, std::vector<pid_t>& pids, sessionbroker::broker::BrokerChild& broker, std::mt19937_64& rng) {
   KillStats k;
   std::uint32_t next_id = static_cast<std::uint32_t>(pids.size());
   for (int i = 0; i < o.kills; ++i) {
@@ -94,7 +94,7 @@ KillStats kill_loop(const Options& o, Shared* sh, std::vector<pid_t>& pids, Brok
 
 int run_torture(Options o) {
   Shared* sh = map_shared();
-  BrokerChild broker(o.broker, o.segment);
+  sessionbroker::broker::BrokerChild broker(o.broker, o.segment);
   if (!sh || !create_segment(o, broker)) return fmt::print(stderr, "torture: cannot create segment '{}'\n", o.segment), 1;
   {
     auto c = Client::attach(o.segment);

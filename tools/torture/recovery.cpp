@@ -97,7 +97,7 @@ int measure_recovery(const std::string& broker_path, const std::string& segment,
   auto* granted = static_cast<std::atomic<std::uint64_t>*>(
       mmap(nullptr, sizeof(std::atomic<std::uint64_t>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   for (bool broker_up : {true, false}) {
-    BrokerChild broker(broker_path, segment);
+    sessionbroker::broker::BrokerChild broker(broker_path, segment);
     if (!broker.start()) return fmt::print(stderr, "cannot start {}\n", broker_path), 1;
     auto seg = detail::Segment::open(segment);
     detail::Store store(**seg);
