@@ -78,11 +78,18 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::vector<std::str
   // and re-queue at the tail, breaking FIFO order and making no progress.
   bool just_acquired = false;
   for (;;) {
-    if (!just_acquired) observe_segment_flags(lk);
+    // From here to take_local() mu_ stays held, so clearing the fresh mark first is safe.
+    const bool fresh = just_acquired;
+    just_acquired = false;
+    if (fresh) {
+      fresh_grant_ = false;
+      cv_.notify_all();
+    } else {
+      observe_segment_flags(lk);
+    }
     if (detached_) return Status(ErrorCode::kDetached, "client is detached");
     if (destroyed_) return Status(ErrorCode::kNotFound, fmt::format("session '{}' was destroyed", id_));
-    const bool may_use = state_ == ProcState::kHeld && held_mode_ >= need && !lost_ && (just_acquired || !must_give_back());
-    just_acquired = false;
+    const bool may_use = state_ == ProcState::kHeld && held_mode_ >= need && !lost_ && (fresh || !must_give_back());
     if (may_use && locally_compatible(attrs, whole, mode)) {
       take_local(attrs, whole, mode);
       auto t = std::make_unique<ThreadLockState>();
@@ -94,7 +101,7 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::vector<std::str
       t->grant = grant_;
       return t;
     }
-    if (state_ == ProcState::kHeld && !may_use && users_ == 0) {
+    if (state_ == ProcState::kHeld && !may_use && idle()) {
       release_process_lock(lk);  // give back (revoked, lost, or too weak for this request)
       continue;
     }
@@ -120,6 +127,7 @@ Status LocalSession::acquire_process_lock(std::unique_lock<std::mutex>& lk, shm:
     grant_ = *g;
     held_mode_ = need;
     revoke_seen_ = lost_ = false;
+    fresh_grant_ = true;
     // A request raised at grant time (others were queued behind us) woke the revoke thread while
     // we were still kAcquiring, and it moved on: notice it now, so it is never left to a backstop.
     observe_segment_flags(lk);
@@ -162,7 +170,7 @@ Status LocalSession::unlock(ThreadLockState& t) {
   // A request raised while this grant was being taken (the revoke thread saw kAcquiring and moved
   // on) is noticed here, by the thread that used the grant.
   observe_segment_flags(lk);
-  if (users_ == 0 && state_ == ProcState::kHeld && must_give_back()) release_process_lock(lk);
+  if (idle() && state_ == ProcState::kHeld && must_give_back()) release_process_lock(lk);
   cv_.notify_all();
   return st;
 }
@@ -183,8 +191,8 @@ Status LocalSession::release(Clock::time_point deadline) {
   if (detached_) return Status(ErrorCode::kDetached, "client is detached");
   if (state_ != ProcState::kHeld) return Status(ErrorCode::kNotHeld, fmt::format("session '{}' is not locked by this process", id_));
   release_wanted_ = true;
-  while (users_ > 0 && state_ == ProcState::kHeld) {
-    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && users_ > 0) {
+  while (!idle() && state_ == ProcState::kHeld) {
+    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && !idle()) {
       release_wanted_ = false;
       cv_.notify_all();
       return timeout();
@@ -226,12 +234,12 @@ void LocalSession::observe_segment_flags(std::unique_lock<std::mutex>& lk) {
 void LocalSession::on_notification() {
   std::unique_lock lk(mu_);
   observe_segment_flags(lk);
-  if (state_ == ProcState::kHeld && must_give_back() && users_ == 0) release_process_lock(lk);
+  if (state_ == ProcState::kHeld && must_give_back() && idle()) release_process_lock(lk);
 }
 
 bool LocalSession::release_if_idle() {
   std::unique_lock lk(mu_);
-  if (state_ != ProcState::kHeld || users_ != 0) return false;
+  if (state_ != ProcState::kHeld || !idle()) return false;
   release_process_lock(lk);
   return true;
 }

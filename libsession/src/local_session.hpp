@@ -73,6 +73,9 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   Status acquire_process_lock(std::unique_lock<std::mutex>& lk, shm::LockMode need, Clock::time_point deadline);
   void release_process_lock(std::unique_lock<std::mutex>& lk);
   bool must_give_back() const { return revoke_seen_ || lost_ || release_wanted_; }  // REQUIRES: mu_
+  // May the process lock be given back now? Not while a thread uses it, nor while the grant is
+  // fresh (its acquiring thread has not had its turn). REQUIRES: mu_
+  bool idle() const { return users_ == 0 && !fresh_grant_; }
   // Notes a revoke request or a loss flagged in the segment for the held grant, telling the
   // callback with mu_ released. Any thread may notice first; the revoke thread is only the backstop
   // for a process whose threads are idle. REQUIRES: lk holds mu_.
@@ -93,6 +96,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   bool release_wanted_ = false;  // Session::release() waits for the threads to finish
   bool detached_ = false;
   bool destroyed_ = false;
+  bool fresh_grant_ = false;     // granted for a thread that has not used it yet (observe may drop mu_)
   int users_ = 0;                // thread locks outstanding
   int whole_shared_ = 0;
   bool whole_exclusive_ = false;
