@@ -58,7 +58,10 @@ class Broker::Loop {
     signalfd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     eventfd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (signalfd_ < 0 || eventfd_ < 0) return Status(ErrorCode::kSystem, fmt::format("signalfd/eventfd: {}", std::strerror(errno)));
-    std::thread watcher([this] { watch_registry(); });
+    // Read the epoch before the first scan: a client that registers after this read moves the
+    // epoch past `seen`, so the watcher reports it even if the scan below ran before it registered.
+    const std::uint32_t seen = shm::load(seg_.header().registry_epoch);
+    std::thread watcher([this, seen] { watch_registry(seen); });
     Status st = loop();
     stop_ = true;
     shm::bump_and_wake(seg_.header().registry_epoch);
@@ -68,9 +71,8 @@ class Broker::Loop {
 
  private:
   // Sleeps on the registry epoch and pokes the loop's eventfd when it moves.
-  void watch_registry() {
+  void watch_registry(std::uint32_t seen) {
     auto& epoch = seg_.header().registry_epoch;
-    std::uint32_t seen = shm::load(epoch);
     while (!stop_) {
       shm::futex_wait(epoch, seen, shm::Clock::now() + std::chrono::seconds(1));
       const std::uint32_t now = shm::load(epoch);
