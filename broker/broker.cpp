@@ -128,7 +128,9 @@ class Broker::Loop {
   void rescan_clients() {
     for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
       const auto& cs = seg_.client(c);
-      const bool live = shm::load(cs.state) == static_cast<std::uint32_t>(shm::ClientState::kLive);
+      // An evicted client still owns its slot until it detaches or dies: keep watching it.
+      const auto state = static_cast<shm::ClientState>(shm::load(cs.state));
+      const bool live = state == shm::ClientState::kLive || state == shm::ClientState::kEvicted;
       auto it = watched_.find(c);
       if (it != watched_.end() && (!live || it->second.generation != cs.generation)) {
         close(it->second.pidfd);

@@ -37,30 +37,68 @@ int main(int argc, char** argv) {
   broker::Broker::block_signals();
   CLI::App app{
       "session-broker: owns a sessionbroker shared-memory segment.\n"
-      "Creates the segment (or adopts it after a restart), watches attached clients and reclaims the\n"
-      "locks of dead ones, expires idle sessions, and enforces the revoke deadline. Clients lock and\n"
-      "unlock without it. Stops on SIGTERM or SIGINT; SIGHUP logs a status line.",
+      "Creates the segment /dev/shm/NAME (or adopts it after a restart), watches attached clients and\n"
+      "reclaims the locks of dead ones, expires idle sessions, and enforces the revoke deadline. Clients\n"
+      "lock and unlock without it. Runs in the foreground and logs one line per event on stderr.\n"
+      "Durations read like 1500us, 200ms, 5s (a bare number is seconds), 2m, 1h; sizes like 4096, 64K,\n"
+      "64M, 1G (powers of 1024; a bare number is bytes). The capacity options (--max-clients through\n"
+      "--revoke-deadline) apply when the segment is created; an adopted segment keeps its own.",
       "session-broker"};
+  app.footer(
+      "Signals:\n"
+      "  SIGTERM, SIGINT  stop: log it, and remove the segment if --remove-on-exit (else keep it, with its\n"
+      "                   sessions and tokens, for the next start); attached clients keep working meanwhile\n"
+      "  SIGHUP           log a status line (clients, sessions); nothing is reloaded\n"
+      "\n"
+      "Exit status:\n"
+      "  0    stopped by SIGTERM or SIGINT\n"
+      "  1    could not create or adopt the segment (exists with another owner, incompatible layout,\n"
+      "       permission denied, ...) or a system call failed while running\n"
+      "  2    invalid --attr-memory, --max-value, --mode or --group value\n"
+      "  100+ command line rejected by the option parser: 105 malformed or out-of-range value,\n"
+      "       109 unknown argument, 114 option without its value\n"
+      "\n"
+      "Examples:\n"
+      "  session-broker --segment shop --max-sessions 100000 --attr-memory 1G --default-ttl 20m\n"
+      "  session-broker --segment shop --mode 0660 --group www-data --revoke-deadline 2s");
   broker::BrokerOptions opts;
   std::uint32_t max_clients = 64, max_sessions = 4096, locks_per_client = 256;
   std::string attr_memory = "64M", max_value = "1M", default_ttl = "30m", revoke_deadline = "0", mode = "0600", group;
   int ready_fd = -1;
-  app.add_option("--segment", opts.segment, "segment name (an object in /dev/shm)")->capture_default_str();
-  app.add_option("--max-clients", max_clients, "most processes attached at once")->capture_default_str()->check(CLI::Range(1u, 4096u));
-  app.add_option("--max-sessions", max_sessions, "most sessions at once")->capture_default_str()->check(CLI::Range(1u, 1u << 24));
-  app.add_option("--locks-per-client", locks_per_client, "most locks held or awaited by one process")
+  app.add_option("--segment", opts.segment, "segment name: the object /dev/shm/NAME")
+      ->type_name("NAME")->capture_default_str();
+  app.add_option("--max-clients", max_clients, "most processes attached at once")
+      ->capture_default_str()->check(CLI::Range(1u, 4096u));
+  app.add_option("--max-sessions", max_sessions, "most sessions at once")
+      ->capture_default_str()->check(CLI::Range(1u, 1u << 24));
+  app.add_option("--locks-per-client", locks_per_client,
+                 "most locks held or awaited at once by one process")
       ->capture_default_str()->check(CLI::Range(1u, 65536u));
-  app.add_option("--attr-memory", attr_memory, "attribute memory for all sessions")->capture_default_str()->check(check_size);
-  app.add_option("--max-value", max_value, "largest attribute value")->capture_default_str()->check(check_size);
-  app.add_option("--default-ttl", default_ttl, "idle time before a session expires (0 = never)")->capture_default_str()->check(check_duration);
+  app.add_option("--attr-memory", attr_memory,
+                 "attribute memory shared by all sessions, a size\n(allocated in 256-byte blocks)")
+      ->type_name("SIZE")->capture_default_str()->check(check_size);
+  app.add_option("--max-value", max_value, "largest attribute value, a size (1 byte..4 GiB)")
+      ->type_name("SIZE")->capture_default_str()->check(check_size);
+  app.add_option("--default-ttl", default_ttl,
+                 "idle time (no grant, release or commit) before a session\n"
+                 "created without a TTL expires; a duration, 0 = never")
+      ->type_name("DURATION")->capture_default_str()->check(check_duration);
   app.add_option("--revoke-deadline", revoke_deadline,
-                 "a holder that does not answer a revoke request this long loses the lock (0 = never)")
-      ->capture_default_str()->check(check_duration);
-  app.add_option("--mode", mode, "permissions of the segment (octal); widen only on purpose")->capture_default_str();
-  app.add_option("--group", group, "group to give the segment to (use with --mode 0660)");
-  app.add_flag("--remove-on-exit", opts.remove_on_exit, "remove the segment when stopping (default: keep it for a restart)");
-  app.add_option("--ready-fd", ready_fd, "write \"ready\\n\" to this file descriptor once the segment is usable");
-  app.add_flag("-v,--verbose", opts.verbose, "log debug events too");
+                 "a holder that does not answer a revoke request within this\n"
+                 "duration loses the lock (its token goes stale); 0 = never")
+      ->type_name("DURATION")->capture_default_str()->check(check_duration);
+  app.add_option("--mode", mode, "permissions of the segment, octal; widen only on purpose")
+      ->type_name("OCTAL")->capture_default_str();
+  app.add_option("--group", group,
+                 "group to give the segment to (use with --mode 0660)\n(default: the broker's primary group)")
+      ->type_name("GROUP");
+  app.add_flag("--remove-on-exit", opts.remove_on_exit,
+               "remove the segment when stopping\n(default: keep it, with its sessions, for a restart)");
+  app.add_option("--ready-fd", ready_fd,
+                 "write \"ready\\n\" to this file descriptor, then close it, once\n"
+                 "the segment is usable (default: none; under systemd,\nreadiness goes by sd_notify)")
+      ->type_name("FD");
+  app.add_flag("-v,--verbose", opts.verbose, "log debug events too (default: info, warnings and errors)");
   CLI11_PARSE(app, argc, argv);
 
   auto& caps = opts.create.caps;

@@ -152,7 +152,8 @@ int main(int argc, char** argv) {
 
   // 3. Live lock state: client 0 holds "s" exclusively (thread lock kept), client 1 waits in the
   //    queue, so the image has a holder, a waiter, a revoke flag and two live clients.
-  with_segment("queue", [](const std::string& name) {
+  Bytes queue;
+  with_segment("queue", [&queue](const std::string& name) {
     auto holder = Client::attach(name);
     auto waiter = Client::attach(name);
     die_if(!holder || !waiter, "attach two clients");
@@ -169,7 +170,8 @@ int main(int argc, char** argv) {
       auto l2 = s2->lock_all(Mode::kShared, in(3s));
     });
     std::this_thread::sleep_for(300ms);
-    write_seed("valid_queue.img", dump(name), true);
+    queue = dump(name);
+    write_seed("valid_queue.img", queue, true);
     if (lock) (void)lock->unlock();
     (void)s->release(in(1s));
     t.join();
@@ -248,6 +250,34 @@ int main(int argc, char** argv) {
     img.session(0).queue_head = 2;
     img.session(0).id_len = 0xFFFFFFFFu;
     write_seed("freelist_cycle.img", b, true);
+  }
+  if (!queue.empty()) {
+    // Former crash reproducers, rebuilt for this layout from the image with a holder and a waiter:
+    // an id length far past the id array (tools must clamp it, not allocate gigabytes), one just past
+    // it, and a holder list that leaves the record table.
+    const auto live_session = [](Img& img) {
+      for (std::uint32_t i = 0; i < img.h().caps.max_sessions; ++i)
+        if (img.session(i).state == static_cast<std::uint32_t>(shm::SessionState::kLive)) return i;
+      return 0u;
+    };
+    {
+      Bytes b = queue;
+      Img img{b};
+      img.session(live_session(img)).id_len = 0x7FFFFFF0u;
+      write_seed("id_len_oom.img", b, true);
+    }
+    {
+      Bytes b = queue;
+      Img img{b};
+      img.session(live_session(img)).id_len = shm::kMaxSessionIdBytes + 1;
+      write_seed("id_len_overflow.img", b, true);
+    }
+    {
+      Bytes b = queue;
+      Img img{b};
+      img.session(live_session(img)).holders_head = img.h().caps.max_clients * img.h().caps.locks_per_client + 3;
+      write_seed("snapshot_holders_oob.img", b, true);
+    }
   }
   {
     // Not a segment at all: a page of pseudo-random bytes.

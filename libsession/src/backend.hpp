@@ -20,6 +20,9 @@ class Backend {
   virtual ~Backend() = default;
 
   virtual Status detach() = 0;
+  // True once an administrator evicted this process (sessionctl evict-client): every later call
+  // fails with kDetached; detach() still frees the registration.
+  virtual bool evicted() const = 0;
   virtual std::uint32_t max_value_bytes() const = 0;
 
   virtual Result<SessionRef> create_session(std::string_view id, std::uint64_t ttl_ms) = 0;

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "blob.hpp"
+#include "stats.hpp"
 #include "store.hpp"
 
 namespace sessionbroker::detail {
@@ -197,6 +198,7 @@ Status Store::commit(std::uint32_t client, SessionRef ref, const Grant& g, const
     ++s.version;
     cs.pending_blob = shm::kNil;
     if (base != shm::kNil) free_chain(base);
+    count_event(seg_.stats(client), shm::Counter::kCommits);
   } else {
     cs.pending_blob = shm::kNil;
     if (fresh != shm::kNil) free_chain(fresh);

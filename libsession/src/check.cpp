@@ -79,7 +79,9 @@ class Checker {
     std::uint32_t clients = 0;
     for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
       const auto st = static_cast<ClientState>(shm::load(seg_.client(c).state));
-      if (st == ClientState::kLive) ++clients;
+      if (st == ClientState::kLive || st == ClientState::kEvicted) ++clients;
+      if (st == ClientState::kEvicted)
+        report_.notes.push_back(fmt::format("client {} (pid {}) was evicted, waiting for it to detach", c, seg_.client(c).pid));
       if (st == ClientState::kDead) report_.notes.push_back(fmt::format("client {} (pid {}) is dead, reclaim pending", c, seg_.client(c).pid));
     }
     if (h.client_count != clients) violation(kI7, "client_count {} but {} live clients", h.client_count, clients);

@@ -2,6 +2,9 @@
 // alive. Boost exceptions never cross this boundary (the backend returns Status).
 #include "sessionbroker/client.hpp"
 
+#include <algorithm>
+#include <array>
+
 #include <fmt/format.h>
 
 #include "client_impl.hpp"
@@ -82,23 +85,34 @@ Session::Session(std::shared_ptr<ClientImpl> client, std::shared_ptr<LocalSessio
 
 const std::string& Session::id() const { return local_->id(); }
 
-Result<SessionLock> Session::lock(std::vector<std::string> attrs, Mode mode, Deadline deadline) {
+Result<SessionLock> Session::lock_names(std::span<const std::string_view> attrs, bool whole, Mode mode,
+                                        Deadline deadline) {
   if (Status st = client_->usable(); !st) return st;
-  auto t = local_->lock(std::move(attrs), false, mode, deadline);
+  auto t = local_->lock(attrs, whole, mode, deadline);
   if (!t) return t.status();
   return SessionLock(std::move(*t));
+}
+
+Result<SessionLock> Session::lock(const std::vector<std::string>& attrs, Mode mode, Deadline deadline) {
+  constexpr std::size_t kOnStack = 8;
+  std::array<std::string_view, kOnStack> small;
+  std::vector<std::string_view> large;
+  std::span<std::string_view> views;
+  if (attrs.size() <= kOnStack) {
+    views = std::span(small).first(attrs.size());
+  } else {
+    large.resize(attrs.size());
+    views = large;
+  }
+  std::copy(attrs.begin(), attrs.end(), views.begin());
+  return lock_names(views, false, mode, deadline);
 }
 
 Result<SessionLock> Session::lock(std::initializer_list<std::string_view> attrs, Mode mode, Deadline deadline) {
-  return lock(std::vector<std::string>(attrs.begin(), attrs.end()), mode, deadline);
+  return lock_names(std::span(attrs.begin(), attrs.size()), false, mode, deadline);
 }
 
-Result<SessionLock> Session::lock_all(Mode mode, Deadline deadline) {
-  if (Status st = client_->usable(); !st) return st;
-  auto t = local_->lock({}, true, mode, deadline);
-  if (!t) return t.status();
-  return SessionLock(std::move(*t));
-}
+Result<SessionLock> Session::lock_all(Mode mode, Deadline deadline) { return lock_names({}, true, mode, deadline); }
 
 Status Session::release(Deadline deadline) {
   if (Status st = client_->usable(); !st) return st;
@@ -180,14 +194,15 @@ Status SessionLock::erase(std::string_view name) {
 Status SessionLock::commit() {
   if (!state_) return not_locked();
   if (Status st = state_->client->usable(); !st) return st;
-  return state_->session->commit(*state_);
+  return state_->session->confirm_and_commit(*state_);
 }
 
 Status SessionLock::unlock() {
   if (!state_) return not_locked();
   auto state = std::move(state_);
   if (Status st = state->client->usable(); !st) return st;
-  return state->session->unlock(*state);
+  LocalSession* session = state->session.get();  // kept alive by `state` until unlock lets go of it
+  return session->unlock(std::move(state));
 }
 
 }  // namespace sessionbroker

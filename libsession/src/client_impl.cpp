@@ -28,6 +28,8 @@ Status ClientImpl::usable() const {
   if (forked_since(fork_epoch_))
     return Status(ErrorCode::kDetached, "client handle used in a forked child: call Client::attach in the child");
   if (detached_.load(std::memory_order_acquire)) return Status(ErrorCode::kDetached, "client is detached");
+  if (backend_->evicted())
+    return Status(ErrorCode::kDetached, "client was evicted by an administrator (sessionctl evict-client): detach and attach again");
   return {};
 }
 

@@ -20,28 +20,34 @@ bool ThreadLockState::covers(std::string_view name) const {
   return whole || std::binary_search(attrs.begin(), attrs.end(), name, std::less<>{});
 }
 
-bool LocalSession::locally_compatible(const std::vector<std::string>& attrs, bool whole, Mode mode) const {
-  if (whole) return mode == Mode::kExclusive ? users_ == 0 : !whole_exclusive_ && attr_exclusive_ == 0;
-  if (whole_exclusive_ || (mode == Mode::kExclusive && whole_shared_ > 0)) return false;
-  for (const auto& a : attrs) {
-    auto it = attrs_.find(a);
-    if (it == attrs_.end()) continue;
-    if (it->second.exclusive || (mode == Mode::kExclusive && it->second.shared > 0)) return false;
+LocalSession::AttrLock* LocalSession::find_attr(std::string_view name) {
+  for (auto& a : attrs_)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+bool LocalSession::locally_compatible(const ThreadLockState& t) const {
+  if (t.whole) return t.mode == Mode::kExclusive ? users_ == 0 : !whole_exclusive_ && attr_exclusive_ == 0;
+  if (whole_exclusive_ || (t.mode == Mode::kExclusive && whole_shared_ > 0)) return false;
+  for (const auto& a : attrs_) {
+    if (a.idle() || !t.covers(a.name)) continue;
+    if (a.exclusive || t.mode == Mode::kExclusive) return false;
   }
   return true;
 }
 
-void LocalSession::take_local(const std::vector<std::string>& attrs, bool whole, Mode mode) {
+void LocalSession::take_local(const ThreadLockState& t) {
   ++users_;
-  if (whole) {
-    if (mode == Mode::kExclusive) whole_exclusive_ = true;
+  if (t.whole) {
+    if (t.mode == Mode::kExclusive) whole_exclusive_ = true;
     else ++whole_shared_;
     return;
   }
-  for (const auto& a : attrs) {
-    auto& l = attrs_[a];
-    if (mode == Mode::kExclusive) l.exclusive = true, ++attr_exclusive_;
-    else ++l.shared;
+  for (const auto& name : t.attrs) {
+    AttrLock* l = find_attr(name);
+    if (!l) l = &attrs_.emplace_back(AttrLock{name});
+    if (t.mode == Mode::kExclusive) l->exclusive = true, ++attr_exclusive_;
+    else ++l->shared;
   }
 }
 
@@ -52,27 +58,53 @@ void LocalSession::drop_local(const ThreadLockState& t) {
     else --whole_shared_;
     return;
   }
-  for (const auto& a : t.attrs) {
-    auto it = attrs_.find(a);
-    if (it == attrs_.end()) continue;
-    if (t.mode == Mode::kExclusive) it->second.exclusive = false, --attr_exclusive_;
-    else --it->second.shared;
-    if (!it->second.exclusive && it->second.shared == 0) attrs_.erase(it);
+  for (const auto& name : t.attrs) {
+    AttrLock* l = find_attr(name);
+    if (!l) continue;
+    if (t.mode == Mode::kExclusive) l->exclusive = false, --attr_exclusive_;
+    else --l->shared;
   }
+  if (attrs_.size() > kIdleAttrEntries)  // bounded memory for processes that touch many names
+    std::erase_if(attrs_, [](const AttrLock& a) { return a.idle(); });
 }
 
-Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::vector<std::string> attrs, bool whole, Mode mode,
-                                                            Clock::time_point deadline) {
+std::unique_ptr<ThreadLockState> LocalSession::new_state(std::span<const std::string_view> attrs, bool whole, Mode mode) {
+  std::unique_ptr<ThreadLockState> t;
+  if (spare_.empty()) {
+    t = std::make_unique<ThreadLockState>();
+  } else {
+    t = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  t->attrs.resize(attrs.size());  // keeps the strings' buffers of an earlier use
+  for (std::size_t i = 0; i < attrs.size(); ++i) t->attrs[i].assign(attrs[i]);
+  std::sort(t->attrs.begin(), t->attrs.end());
+  t->attrs.erase(std::unique(t->attrs.begin(), t->attrs.end()), t->attrs.end());
+  t->whole = whole;
+  t->mode = mode;
+  return t;
+}
+
+void LocalSession::recycle(std::unique_ptr<ThreadLockState> t) {
+  if (spare_.size() >= kSpareStates) return;
+  t->session.reset();  // a spare state must not keep its session or client alive (a cycle)
+  t->client.reset();
+  t->changes.clear();
+  t->grant = {};
+  spare_.push_back(std::move(t));
+}
+
+Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::span<const std::string_view> attrs, bool whole,
+                                                            Mode mode, Clock::time_point deadline) {
   if (!whole && attrs.empty()) return Status(ErrorCode::kInvalidArgument, "lock needs at least one attribute");
   for (const auto& a : attrs) {
     if (a.empty()) return Status(ErrorCode::kInvalidArgument, "attribute name is empty");
     if (a.size() > shm::kMaxAttrNameBytes)
       return Status(ErrorCode::kTooLarge, fmt::format("attribute name is {} bytes; the limit is {}", a.size(), shm::kMaxAttrNameBytes));
   }
-  std::sort(attrs.begin(), attrs.end());
-  attrs.erase(std::unique(attrs.begin(), attrs.end()), attrs.end());
   const shm::LockMode need = needed_mode(mode);
   std::unique_lock lk(mu_);
+  auto t = new_state(attrs, whole, mode);
   // The thread whose request brought the grant in uses it once even if a revoke request is already
   // pending (other processes were queued behind it): otherwise it would hand the grant straight on
   // and re-queue at the tail, breaking FIFO order and making no progress.
@@ -87,17 +119,15 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::vector<std::str
     } else {
       observe_segment_flags(lk);
     }
-    if (detached_) return Status(ErrorCode::kDetached, "client is detached");
-    if (destroyed_) return Status(ErrorCode::kNotFound, fmt::format("session '{}' was destroyed", id_));
+    if (Status st = usable_locked(); !st) {
+      recycle(std::move(t));
+      return st;
+    }
     const bool may_use = state_ == ProcState::kHeld && held_mode_ >= need && !lost_ && (fresh || !must_give_back());
-    if (may_use && locally_compatible(attrs, whole, mode)) {
-      take_local(attrs, whole, mode);
-      auto t = std::make_unique<ThreadLockState>();
+    if (may_use && locally_compatible(*t)) {
+      take_local(*t);
       t->session = shared_from_this();
       t->client = client_.shared_from_this();
-      t->attrs = std::move(attrs);
-      t->whole = whole;
-      t->mode = mode;
       t->grant = grant_;
       return t;
     }
@@ -106,12 +136,24 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::vector<std::str
       continue;
     }
     if (state_ == ProcState::kNone) {
-      if (Status st = acquire_process_lock(lk, need, deadline); !st) return st;
+      if (Status st = acquire_process_lock(lk, need, deadline); !st) {
+        recycle(std::move(t));
+        return st;
+      }
       just_acquired = true;
       continue;
     }
-    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && Clock::now() >= deadline) return timeout();
+    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && Clock::now() >= deadline) {
+      recycle(std::move(t));
+      return timeout();
+    }
   }
+}
+
+Status LocalSession::usable_locked() const {
+  if (detached_) return Status(ErrorCode::kDetached, "client is detached");
+  if (destroyed_) return Status(ErrorCode::kNotFound, fmt::format("session '{}' was destroyed", id_));
+  return {};
 }
 
 Status LocalSession::acquire_process_lock(std::unique_lock<std::mutex>& lk, shm::LockMode need,
@@ -155,18 +197,31 @@ void LocalSession::release_process_lock(std::unique_lock<std::mutex>& lk) {
 }
 
 Status LocalSession::commit(ThreadLockState& t) {
-  if (t.changes.empty()) return {};
+  if (t.changes.empty()) return {};  // unlock's path: nothing to publish, nothing to check
   std::lock_guard c(commit_mu_);
   Status st = backend_.commit(ref_, t.grant, t.changes);
   t.changes.clear();
   return st;
 }
 
-Status LocalSession::unlock(ThreadLockState& t) {
-  Status st = commit(t);
+Status LocalSession::confirm_and_commit(ThreadLockState& t) {
+  if (t.changes.empty())
+    return backend_.grant_lost(t.grant)
+               ? Status(ErrorCode::kStaleToken, fmt::format("token {} no longer holds the session lock", t.grant.token))
+               : Status{};
+  return commit(t);
+}
+
+Status LocalSession::unlock(std::unique_ptr<ThreadLockState> t) {
+  Status st = commit(*t);
   backend_.touch(ref_);
+  // `t` may hold the last references to the client and to this session: both die, if they do,
+  // only after mu_ is let go (the client's destructor detaches every session, taking their mutexes).
+  const std::shared_ptr<ClientImpl> keep_client = std::move(t->client);
+  const std::shared_ptr<LocalSession> keep_alive = std::move(t->session);
   std::unique_lock lk(mu_);
-  drop_local(t);
+  drop_local(*t);
+  recycle(std::move(t));
   // A request raised while this grant was being taken (the revoke thread saw kAcquiring and moved
   // on) is noticed here, by the thread that used the grant.
   observe_segment_flags(lk);

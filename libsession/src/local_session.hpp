@@ -10,8 +10,9 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
 
 #include "sessionbroker/client.hpp"
@@ -43,10 +44,17 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   const std::string& id() const { return id_; }
   SessionRef ref() const { return ref_; }
 
-  Result<std::unique_ptr<ThreadLockState>> lock(std::vector<std::string> attrs, bool whole, Mode mode,
+  // A thread lock on `attrs` (any order, duplicates allowed) or, with `whole`, on the session.
+  // In steady state (the process lock cached, names seen before, at most kSpareStates locks
+  // outstanding) it allocates nothing: states and attribute entries are reused.
+  Result<std::unique_ptr<ThreadLockState>> lock(std::span<const std::string_view> attrs, bool whole, Mode mode,
                                                 Clock::time_point deadline);
   Status commit(ThreadLockState& t);
-  Status unlock(ThreadLockState& t);
+  // An explicit commit: like commit(), but with nothing pending it still reports kStaleToken
+  // when the grant was taken away (broken, expired, evicted), so success means "still yours".
+  Status confirm_and_commit(ThreadLockState& t);
+  // Commits, drops the thread lock and keeps `t` for reuse.
+  Status unlock(std::unique_ptr<ThreadLockState> t);
   // Destroys the session using the exclusive whole-session lock `t` holds.
   Status destroy_with(ThreadLockState& t);
   Status release(Clock::time_point deadline);
@@ -62,14 +70,25 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
 
  private:
   enum class ProcState { kNone, kAcquiring, kHeld, kReleasing };
+  // One attribute some thread locked. Entries whose counts drop to zero stay (up to
+  // kIdleAttrEntries) so that locking the same names again allocates nothing.
   struct AttrLock {
+    std::string name;
     int shared = 0;
     bool exclusive = false;
+    bool idle() const { return shared == 0 && !exclusive; }
   };
+  static constexpr std::size_t kIdleAttrEntries = 64;
+  static constexpr std::size_t kSpareStates = 16;
 
-  bool locally_compatible(const std::vector<std::string>& attrs, bool whole, Mode mode) const;  // REQUIRES: mu_
-  void take_local(const std::vector<std::string>& attrs, bool whole, Mode mode);  // REQUIRES: mu_
-  void drop_local(const ThreadLockState& t);                                      // REQUIRES: mu_
+  AttrLock* find_attr(std::string_view name);                                    // REQUIRES: mu_
+  bool locally_compatible(const ThreadLockState& t) const;                       // REQUIRES: mu_
+  void take_local(const ThreadLockState& t);                                     // REQUIRES: mu_
+  void drop_local(const ThreadLockState& t);                                     // REQUIRES: mu_
+  // A cleared state with `attrs` filled in sorted and unique (reused when one is spare).
+  std::unique_ptr<ThreadLockState> new_state(std::span<const std::string_view> attrs, bool whole, Mode mode);  // REQUIRES: mu_
+  void recycle(std::unique_ptr<ThreadLockState> t);                              // REQUIRES: mu_
+  Status usable_locked() const;                                                  // REQUIRES: mu_
   Status acquire_process_lock(std::unique_lock<std::mutex>& lk, shm::LockMode need, Clock::time_point deadline);
   void release_process_lock(std::unique_lock<std::mutex>& lk);
   bool must_give_back() const { return revoke_seen_ || lost_ || release_wanted_; }  // REQUIRES: mu_
@@ -101,7 +120,8 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   int whole_shared_ = 0;
   bool whole_exclusive_ = false;
   int attr_exclusive_ = 0;
-  std::unordered_map<std::string, AttrLock> attrs_;
+  std::vector<AttrLock> attrs_;                          // in use or idle, unordered
+  std::vector<std::unique_ptr<ThreadLockState>> spare_;  // cleared states for reuse
   std::mutex commit_mu_;         // serialises this process's commits on the session
 };
 

@@ -9,6 +9,7 @@
 
 #include "clock.hpp"
 #include "liveness.hpp"
+#include "stats.hpp"
 #include "store.hpp"
 
 namespace sessionbroker::detail {
@@ -31,10 +32,10 @@ bool Store::compatible(const shm::SessionSlot& s, LockMode mode) const {
   return s.holder_count == 0 || (mode == LockMode::kShared && s.lock_mode == static_cast<std::uint32_t>(LockMode::kShared));
 }
 
-void Store::grant(shm::SessionSlot& s, std::uint32_t rec) {
+void Store::grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns) {
   auto& r = seg_.record(rec);
   r.token = shm::fetch_add<std::uint64_t>(seg_.header().next_token, 1);
-  r.since_ns = mono_ns();
+  r.since_ns = now_ns;
   r.revoke = 0;
   r.revoke_at_ns = 0;
   r.next = s.holders_head;
@@ -43,7 +44,8 @@ void Store::grant(shm::SessionSlot& s, std::uint32_t rec) {
   s.lock_mode = r.mode;
   ++s.grants;
   shm::store(s.last_used_ns, r.since_ns, std::memory_order_relaxed);
-  shm::store(r.state, static_cast<std::uint32_t>(RecordState::kGranted));
+  // seq_cst: pairs with evict_client (admin.cpp), see there.
+  shm::store(r.state, static_cast<std::uint32_t>(RecordState::kGranted), std::memory_order_seq_cst);
 }
 
 void Store::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
@@ -55,12 +57,14 @@ void Store::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
   else seg_.record(s.queue_tail).next = rec;
   s.queue_tail = rec;
   ++s.queue_len;
-  shm::store(r.state, static_cast<std::uint32_t>(RecordState::kWaiting));
+  ++s.waits;
+  shm::store(r.state, static_cast<std::uint32_t>(RecordState::kWaiting), std::memory_order_seq_cst);
 }
 
 // Grants the head of the queue while it is compatible: one exclusive waiter, or every consecutive
 // shared waiter (invariant 4). Then asks the holders to release if anyone is still queued.
 void Store::grant_waiters(shm::SessionSlot& s) {
+  std::uint64_t now_ns = 0;  // read once, and only when someone waits: it times the handoff
   while (s.queue_head != shm::kNil) {
     const std::uint32_t rec = s.queue_head;
     auto& r = seg_.record(rec);
@@ -69,7 +73,8 @@ void Store::grant_waiters(shm::SessionSlot& s) {
     s.queue_head = r.next;
     if (s.queue_head == shm::kNil) s.queue_tail = shm::kNil;
     --s.queue_len;
-    grant(s, rec);
+    if (now_ns == 0) now_ns = mono_ns();
+    grant(s, rec, now_ns);
     shm::bump_and_wake(r.wake);
     if (mode == LockMode::kExclusive) break;
   }
@@ -123,7 +128,7 @@ void Store::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordState fi
   unlink(s, rec);
   r.next = shm::kNil;
   shm::store(r.state, static_cast<std::uint32_t>(final_state));
-  shm::store(s.last_used_ns, mono_ns(), std::memory_order_relaxed);
+  shm::store(s.last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
   grant_waiters(s);
   if (s.queue_head == shm::kNil) clear_revoke_flags(s);
 }
@@ -139,6 +144,8 @@ Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef
                              Clock::time_point deadline) {
   auto& s = seg_.session(ref.slot);
   auto& r = seg_.record(rec);
+  auto& stats = seg_.stats(client);
+  std::uint64_t queued_ns;
   {
     SessionGuard g(*this, ref.slot);
     if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive) || s.generation != ref.gen)
@@ -148,18 +155,38 @@ Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef
     shm::store(r.session_gen, ref.gen, std::memory_order_relaxed);
     r.revoke = 0;
     r.revoke_at_ns = 0;
-    if (s.queue_head == shm::kNil && compatible(s, mode)) {
-      grant(s, rec);
-      shm::fetch_add<std::uint64_t>(seg_.client(client).grants, 1, std::memory_order_relaxed);
+    // A grant at once reads only the coarse clock (idle expiry needs no more) and counts as no wait.
+    const bool at_once = s.queue_head == shm::kNil && compatible(s, mode);
+    if (at_once) grant(s, rec, coarse_mono_ns());
+    else enqueue(s, rec);
+    if (Status st = withdraw_if_evicted(s, client, rec); !st) return st;
+    if (at_once) {
+      count_event(stats, shm::Counter::kGrants);  // its zero wait is added by collect_stats
       return Grant{rec, r.token};
     }
-    enqueue(s, rec);
     request_revoke(s);
+    queued_ns = r.since_ns;
   }
-  shm::fetch_add<std::uint64_t>(seg_.client(client).waits, 1, std::memory_order_relaxed);
   auto granted = wait_for_grant(rec, ref, deadline);
-  if (granted) shm::fetch_add<std::uint64_t>(seg_.client(client).grants, 1, std::memory_order_relaxed);
+  if (granted) {
+    const std::uint64_t now = mono_ns();
+    count_event(stats, shm::Counter::kGrants);
+    count_event(stats, shm::Counter::kHandoffs);
+    record_latency(stats.wait_ns, now - queued_ns);
+    record_latency(stats.handoff_ns, now - shm::load(r.since_ns, std::memory_order_relaxed));
+  } else {
+    count_event(stats, granted.code() == ErrorCode::kTimeout ? shm::Counter::kTimeouts : shm::Counter::kBroken);
+  }
   return granted;
+}
+
+// The second half of the eviction handshake (admin.cpp): the record's state was just stored
+// seq_cst; if the client was evicted meanwhile, take the request back. REQUIRES: session mutex.
+Status Store::withdraw_if_evicted(shm::SessionSlot& s, std::uint32_t client, std::uint32_t rec) {
+  if (shm::load(seg_.client(client).state, std::memory_order_seq_cst) == static_cast<std::uint32_t>(shm::ClientState::kLive))
+    return {};
+  remove_record(s, rec, RecordState::kFree);
+  return Status(ErrorCode::kDetached, "this client was evicted by an administrator (sessionctl evict-client)");
 }
 
 // The waiting owner's loop: sleep on the record's wake word until granted or the deadline.
@@ -201,12 +228,15 @@ Status Store::release(SessionRef ref, const Grant& g) {
   SessionGuard guard(*this, ref.slot);
   auto& s = seg_.session(ref.slot);
   const RecordState st = state_of(r);
+  auto& stats = seg_.stats(seg_.client_of_record(g.record));
   if (st == RecordState::kBroken) {
     shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+    count_event(stats, shm::Counter::kBroken);
     return Status(ErrorCode::kStaleToken, fmt::format("token {} was revoked before release", g.token));
   }
   if (st != RecordState::kGranted || r.token != g.token || r.session != ref.slot)
     return Status(ErrorCode::kNotHeld, fmt::format("token {} is not held (already released?)", g.token));
+  if (shm::load(r.revoke) != 0) count_event(stats, shm::Counter::kRevokes);
   remove_record(s, g.record, RecordState::kFree);
   return {};
 }

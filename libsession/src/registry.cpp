@@ -5,6 +5,7 @@
 
 #include "clock.hpp"
 #include "liveness.hpp"
+#include "stats.hpp"
 #include "store.hpp"
 
 namespace sessionbroker::detail {
@@ -40,7 +41,7 @@ Result<std::uint32_t> Store::attach_client(pid_t pid) {
         cs.start_time = *start;
         cs.pending_blob = shm::kNil;
         cs.attached_at_ns = real_ns();
-        cs.grants = cs.waits = cs.revokes_honoured = 0;
+        record_baseline(seg_.stats(c));
         cs.revoke_pending = 0;
         shm::store(cs.state, static_cast<std::uint32_t>(ClientState::kLive));
         ++h.client_count;
@@ -64,7 +65,8 @@ bool Store::reclaim_if_dead(std::uint32_t client, std::uint32_t generation, bool
   auto g = registry_guard(*this);
   const auto st = static_cast<ClientState>(shm::load(cs.state));
   if (st == ClientState::kFree || cs.generation != generation) return false;  // already reclaimed or reused
-  if (st == ClientState::kLive && !known_dead && check_liveness(cs.pid, cs.start_time) != Liveness::kDead) return false;
+  const bool owner_may_live = st == ClientState::kLive || st == ClientState::kEvicted;
+  if (owner_may_live && !known_dead && check_liveness(cs.pid, cs.start_time) != Liveness::kDead) return false;
   reclaim_client_locked(client);
   return true;
 }

@@ -20,7 +20,7 @@ void Store::repair_registry() {
   for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
     const auto st = static_cast<shm::ClientState>(shm::load(seg_.client(c).state));
     if (st == shm::ClientState::kDead) reclaim_client_locked(c);
-    else if (st == shm::ClientState::kLive) ++live;
+    else if (st == shm::ClientState::kLive || st == shm::ClientState::kEvicted) ++live;
   }
   h.client_count = live;
   shm::bump_and_wake(h.registry_epoch);

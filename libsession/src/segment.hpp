@@ -52,6 +52,7 @@ class Segment {
   shm::SessionSlot& session(std::uint32_t i) const { return at<shm::SessionSlot>(header().regions.sessions)[i]; }
   std::uint32_t* index() const { return at<std::uint32_t>(header().regions.index); }
   shm::Block& block(std::uint32_t i) const { return at<shm::Block>(header().regions.blocks)[i]; }
+  shm::ClientStats& stats(std::uint32_t client) const { return at<shm::ClientStats>(header().regions.stats)[client]; }
 
   std::uint32_t first_record_of(std::uint32_t client) const { return client * caps().locks_per_client; }
   std::uint32_t client_of_record(std::uint32_t rec) const { return rec / caps().locks_per_client; }

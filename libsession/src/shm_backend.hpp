@@ -17,6 +17,9 @@ class ShmBackend final : public Backend {
   ~ShmBackend() override;
 
   Status detach() override;
+  bool evicted() const override {
+    return shm::load(segment_->client(client_).state) == static_cast<std::uint32_t>(shm::ClientState::kEvicted);
+  }
   std::uint32_t max_value_bytes() const override { return segment_->caps().max_value_bytes; }
   Result<SessionRef> create_session(std::string_view id, std::uint64_t ttl_ms) override;
   Result<SessionRef> open_session(std::string_view id) override;

@@ -19,6 +19,7 @@ std::optional<SessionSnapshot> Store::snapshot(std::uint32_t slot) {
   snap.mode = static_cast<shm::LockMode>(s.lock_mode);
   snap.version = s.version;
   snap.grants = s.grants;
+  snap.waits = s.waits;
   snap.ttl_ms = s.ttl_ms;
   const std::uint64_t now = mono_ns(), last = shm::load(s.last_used_ns, std::memory_order_relaxed);
   snap.idle_ms = now > last ? (now - last) / 1'000'000 : 0;

@@ -55,7 +55,7 @@ struct SessionSnapshot {
   std::vector<Holder> holders;
   std::vector<Waiter> queue;  // FIFO order
   std::vector<AttrInfo> attrs;
-  std::uint64_t version, grants, ttl_ms, idle_ms;
+  std::uint64_t version, grants, waits, ttl_ms, idle_ms;
 };
 
 class Store {
@@ -107,6 +107,17 @@ class Store {
   // ---- tools ----
   std::optional<SessionSnapshot> snapshot(std::uint32_t slot);
 
+  // ---- admin actions (admin.cpp), for sessionctl; any process may call them ----
+  // Breaks every lock held on the session (fencing: the holders' tokens go stale at once, their
+  // callbacks hear kLost); the queue head is then granted. Returns the tokens broken.
+  Result<std::vector<std::uint64_t>> break_session_locks(SessionRef ref);
+  // The live client slot of process `pid`, if it is attached.
+  std::optional<std::uint32_t> find_client(pid_t pid) const;
+  // Evicts a live client: kLive -> kEvicted, then breaks its granted locks and cancels its queued
+  // requests. The owner's next call fails with kDetached and its callback hears kLost; the slot is
+  // freed when the owner detaches or dies. Returns how many records were broken or cancelled.
+  Result<int> evict_client(std::uint32_t client, std::uint32_t generation);
+
   // ---- repairs (repair.cpp): REQUIRES the named mutex, owner died ----
   void repair_registry();
   void repair_session(std::uint32_t slot);
@@ -121,7 +132,7 @@ class Store {
   void destroy_locked(std::uint32_t slot, const Grant* own);         // REQUIRES: registry + session
   // lock_table.cpp, all REQUIRES: session mutex of `s`
   bool compatible(const shm::SessionSlot& s, shm::LockMode mode) const;
-  void grant(shm::SessionSlot& s, std::uint32_t rec);
+  void grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns);
   void grant_waiters(shm::SessionSlot& s);
   void enqueue(shm::SessionSlot& s, std::uint32_t rec);
   bool unlink(shm::SessionSlot& s, std::uint32_t rec);
@@ -130,6 +141,7 @@ class Store {
   void remove_record(shm::SessionSlot& s, std::uint32_t rec, shm::RecordState final_state);
   bool holds(const shm::SessionSlot& s, SessionRef ref, const Grant& g) const;
   Result<Grant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline);
+  Status withdraw_if_evicted(shm::SessionSlot& s, std::uint32_t client, std::uint32_t record);
   // blob_store.cpp, REQUIRES: alloc mutex
   std::uint32_t alloc_chain(std::uint32_t blocks);
   void free_chain(std::uint32_t head);

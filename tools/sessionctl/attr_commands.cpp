@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "help.hpp"
 
 namespace sessionctl {
 namespace {
@@ -72,6 +73,20 @@ void add_get(CLI::App& app, Action& action) {
   sub->add_option("SESSION", a->session, "session id")->required();
   sub->add_option("ATTR", a->attr, "attribute name")->required();
   add_duration_option(*sub, "--timeout", a->timeout, "how long to wait for the shared lock (default 5s)");
+  set_man_page(*sub, {
+      .description =
+          "Prints the committed value of attribute ATTR of SESSION, followed by a newline, exactly as stored "
+          "(values are bytes; nothing is escaped).\n"
+          "\n"
+          "Reads under a shared lock on the session, so it waits behind an exclusive holder (which is asked to "
+          "release) but not behind other readers; it gives the lock back before printing. The value printed "
+          "is the one committed when the lock was granted.\n",
+      .exit_status = "3 when there is no such session or attribute (nothing is printed on stdout). 4 when the "
+                     "shared lock was not granted within --timeout.",
+      .examples =
+          "  $ sessionctl get user:42 cart\n"
+          "  3 apples\n",
+  });
   sub->callback([&action, a] { action = [a] { return run_get(*a); }; });
 }
 
@@ -84,6 +99,22 @@ void add_put(CLI::App& app, Action& action) {
   sub->add_option("VALUE", a->value, "new value")->required();
   add_duration_option(*sub, "--timeout", a->timeout, "how long to wait for the exclusive lock (default 5s)");
   sub->add_flag("--create", a->create, "create the session if it does not exist");
+  set_man_page(*sub, {
+      .description =
+          "Sets attribute ATTR of SESSION to VALUE: takes the session's exclusive lock (holders are asked to "
+          "release; it waits up to --timeout), writes, commits and gives the lock back. Other processes see "
+          "the old value or the new one, never a mix.\n"
+          "\n"
+          "Prints nothing. Exit status 0 means the value is committed and visible to every process.\n",
+      .exit_status = "3 when there is no such session (and no --create). 2 when VALUE is larger than the "
+                     "segment's --max-value. 4 when the lock was not granted within --timeout (nothing "
+                     "written).",
+      .examples =
+          "  $ sessionctl put user:42 cart '3 apples' --create\n"
+          "\n"
+          "A value from a file:\n"
+          "  $ sessionctl put user:42 profile \"$(cat profile.json)\"\n",
+  });
   sub->callback([&action, a] { action = [a] { return run_put(*a); }; });
 }
 

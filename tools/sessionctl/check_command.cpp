@@ -9,6 +9,7 @@
 
 #include "check.hpp"
 #include "commands.hpp"
+#include "help.hpp"
 #include "segment.hpp"
 #include "store.hpp"
 
@@ -41,6 +42,20 @@ void add_check_command(CLI::App& app, Action& action) {
   auto* sub = app.add_subcommand("check", "verify every invariant of a live segment (does not attach)");
   auto segment = std::make_shared<std::string>();
   add_segment_option(*sub, *segment);
+  set_man_page(*sub, {
+      .description =
+          "Verifies every invariant of the segment's structure (holder lists and lock modes, tokens, FIFO "
+          "queues, the session index, attribute block chains and the free list; not history, such as a lost "
+          "commit) while clients keep working, and prints a summary line, notes "
+          "(such as an evicted client not yet detached), one VIOLATED line per broken invariant naming it, "
+          "and finally all invariants hold when none is broken.\n"
+          "\n"
+          "It does not attach: it takes each structure's mutex in turn (the registry, each session, the "
+          "allocator), never two at once, so no client waits on it for long.\n",
+      .exit_status = "6 when an invariant is broken.",
+      .examples =
+          "  $ sessionctl check --segment shop\n",
+  });
   sub->callback([&action, segment] { action = [segment] { return run_check(*segment); }; });
 }
 

@@ -14,5 +14,8 @@ void add_attr_commands(CLI::App& app, Action& action);     // get, put
 void add_lock_command(CLI::App& app, Action& action);      // lock
 void add_dump_command(CLI::App& app, Action& action);      // dump
 void add_check_command(CLI::App& app, Action& action);     // check
+void add_stats_command(CLI::App& app, Action& action);     // stats
+void add_watch_command(CLI::App& app, Action& action);     // watch
+void add_admin_commands(CLI::App& app, Action& action);    // break-lock, expire, evict-client
 
 }  // namespace sessionctl

@@ -44,7 +44,9 @@ int fail(const sessionbroker::Status& st) {
 
 void add_segment_option(CLI::App& sub, std::string& segment) {
   segment = kDefaultSegment;
-  sub.add_option("--segment", segment, "segment name (an object in /dev/shm)")->capture_default_str();
+  sub.add_option("--segment", segment, "segment name (the object /dev/shm/NAME)")
+      ->type_name("NAME")
+      ->capture_default_str();
 }
 
 CLI::Option* add_duration_option(CLI::App& sub, const std::string& name, std::chrono::milliseconds& out,

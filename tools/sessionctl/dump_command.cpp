@@ -12,7 +12,9 @@
 
 #include "commands.hpp"
 #include "dump_render.hpp"
+#include "help.hpp"
 #include "segment.hpp"
+#include "stats.hpp"
 #include "store.hpp"
 
 namespace sessionctl {
@@ -34,8 +36,9 @@ std::vector<ClientRow> copy_clients(detail::Store& store) {
     const auto& c = seg.client(i);
     const auto state = static_cast<shm::ClientState>(shm::load(c.state));
     if (state == shm::ClientState::kFree) continue;
-    rows.push_back({i, c.pid, state, shm::load(c.grants, std::memory_order_relaxed),
-                    shm::load(c.waits, std::memory_order_relaxed)});
+    const auto counts = detail::counters_since_attach(seg, i);
+    const auto at = [&](shm::Counter k) { return counts[static_cast<std::size_t>(k)]; };
+    rows.push_back({i, c.pid, state, at(shm::Counter::kGrants), at(shm::Counter::kHandoffs) + at(shm::Counter::kTimeouts)});
   }
   return rows;
 }
@@ -69,6 +72,21 @@ void add_dump_command(CLI::App& app, Action& action) {
   auto* sub = app.add_subcommand("dump", "show every session (holders, queue, attributes) and client (without attaching)");
   add_segment_option(*sub, a->segment);
   sub->add_flag("--json", a->json, "machine-readable output (shape documented in tools/sessionctl/dump_render.cpp)");
+  set_man_page(*sub, {
+      .description =
+          "Prints every session (id, lock mode, holders with their tokens, the wait queue oldest first, "
+          "attributes with their sizes) and every attached client (slot, pid, state, grants, waits), as a "
+          "table or, with --json, as one JSON document. A holder marked * has been asked to release.\n"
+          "\n"
+          "It does not attach: it maps the segment and copies each session under that session's mutex for a "
+          "moment, so it works when the client table is full and never joins a queue. Each session is "
+          "consistent in itself; sessions are not frozen together.\n",
+      .examples =
+          "  $ sessionctl dump\n"
+          "\n"
+          "The pids waiting for user:42:\n"
+          "  $ sessionctl dump --json | jq '.sessions[] | select(.id == \"user:42\") | .queue[].pid'\n",
+  });
   sub->callback([&action, a] { action = [a] { return run_dump(*a); }; });
 }
 

@@ -14,7 +14,7 @@
 //       "idle_ms": 15,                                 // since the last grant, release or unlock
 //       "ttl_ms": 1800000                              // idle expiry; 0 = never
 //     }],                                              // by session slot
-//     "clients": [{"slot": 0, "pid": 1234, "state": "live" | "dead", "grants": 12, "waits": 3}],
+//     "clients": [{"slot": 0, "pid": 1234, "state": "live" | "dead" | "evicted", "grants": 12, "waits": 3}],
 //     "free_blocks": 262100,                           // free attribute-store blocks
 //     "next_token": 1712000000124                      // the token the next grant will get
 //   }
@@ -33,16 +33,13 @@ using sessionbroker::shm::ClientState;
 using sessionbroker::shm::LockMode;
 using Json = nlohmann::ordered_json;
 
-const char* mode_name(LockMode m) {
-  switch (m) {
-    case LockMode::kShared: return "shared";
-    case LockMode::kExclusive: return "exclusive";
-    case LockMode::kNone: break;
+const char* state_name(ClientState s) {
+  switch (s) {
+    case ClientState::kDead: return "dead";
+    case ClientState::kEvicted: return "evicted";
+    default: return "live";
   }
-  return "none";
 }
-
-const char* state_name(ClientState s) { return s == ClientState::kDead ? "dead" : "live"; }
 
 Json session_json(const SessionSnapshot& s) {
   Json holders = Json::array(), queue = Json::array(), attrs = Json::array();
@@ -112,6 +109,15 @@ std::string clients_table(const DumpModel& m) {
 }
 
 }  // namespace
+
+const char* mode_name(LockMode m) {
+  switch (m) {
+    case LockMode::kShared: return "shared";
+    case LockMode::kExclusive: return "exclusive";
+    case LockMode::kNone: break;
+  }
+  return "none";
+}
 
 std::string render_json(const DumpModel& m) {
   Json sessions = Json::array(), clients = Json::array();

@@ -27,6 +27,9 @@ struct DumpModel {
   std::uint64_t next_token = 0;
 };
 
+// "none", "shared" or "exclusive": the names of the JSON output (also used by the admin commands).
+const char* mode_name(sessionbroker::shm::LockMode m);
+
 std::string render_table(const DumpModel& m);
 std::string render_json(const DumpModel& m);  // pretty-printed, newline-terminated
 

@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "help.hpp"
 
 namespace sessionctl {
 namespace {
@@ -169,14 +170,33 @@ void add_lock_command(CLI::App& app, Action& action) {
   auto* sub = app.add_subcommand(
       "lock",
       "take a lock, print token=N, hold it until EOF on stdin (or for --hold), release");
-  sub->footer(std::string("The holder does not give way to revoke requests (it reports revoke-requested on\n"
-                          "stderr); if the lock is taken away by force it reports lost on stderr and exits 5.\n\n") +
-              kExitCodeHelp);
+  set_man_page(*sub, {
+      .description =
+          "Takes a lock on SESSION (exclusive, or shared with --shared), prints token=N (its fencing token) "
+          "on stdout, then holds it until stdin reaches EOF, or for --hold if given, and gives it back. With "
+          "--attr it locks those attributes inside this process; between processes it is always a lock on "
+          "the whole session.\n"
+          "\n"
+          "It is a busy holder, for scripts and tests that need a queue: a revoke request (another process "
+          "queued) does not make it release early; it prints revoke-requested on stderr and keeps the lock. "
+          "If the lock is taken away by force (revoke deadline, break-lock, expire, evict-client) it prints "
+          "lost on stderr and exits with status 5.\n",
+      .exit_status = "3 when there is no such session. 4 when the lock was not granted within --timeout. 5 "
+                     "when the lock was taken away while held.",
+      .examples =
+          "Hold the exclusive lock for ten seconds:\n"
+          "  $ sessionctl lock user:42 --hold 10s\n"
+          "  token=1712000000123\n"
+          "\n"
+          "Hold a shared lock until the shell closes the pipe:\n"
+          "  $ sleep 60 | sessionctl lock user:42 --shared\n",
+  });
   add_segment_option(*sub, a->segment);
   sub->add_option("SESSION", a->session, "session id")->required();
   sub->add_flag("--shared", a->shared, "shared lock (default: exclusive)");
   sub->add_option("--attr", a->attrs, "lock this attribute (repeatable; default: the whole session)")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->type_name("ATTR");
   add_duration_option(*sub, "--timeout", a->timeout, "how long to wait for the lock (default 5s)");
   auto* hold_opt = add_duration_option(*sub, "--hold", a->hold, "hold this long instead of until EOF on stdin");
   sub->callback([&action, a, hold_opt] {

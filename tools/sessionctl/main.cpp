@@ -6,15 +6,36 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "help.hpp"
 
 using namespace sessionctl;
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "sessionctl: sessions, attributes and locks of a sessionbroker segment, from the shell.\n"
-      "Durations read like 1500us, 200ms, 5s, 2m, 1h.",
-      "sessionctl"};
-  app.footer(kExitCodeHelp);
+  CLI::App app{"sessions, attributes and locks of a sessionbroker segment, from the shell", "sessionctl"};
+  // Before the commands are added: they inherit the man-page layout (help.hpp).
+  set_man_page(app, {
+      .description =
+          "Drives a segment created by session-broker: creates, lists and destroys sessions, reads and "
+          "writes attributes under their locks, takes and holds locks, shows the segment's state, checks its "
+          "invariants, and breaks locks or evicts processes as an administrator. Each command has its own "
+          "page: sessionctl COMMAND --help.\n"
+          "\n"
+          "create, destroy, list, get, put and lock attach to the segment as a client (for the time the "
+          "command runs) and take locks through the library like any application; dump, check, break-lock, "
+          "expire and evict-client map the segment without attaching.\n"
+          "\n"
+          "Every command takes --segment NAME (default sessionbroker, the object /dev/shm/NAME). Durations "
+          "read like 1500us, 200ms, 5s, 2m, 1h. Errors go to stderr as one line, sessionctl: <error>.\n",
+      .examples =
+          "Set an attribute, creating the session, then read it back:\n"
+          "  $ sessionctl put user:42 cart '3 apples' --create\n"
+          "  $ sessionctl get user:42 cart\n"
+          "  3 apples\n"
+          "\n"
+          "See who holds and who waits, then take the lock from a holder that hangs:\n"
+          "  $ sessionctl dump\n"
+          "  $ sessionctl break-lock user:42 --yes\n",
+  });
   app.require_subcommand(1);
   Action action;
   add_session_commands(app, action);
@@ -22,6 +43,9 @@ int main(int argc, char** argv) {
   add_lock_command(app, action);
   add_dump_command(app, action);
   add_check_command(app, action);
+  add_stats_command(app, action);
+  add_watch_command(app, action);
+  add_admin_commands(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

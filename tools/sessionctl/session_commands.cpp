@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "help.hpp"
 
 namespace sessionctl {
 namespace {
@@ -59,6 +60,17 @@ void add_create(CLI::App& app, Action& action) {
   add_segment_option(*sub, a->segment);
   sub->add_option("SESSION", a->session, "session id")->required();
   add_duration_option(*sub, "--ttl", a->ttl, "idle time after which the broker expires it (default: the segment's)");
+  set_man_page(*sub, {
+      .description =
+          "Creates an empty session named SESSION (up to 128 bytes). The broker removes it once it has been "
+          "idle (no grant, release or commit) for --ttl, or for the segment's --default-ttl of session-broker.\n"
+          "\n"
+          "Prints nothing. Takes no lock: the session is created unlocked, at version 0.\n",
+      .exit_status = "1 when the session already exists or the session table is full.",
+      .examples =
+          "A session that expires after 30 idle minutes:\n"
+          "  $ sessionctl create user:42 --ttl 30m\n",
+  });
   sub->callback([&action, a] { action = [a] { return run_create(*a); }; });
 }
 
@@ -68,6 +80,19 @@ void add_destroy(CLI::App& app, Action& action) {
   add_segment_option(*sub, a->segment);
   sub->add_option("SESSION", a->session, "session id")->required();
   add_duration_option(*sub, "--timeout", a->timeout, "how long to wait for the exclusive lock (default 5s)");
+  set_man_page(*sub, {
+      .description =
+          "Destroys SESSION and its attributes the polite way: it queues for the session's exclusive lock like "
+          "any client, so the holders are asked to release (revoke request) and finish what they are doing, "
+          "and destroys the session once the lock is granted. Requests queued behind it fail with kNotFound.\n"
+          "\n"
+          "Prints nothing. To remove a session without waiting for its holders, use sessionctl expire.\n",
+      .exit_status = "3 when there is no such session. 4 when the lock was not granted within --timeout (the "
+                     "session is left as it was).",
+      .examples =
+          "Destroy a session, waiting up to 30 seconds for its holders:\n"
+          "  $ sessionctl destroy user:42 --timeout 30s\n",
+  });
   sub->callback([&action, a] { action = [a] { return run_destroy(*a); }; });
 }
 
@@ -75,6 +100,14 @@ void add_list(CLI::App& app, Action& action) {
   auto a = std::make_shared<ListArgs>();
   auto* sub = app.add_subcommand("list", "print the id of every session, one per line");
   add_segment_option(*sub, a->segment);
+  set_man_page(*sub, {
+      .description =
+          "Prints the id of every session of the segment, one per line, in no particular order. Takes no "
+          "session lock; a session created or removed while it runs may or may not be listed.\n",
+      .examples =
+          "Count the sessions:\n"
+          "  $ sessionctl list | wc -l\n",
+  });
   sub->callback([&action, a] { action = [a] { return run_list(*a); }; });
 }
 

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,7 +68,7 @@ class SESSIONBROKER_EXPORT Session {
   const std::string& id() const;
 
   // Locks the named attributes for the calling thread (all or none; no deadlock whatever the order).
-  Result<SessionLock> lock(std::vector<std::string> attrs, Mode mode, Deadline deadline);
+  Result<SessionLock> lock(const std::vector<std::string>& attrs, Mode mode, Deadline deadline);
   Result<SessionLock> lock(std::initializer_list<std::string_view> attrs, Mode mode, Deadline deadline);
   // Locks the whole session for the calling thread.
   Result<SessionLock> lock_all(Mode mode, Deadline deadline);
@@ -83,6 +84,7 @@ class SESSIONBROKER_EXPORT Session {
   friend class detail::ClientImpl;
   friend class Client;
   Session(std::shared_ptr<detail::ClientImpl> client, std::shared_ptr<detail::LocalSession> local);
+  Result<SessionLock> lock_names(std::span<const std::string_view> attrs, bool whole, Mode mode, Deadline deadline);
   std::shared_ptr<detail::ClientImpl> client_;
   std::shared_ptr<detail::LocalSession> local_;
 };

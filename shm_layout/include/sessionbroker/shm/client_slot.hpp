@@ -5,6 +5,9 @@
 // while the broker is down) moves kLive -> kDead with a CAS under the registry mutex, then reclaims
 // its records and pending blob, and finally stores kFree. Every reclaim step is idempotent, so a
 // crash of the reclaimer leaves a kDead slot that the registry repair finishes.
+// Eviction (sessionctl evict-client): under the registry mutex kLive -> kEvicted, then every record
+// of the slot is broken. The slot stays kEvicted, never reused, until its owner detaches (it sees
+// kEvicted on its next call) or dies (then it is reclaimed like a kLive one).
 #pragma once
 
 #include <cstdint>
@@ -22,9 +25,7 @@ struct alignas(64) ClientSlot {
                                 // written only under the alloc mutex
   std::uint32_t revoke_pending; // count of revoke flags raised on this client's records (hint)
   std::uint64_t attached_at_ns; // CLOCK_REALTIME of attach, for tools
-  std::uint64_t grants;         // counters kept by the owner, read by tools (relaxed)
-  std::uint64_t waits;
-  std::uint64_t revokes_honoured;
+  std::uint64_t reserved[3];    // 0; counters live in ClientStats (client_stats.hpp)
 };
 static_assert(std::is_standard_layout_v<ClientSlot> && std::is_trivially_copyable_v<ClientSlot>);
 static_assert(sizeof(ClientSlot) == 64, "one cache line per client: no false sharing of counters");

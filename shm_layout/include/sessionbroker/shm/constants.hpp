@@ -1,4 +1,4 @@
-// Fixed limits and state codes of segment layout version 1. See shm_layout/LAYOUT.md.
+// Fixed limits and state codes of segment layout version 2. See shm_layout/LAYOUT.md.
 // Changing any value here changes the layout: bump kLayoutVersion.
 #pragma once
 
@@ -7,7 +7,7 @@
 namespace sessionbroker::shm {
 
 inline constexpr std::uint64_t kMagic = 0x314D485342524253ull;  // "SBRBSHM1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;
 
 inline constexpr std::uint32_t kNil = 0xFFFFFFFFu;  // "no slot / no record / no block"
 
@@ -25,6 +25,8 @@ enum class ClientState : std::uint32_t {
   kFree = 0,  // slot unused; records of the slot are all kFree
   kLive = 1,  // attached process, identified by pid + start time
   kDead = 2,  // owner found dead; reclaim in progress or pending (idempotent, any process may finish it)
+  kEvicted = 3,  // an administrator evicted the live owner: its locks are broken, it may take no more;
+                 // freed when the owner detaches or dies
 };
 
 enum class LockMode : std::uint32_t { kNone = 0, kShared = 1, kExclusive = 2 };

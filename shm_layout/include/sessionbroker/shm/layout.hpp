@@ -10,6 +10,7 @@
 
 #include "sessionbroker/shm/block.hpp"
 #include "sessionbroker/shm/client_slot.hpp"
+#include "sessionbroker/shm/client_stats.hpp"
 #include "sessionbroker/shm/constants.hpp"
 #include "sessionbroker/shm/lock_record.hpp"
 #include "sessionbroker/shm/segment_header.hpp"
@@ -32,7 +33,8 @@ inline std::uint64_t layout_fingerprint() {
   const std::uint64_t sizes[] = {kLayoutVersion,      sizeof(SegmentHeader), sizeof(ClientSlot),
                                  sizeof(LockRecord),  sizeof(SessionSlot),   sizeof(Block),
                                  sizeof(pthread_mutex_t), sizeof(pid_t),     kMaxSessionIdBytes,
-                                 kMaxAttrNameBytes,   alignof(SessionSlot)};
+                                 kMaxAttrNameBytes,   alignof(SessionSlot),  sizeof(ClientStats),
+                                 kLatencyBuckets};
   return fnv1a(sizes, sizeof(sizes));
 }
 
@@ -56,14 +58,16 @@ inline std::optional<Regions> compute_regions(const Capacities& c) {
   r.index = at;
   at = align_up(at + std::uint64_t{r.index_size} * sizeof(std::uint32_t), 64);
   r.blocks = at;
-  at = align_up(at + std::uint64_t{c.block_count} * sizeof(Block), 4096);
+  at = align_up(at + std::uint64_t{c.block_count} * sizeof(Block), 64);
+  r.stats = at;
+  at = align_up(at + std::uint64_t{c.max_clients} * sizeof(ClientStats), 4096);
   r.end = at;
   return r;
 }
 
 inline bool same_regions(const Regions& a, const Regions& b) {
   return a.clients == b.clients && a.records == b.records && a.sessions == b.sessions &&
-         a.index == b.index && a.blocks == b.blocks && a.end == b.end && a.index_size == b.index_size;
+         a.index == b.index && a.blocks == b.blocks && a.stats == b.stats && a.end == b.end && a.index_size == b.index_size;
 }
 
 }  // namespace sessionbroker::shm

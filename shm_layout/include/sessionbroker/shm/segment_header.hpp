@@ -32,6 +32,7 @@ struct Regions {
   std::uint64_t sessions;  // SessionSlot[max_sessions]
   std::uint64_t index;     // uint32_t[index_size]
   std::uint64_t blocks;    // Block[block_count]
+  std::uint64_t stats;     // ClientStats[max_clients]
   std::uint64_t end;       // total segment size
   std::uint32_t index_size;
   std::uint32_t reserved;

@@ -41,6 +41,7 @@ struct alignas(64) SessionSlot {
   std::uint64_t created_at_ns; // CLOCK_REALTIME, for tools
   std::uint64_t version;       // count of commits; written with `blob` under both mutexes
   std::uint64_t grants;        // lifetime grants, for tools
+  std::uint64_t waits;         // lifetime enqueues (requests that could not be granted at once)
   char id[kMaxSessionIdBytes];
 };
 static_assert(std::is_standard_layout_v<SessionSlot> && std::is_trivially_copyable_v<SessionSlot>);

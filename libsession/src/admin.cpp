@@ -1,0 +1,72 @@
+// Administrator actions (sessionctl break-lock / evict-client). Both go through the same
+// remove_record path as a revoke deadline, so waiters are granted and tokens fenced exactly as
+// there; see LAYOUT.md "Eviction".
+#include <fmt/format.h>
+
+#include "store.hpp"
+
+namespace sessionbroker::detail {
+
+using shm::ClientState;
+using shm::RecordState;
+
+Result<std::vector<std::uint64_t>> Store::break_session_locks(SessionRef ref) {
+  std::vector<std::uint64_t> broken;
+  std::vector<std::uint32_t> owners;
+  {
+    SessionGuard g(*this, ref.slot);
+    auto& s = seg_.session(ref.slot);
+    if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive) || s.generation != ref.gen)
+      return Status(ErrorCode::kNotFound, "session was destroyed or expired");
+    // remove_record grants the queue head into the holder list: take the holders first.
+    std::vector<std::uint32_t> holders;
+    for (std::uint32_t h = s.holders_head; h != shm::kNil; h = seg_.record(h).next) holders.push_back(h);
+    for (std::uint32_t h : holders) {
+      broken.push_back(seg_.record(h).token);
+      owners.push_back(seg_.client_of_record(h));
+      remove_record(s, h, RecordState::kBroken);
+    }
+  }
+  for (std::uint32_t c : owners) shm::bump_and_wake(seg_.client(c).notify);  // they hear kLost
+  return broken;
+}
+
+std::optional<std::uint32_t> Store::find_client(pid_t pid) const {
+  for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
+    const auto& cs = seg_.client(c);
+    if (shm::load(cs.state) == static_cast<std::uint32_t>(ClientState::kLive) && cs.pid == pid) return c;
+  }
+  return std::nullopt;
+}
+
+// Order matters: the slot is marked kEvicted (seq_cst) before its records are read (seq_cst), and
+// acquire() stores a record's state (seq_cst) before it reads the slot's state (seq_cst). So a
+// request racing the eviction is either seen here and broken, or sees kEvicted and withdraws itself.
+Result<int> Store::evict_client(std::uint32_t client, std::uint32_t generation) {
+  if (client >= seg_.caps().max_clients) return Status(ErrorCode::kInvalidArgument, "no such client slot");
+  auto& cs = seg_.client(client);
+  auto g = registry_guard(*this);
+  if (shm::load(cs.state) != static_cast<std::uint32_t>(ClientState::kLive) || cs.generation != generation)
+    return Status(ErrorCode::kNotFound, "client is no longer attached");
+  shm::store(cs.state, static_cast<std::uint32_t>(ClientState::kEvicted), std::memory_order_seq_cst);
+  int n = 0;
+  const std::uint32_t first = seg_.first_record_of(client);
+  for (std::uint32_t rec = first; rec < first + seg_.caps().locks_per_client; ++rec) {
+    auto& r = seg_.record(rec);
+    const auto st = static_cast<RecordState>(shm::load(r.state, std::memory_order_seq_cst));
+    if (st != RecordState::kGranted && st != RecordState::kWaiting) continue;
+    const std::uint32_t slot = shm::load(r.session, std::memory_order_relaxed);
+    if (slot >= seg_.caps().max_sessions) continue;
+    SessionGuard sg(*this, slot);
+    const auto now = static_cast<RecordState>(shm::load(r.state));
+    if (r.session != slot || (now != RecordState::kGranted && now != RecordState::kWaiting)) continue;
+    remove_record(seg_.session(slot), rec, RecordState::kBroken);
+    shm::bump_and_wake(r.wake);  // a queued request wakes and sees kBroken
+    ++n;
+  }
+  shm::bump_and_wake(cs.notify);
+  shm::bump_and_wake(seg_.header().registry_epoch);
+  return n;
+}
+
+}  // namespace sessionbroker::detail
