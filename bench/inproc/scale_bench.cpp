@@ -70,11 +70,12 @@ void sb_scale(benchmark::State& st, std::uint32_t n, bool with_open) {
   const std::uint32_t rec = f.seg.seg().first_record_of(*me);
   std::mt19937_64 rng(42);
   std::uniform_int_distribution<std::uint32_t> pick(0, n - 1);
+  const auto deadline = sessionbroker::Clock::now();  // never waited for: every session is free
   Sampler s(st, with_open ? 2 : 4);
   s.run([&] {
     const std::uint32_t i = pick(rng);
     const SessionRef ref = with_open ? *f.store.open_session(f.ids[i]) : f.refs[i];
-    auto g = f.store.acquire(*me, rec, ref, shm::LockMode::kExclusive, sessionbroker::Clock::now());
+    auto g = f.store.acquire(*me, rec, ref, shm::LockMode::kExclusive, deadline);
     (void)f.store.release(ref, *g);
   });
   f.store.detach_client(*me);

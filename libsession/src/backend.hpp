@@ -33,8 +33,7 @@ class Backend {
   // Process-level lock. Blocks (queued FIFO) until granted or the deadline.
   virtual Result<Grant> acquire(SessionRef ref, shm::LockMode mode, Clock::time_point deadline) = 0;
   virtual Status release(SessionRef ref, const Grant& g) = 0;
-  virtual bool revoke_requested(const Grant& g) = 0;
-  virtual bool grant_lost(const Grant& g) = 0;
+  virtual GrantStatus grant_status(const Grant& g) = 0;
   virtual void touch(SessionRef ref) = 0;
 
   // Primary state, fenced by the grant's token.

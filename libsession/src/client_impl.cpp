@@ -43,7 +43,10 @@ Status ClientImpl::detach() {
   stopping_ = true;
   backend_->interrupt_notification_wait();
   if (revoke_thread_.joinable()) revoke_thread_.join();
-  for (auto& s : snapshot_sessions()) s->detach();
+  for (auto& s : snapshot_sessions()) {
+    s->detach();
+    s->drop_spares();
+  }
   {
     std::lock_guard lk(mu_);
     sessions_.clear();
@@ -67,16 +70,28 @@ Result<std::shared_ptr<LocalSession>> ClientImpl::session(std::string_view id, b
   if (Status st = usable(); !st) return st;
   auto ref = create ? backend_->create_session(id, ttl_ms) : backend_->open_session(id);
   if (!ref) return ref.status();
-  std::lock_guard lk(mu_);
-  auto& slot = sessions_[ref->slot];
-  if (!slot || slot->ref().gen != ref->gen) slot = std::make_shared<LocalSession>(*this, *backend_, std::string(id), *ref);
-  return slot;
+  std::shared_ptr<LocalSession> replaced;  // an earlier session in the same slot, destroyed since
+  std::shared_ptr<LocalSession> current;
+  {
+    std::lock_guard lk(mu_);
+    auto& slot = sessions_[ref->slot];
+    if (!slot || slot->ref().gen != ref->gen) {
+      replaced = std::move(slot);
+      slot = std::make_shared<LocalSession>(*this, *backend_, std::string(id), *ref);
+    }
+    current = slot;
+  }
+  if (replaced) replaced->drop_spares();
+  return current;
 }
 
-void ClientImpl::forget(const LocalSession& s) {
-  std::lock_guard lk(mu_);
-  auto it = sessions_.find(s.ref().slot);
-  if (it != sessions_.end() && it->second.get() == &s) sessions_.erase(it);
+void ClientImpl::forget(LocalSession& s) {
+  {
+    std::lock_guard lk(mu_);
+    auto it = sessions_.find(s.ref().slot);
+    if (it != sessions_.end() && it->second.get() == &s) sessions_.erase(it);
+  }
+  s.drop_spares();
 }
 
 void ClientImpl::set_callback(RevokeCallback cb) {

@@ -29,7 +29,8 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   Backend& backend() { return *backend_; }
 
   Result<std::shared_ptr<LocalSession>> session(std::string_view id, bool create, std::uint64_t ttl_ms);
-  void forget(const LocalSession& s);
+  // Drops a destroyed session from the list. REQUIRES: the caller holds a reference to `s`.
+  void forget(LocalSession& s);
   void set_callback(RevokeCallback cb);
   // Tells the callback, if one is registered (nothing is built otherwise).
   void notify(RevokeEvent::Kind kind, const std::string& session_id, std::uint64_t token);

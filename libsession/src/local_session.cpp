@@ -85,13 +85,24 @@ std::unique_ptr<ThreadLockState> LocalSession::new_state(std::span<const std::st
   return t;
 }
 
-void LocalSession::recycle(std::unique_ptr<ThreadLockState> t) {
-  if (spare_.size() >= kSpareStates) return;
-  t->session.reset();  // a spare state must not keep its session or client alive (a cycle)
-  t->client.reset();
+std::unique_ptr<ThreadLockState> LocalSession::recycle(std::unique_ptr<ThreadLockState> t) {
+  if (spare_.size() >= kSpareStates) return t;
+  // A spare keeps its references to this session and the client, so that the next lock need not
+  // take them again (two atomic increments and two decrements per thread lock). The cycle this
+  // makes is broken by drop_spares(), which the client calls before it lets go of this session.
   t->changes.clear();
   t->grant = {};
   spare_.push_back(std::move(t));
+  return nullptr;
+}
+
+void LocalSession::drop_spares() {
+  std::vector<std::unique_ptr<ThreadLockState>> spares;
+  {
+    std::lock_guard lk(mu_);
+    spares.swap(spare_);
+  }
+  // Destroyed here, with mu_ free: they may hold references to this session and to the client.
 }
 
 Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::span<const std::string_view> attrs, bool whole,
@@ -120,14 +131,16 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::span<const std:
       observe_segment_flags(lk);
     }
     if (Status st = usable_locked(); !st) {
-      recycle(std::move(t));
+      spare_.push_back(std::move(t));  // just taken from spare_ or new: there is room
       return st;
     }
     const bool may_use = state_ == ProcState::kHeld && held_mode_ >= need && !lost_ && (fresh || !must_give_back());
     if (may_use && locally_compatible(*t)) {
       take_local(*t);
-      t->session = shared_from_this();
-      t->client = client_.shared_from_this();
+      if (!t->session) {  // a new state; a spare one still has both
+        t->session = shared_from_this();
+        t->client = client_.shared_from_this();
+      }
       t->grant = grant_;
       return t;
     }
@@ -137,14 +150,14 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::span<const std:
     }
     if (state_ == ProcState::kNone) {
       if (Status st = acquire_process_lock(lk, need, deadline); !st) {
-        recycle(std::move(t));
+        spare_.push_back(std::move(t));
         return st;
       }
       just_acquired = true;
       continue;
     }
     if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && Clock::now() >= deadline) {
-      recycle(std::move(t));
+      spare_.push_back(std::move(t));
       return timeout();
     }
   }
@@ -206,7 +219,7 @@ Status LocalSession::commit(ThreadLockState& t) {
 
 Status LocalSession::confirm_and_commit(ThreadLockState& t) {
   if (t.changes.empty())
-    return backend_.grant_lost(t.grant)
+    return backend_.grant_status(t.grant) == GrantStatus::kLost
                ? Status(ErrorCode::kStaleToken, fmt::format("token {} no longer holds the session lock", t.grant.token))
                : Status{};
   return commit(t);
@@ -215,13 +228,13 @@ Status LocalSession::confirm_and_commit(ThreadLockState& t) {
 Status LocalSession::unlock(std::unique_ptr<ThreadLockState> t) {
   Status st = commit(*t);
   backend_.touch(ref_);
-  // `t` may hold the last references to the client and to this session: both die, if they do,
-  // only after mu_ is let go (the client's destructor detaches every session, taking their mutexes).
-  const std::shared_ptr<ClientImpl> keep_client = std::move(t->client);
-  const std::shared_ptr<LocalSession> keep_alive = std::move(t->session);
+  // A state that is not kept may hold the last references to the client and to this session: it
+  // dies, if it does, only after mu_ is let go (the client's destructor detaches every session,
+  // taking their mutexes), and nothing here touches a member after that.
+  std::unique_ptr<ThreadLockState> unkept;
   std::unique_lock lk(mu_);
   drop_local(*t);
-  recycle(std::move(t));
+  unkept = recycle(std::move(t));
   // A request raised while this grant was being taken (the revoke thread saw kAcquiring and moved
   // on) is noticed here, by the thread that used the grant.
   observe_segment_flags(lk);
@@ -272,14 +285,18 @@ void LocalSession::observe_segment_flags(std::unique_lock<std::mutex>& lk) {
   if (state_ != ProcState::kHeld || lost_) return;
   const Grant g = grant_;
   RevokeEvent::Kind kind;
-  if (backend_.grant_lost(g)) {
-    lost_ = true;
-    kind = RevokeEvent::Kind::kLost;
-  } else if (!revoke_seen_ && backend_.revoke_requested(g)) {
-    revoke_seen_ = true;
-    kind = RevokeEvent::Kind::kRequested;
-  } else {
-    return;
+  switch (backend_.grant_status(g)) {
+    case GrantStatus::kHeld:
+      return;
+    case GrantStatus::kLost:
+      lost_ = true;
+      kind = RevokeEvent::Kind::kLost;
+      break;
+    case GrantStatus::kRevokeRequested:
+      if (revoke_seen_) return;
+      revoke_seen_ = true;
+      kind = RevokeEvent::Kind::kRequested;
+      break;
   }
   lk.unlock();
   client_.notify(kind, id_, g.token);

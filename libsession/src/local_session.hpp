@@ -67,6 +67,10 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   bool release_if_idle();
   // Detach: releases the process lock whatever threads hold; later calls fail with kDetached.
   void detach();
+  // Frees the spare lock states, which hold references to this session and the client (a cycle).
+  // The client calls it before it lets go of the session. REQUIRES: the caller holds a reference
+  // to this session and not mu_.
+  void drop_spares();
 
  private:
   enum class ProcState { kNone, kAcquiring, kHeld, kReleasing };
@@ -87,7 +91,8 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   void drop_local(const ThreadLockState& t);                                     // REQUIRES: mu_
   // A cleared state with `attrs` filled in sorted and unique (reused when one is spare).
   std::unique_ptr<ThreadLockState> new_state(std::span<const std::string_view> attrs, bool whole, Mode mode);  // REQUIRES: mu_
-  void recycle(std::unique_ptr<ThreadLockState> t);                              // REQUIRES: mu_
+  // Keeps `t` for reuse; returns it when there is no room, for the caller to destroy with mu_ free.
+  std::unique_ptr<ThreadLockState> recycle(std::unique_ptr<ThreadLockState> t);  // REQUIRES: mu_
   Status usable_locked() const;                                                  // REQUIRES: mu_
   Status acquire_process_lock(std::unique_lock<std::mutex>& lk, shm::LockMode need, Clock::time_point deadline);
   void release_process_lock(std::unique_lock<std::mutex>& lk);

@@ -253,14 +253,11 @@ bool Store::break_lock(std::uint32_t rec, std::uint64_t token) {
   return true;
 }
 
-bool Store::revoke_requested(const Grant& g) const {
-  return g.record < seg_.record_count() && shm::load(seg_.record(g.record).revoke) != 0;
-}
-
-bool Store::grant_lost(const Grant& g) const {
-  if (g.record >= seg_.record_count()) return true;
+GrantStatus Store::grant_status(const Grant& g) const {
+  if (g.record >= seg_.record_count()) return GrantStatus::kLost;
   const auto& r = seg_.record(g.record);
-  return state_of(r) != RecordState::kGranted;
+  if (state_of(r) != RecordState::kGranted) return GrantStatus::kLost;
+  return shm::load(r.revoke) != 0 ? GrantStatus::kRevokeRequested : GrantStatus::kHeld;
 }
 
 void Store::touch(SessionRef ref) {

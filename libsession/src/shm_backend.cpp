@@ -16,7 +16,7 @@ Result<std::unique_ptr<ShmBackend>> ShmBackend::attach(const std::string& segmen
 }
 
 ShmBackend::ShmBackend(std::unique_ptr<Segment> segment, std::uint32_t client)
-    : segment_(std::move(segment)), store_(*segment_), client_(client) {
+    : segment_(std::move(segment)), store_(*segment_), client_(client), client_state_(&segment_->client(client).state) {
   const std::uint32_t first = segment_->first_record_of(client);
   for (std::uint32_t i = segment_->caps().locks_per_client; i-- > 0;) free_records_.push_back(first + i);
 }

@@ -18,7 +18,7 @@ class ShmBackend final : public Backend {
 
   Status detach() override;
   bool evicted() const override {
-    return shm::load(segment_->client(client_).state) == static_cast<std::uint32_t>(shm::ClientState::kEvicted);
+    return shm::load(*client_state_) == static_cast<std::uint32_t>(shm::ClientState::kEvicted);
   }
   std::uint32_t max_value_bytes() const override { return segment_->caps().max_value_bytes; }
   Result<SessionRef> create_session(std::string_view id, std::uint64_t ttl_ms) override;
@@ -27,8 +27,7 @@ class ShmBackend final : public Backend {
   Result<std::vector<std::string>> list_sessions() override;
   Result<Grant> acquire(SessionRef ref, shm::LockMode mode, Clock::time_point deadline) override;
   Status release(SessionRef ref, const Grant& g) override;
-  bool revoke_requested(const Grant& g) override { return store_.revoke_requested(g); }
-  bool grant_lost(const Grant& g) override { return store_.grant_lost(g); }
+  GrantStatus grant_status(const Grant& g) override { return store_.grant_status(g); }
   void touch(SessionRef ref) override { store_.touch(ref); }
   Result<std::optional<std::string>> read(SessionRef ref, const Grant& g, std::string_view name) override;
   Result<AttrMap> read_all(SessionRef ref, const Grant& g) override;
@@ -46,6 +45,7 @@ class ShmBackend final : public Backend {
   std::unique_ptr<Segment> segment_;
   Store store_;
   const std::uint32_t client_;
+  std::uint32_t* const client_state_;  // &segment_->client(client_).state, read on every call
   std::mutex records_mu_;
   std::vector<std::uint32_t> free_records_;  // GUARDED_BY(records_mu_): this client's kFree records
   bool detached_ = false;                    // GUARDED_BY(records_mu_)

@@ -36,6 +36,10 @@ struct Grant {
   std::uint64_t token = 0;
 };
 
+// What the segment says of a grant the process holds: still its own, asked back by a revoke
+// request, or taken away (broken, expired, evicted: the token is stale).
+enum class GrantStatus { kHeld, kRevokeRequested, kLost };
+
 // Attribute changes of one commit: a value to set, or nullopt to erase.
 using ChangeSet = std::map<std::string, std::optional<std::string>, std::less<>>;
 using AttrMap = std::map<std::string, std::string, std::less<>>;
@@ -92,8 +96,8 @@ class Store {
   Status release(SessionRef ref, const Grant& g);
   // Takes a lock away by force (revoke deadline, break-lock): the token goes stale at once.
   bool break_lock(std::uint32_t record, std::uint64_t token);
-  bool revoke_requested(const Grant& g) const;
-  bool grant_lost(const Grant& g) const;
+  // Two loads of the grant's own record, no mutex: the lock path asks this on every thread lock.
+  GrantStatus grant_status(const Grant& g) const;
   void touch(SessionRef ref);
   // Checks the holders of `slot` and reclaims dead ones (used by waiters while the broker is down).
   void reclaim_dead_holders(std::uint32_t slot);
