@@ -200,9 +200,11 @@ Status SessionLock::commit() {
 Status SessionLock::unlock() {
   if (!state_) return not_locked();
   auto state = std::move(state_);
-  if (Status st = state->client->usable(); !st) return st;
+  // In a forked child the parent's lock state is not ours to touch (its mutexes may be mid-use).
+  if (state->client->forked()) return state->client->usable();
+  Status usable = state->client->usable();
   LocalSession* session = state->session.get();  // kept alive by `state` until unlock lets go of it
-  return session->unlock(std::move(state));
+  return session->unlock(std::move(state), std::move(usable));
 }
 
 }  // namespace sessionbroker

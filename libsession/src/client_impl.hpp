@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "backend.hpp"
+#include "fork_guard.hpp"
 #include "local_session.hpp"
 #include "sessionbroker/client.hpp"
 
@@ -26,6 +27,7 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   void start();
   Status detach();
   Status usable() const;  // kDetached after detach or in a forked child
+  bool forked() const { return forked_since(fork_epoch_); }  // this process is a child forked after attach
   Backend& backend() { return *backend_; }
 
   Result<std::shared_ptr<LocalSession>> session(std::string_view id, bool create, std::uint64_t ttl_ms);

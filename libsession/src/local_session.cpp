@@ -1,6 +1,7 @@
 #include "local_session.hpp"
 
 #include <algorithm>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -18,6 +19,17 @@ Status timeout() { return Status(ErrorCode::kTimeout, "lock not granted before t
 
 bool ThreadLockState::covers(std::string_view name) const {
   return whole || std::binary_search(attrs.begin(), attrs.end(), name, std::less<>{});
+}
+
+void ThreadLockState::set_portion(std::span<const std::string_view> names, bool whole_session, Mode m) {
+  attrs.resize(names.size());  // keeps the strings' buffers of an earlier use
+  for (std::size_t i = 0; i < names.size(); ++i) attrs[i].assign(names[i]);
+  if (attrs.size() > 1) {
+    std::sort(attrs.begin(), attrs.end());
+    attrs.erase(std::unique(attrs.begin(), attrs.end()), attrs.end());
+  }
+  whole = whole_session;
+  mode = m;
 }
 
 LocalSession::AttrLock* LocalSession::find_attr(std::string_view name) {
@@ -76,17 +88,12 @@ std::unique_ptr<ThreadLockState> LocalSession::new_state(std::span<const std::st
     t = std::move(spare_.back());
     spare_.pop_back();
   }
-  t->attrs.resize(attrs.size());  // keeps the strings' buffers of an earlier use
-  for (std::size_t i = 0; i < attrs.size(); ++i) t->attrs[i].assign(attrs[i]);
-  std::sort(t->attrs.begin(), t->attrs.end());
-  t->attrs.erase(std::unique(t->attrs.begin(), t->attrs.end()), t->attrs.end());
-  t->whole = whole;
-  t->mode = mode;
+  t->set_portion(attrs, whole, mode);
   return t;
 }
 
 std::unique_ptr<ThreadLockState> LocalSession::recycle(std::unique_ptr<ThreadLockState> t) {
-  if (spare_.size() >= kSpareStates) return t;
+  if (retired_ || spare_.size() >= kSpareStates) return t;
   // A spare keeps its references to this session and the client, so that the next lock need not
   // take them again (two atomic increments and two decrements per thread lock). The cycle this
   // makes is broken by drop_spares(), which the client calls before it lets go of this session.
@@ -98,11 +105,94 @@ std::unique_ptr<ThreadLockState> LocalSession::recycle(std::unique_ptr<ThreadLoc
 
 void LocalSession::drop_spares() {
   std::vector<std::unique_ptr<ThreadLockState>> spares;
+  std::unique_ptr<ThreadLockState> lane;
   {
     std::lock_guard lk(mu_);
+    close_lane();
+    retired_ = true;  // a lane lock still out (kAbsorbed) is destroyed at its unlock
     spares.swap(spare_);
+    lane = std::move(lane_spare_);
   }
   // Destroyed here, with mu_ free: they may hold references to this session and to the client.
+}
+
+// ---- the fast lane (protocol at the top of local_session.hpp) ----
+
+std::unique_ptr<ThreadLockState> LocalSession::try_lane(std::span<const std::string_view> attrs, bool whole,
+                                                        Mode mode) {
+  std::uint32_t open = lane_.load(std::memory_order_relaxed);
+  if (open != kOpenExclusive && (open != kOpenShared || mode != Mode::kShared)) return nullptr;
+  if (!lane_.compare_exchange_strong(open, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return nullptr;
+  // A revoke request or a loss flagged in the segment is for the mutex side to notice and act on.
+  if (backend_.grant_status(grant_) != GrantStatus::kHeld) {
+    lane_.store(open, std::memory_order_release);
+    return nullptr;
+  }
+  std::unique_ptr<ThreadLockState> t = std::move(lane_spare_);
+  t->set_portion(attrs, whole, mode);
+  t->grant = grant_;
+  t->via_lane = true;
+  lane_holder_ = t.get();
+  lane_.store(kTaken, std::memory_order_release);
+  return t;
+}
+
+bool LocalSession::return_lane(std::unique_ptr<ThreadLockState>& t) {
+  // A flag raised while the lock was held: the mutex side releases at once, as a waiter wants.
+  if (backend_.grant_status(t->grant) != GrantStatus::kHeld) return false;
+  std::uint32_t taken = kTaken;
+  if (!lane_.compare_exchange_strong(taken, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return false;
+  t->via_lane = false;
+  t->changes.clear();
+  t->grant = {};
+  lane_holder_ = nullptr;
+  lane_spare_ = std::move(t);
+  lane_.store(lane_open_, std::memory_order_release);
+  return true;
+}
+
+void LocalSession::close_lane() {
+  for (;;) {
+    std::uint32_t v = lane_.load(std::memory_order_acquire);
+    switch (v) {
+      case kClosed:
+      case kAbsorbed:
+        return;
+      case kBusy:  // a claimer or returner is between two stores
+        std::this_thread::yield();
+        continue;
+      case kTaken:
+        if (lane_.compare_exchange_weak(v, kAbsorbed, std::memory_order_acquire)) {
+          take_local(*lane_holder_);
+          lane_holder_ = nullptr;
+          return;
+        }
+        continue;
+      default:  // kOpenShared, kOpenExclusive
+        if (lane_.compare_exchange_weak(v, kClosed, std::memory_order_acquire)) return;
+        continue;
+    }
+  }
+}
+
+void LocalSession::maybe_open_lane() {
+  if (lane_.load(std::memory_order_relaxed) != kClosed || state_ != ProcState::kHeld || lost_ || must_give_back() ||
+      !idle() || detached_ || destroyed_ || retired_)
+    return;
+  if (!lane_spare_) {
+    if (spare_.empty()) {
+      lane_spare_ = std::make_unique<ThreadLockState>();
+    } else {
+      lane_spare_ = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    if (!lane_spare_->session) {
+      lane_spare_->session = shared_from_this();
+      lane_spare_->client = client_.shared_from_this();
+    }
+  }
+  lane_open_ = held_mode_ == shm::LockMode::kExclusive ? kOpenExclusive : kOpenShared;
+  lane_.store(lane_open_, std::memory_order_release);
 }
 
 Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::span<const std::string_view> attrs, bool whole,
@@ -113,7 +203,9 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::span<const std:
     if (a.size() > shm::kMaxAttrNameBytes)
       return Status(ErrorCode::kTooLarge, fmt::format("attribute name is {} bytes; the limit is {}", a.size(), shm::kMaxAttrNameBytes));
   }
+  if (auto t = try_lane(attrs, whole, mode)) return t;
   const shm::LockMode need = needed_mode(mode);
+  std::unique_ptr<ThreadLockState> unkept;  // destroyed after lk lets go of mu_
   std::unique_lock lk(mu_);
   auto t = new_state(attrs, whole, mode);
   // The thread whose request brought the grant in uses it once even if a revoke request is already
@@ -121,6 +213,7 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::span<const std:
   // and re-queue at the tail, breaking FIFO order and making no progress.
   bool just_acquired = false;
   for (;;) {
+    close_lane();  // every iteration: mu_ may have been let go (waits, observe, acquire)
     // From here to take_local() mu_ stays held, so clearing the fresh mark first is safe.
     const bool fresh = just_acquired;
     just_acquired = false;
@@ -131,7 +224,7 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::span<const std:
       observe_segment_flags(lk);
     }
     if (Status st = usable_locked(); !st) {
-      spare_.push_back(std::move(t));  // just taken from spare_ or new: there is room
+      unkept = recycle(std::move(t));
       return st;
     }
     const bool may_use = state_ == ProcState::kHeld && held_mode_ >= need && !lost_ && (fresh || !must_give_back());
@@ -150,14 +243,14 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::span<const std:
     }
     if (state_ == ProcState::kNone) {
       if (Status st = acquire_process_lock(lk, need, deadline); !st) {
-        spare_.push_back(std::move(t));
+        unkept = recycle(std::move(t));
         return st;
       }
       just_acquired = true;
       continue;
     }
     if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && Clock::now() >= deadline) {
-      spare_.push_back(std::move(t));
+      unkept = recycle(std::move(t));
       return timeout();
     }
   }
@@ -225,27 +318,47 @@ Status LocalSession::confirm_and_commit(ThreadLockState& t) {
   return commit(t);
 }
 
-Status LocalSession::unlock(std::unique_ptr<ThreadLockState> t) {
-  Status st = commit(*t);
-  backend_.touch(ref_);
+Status LocalSession::unlock(std::unique_ptr<ThreadLockState> t, Status usable) {
+  Status st = usable;
+  if (usable) {
+    st = commit(*t);
+    backend_.touch(ref_);
+    if (t->via_lane && return_lane(t)) return st;
+  }
   // A state that is not kept may hold the last references to the client and to this session: it
   // dies, if it does, only after mu_ is let go (the client's destructor detaches every session,
   // taking their mutexes), and nothing here touches a member after that.
   std::unique_ptr<ThreadLockState> unkept;
   std::unique_lock lk(mu_);
+  close_lane();  // counts `t` in users_ if it still held the lane
   drop_local(*t);
-  unkept = recycle(std::move(t));
+  if (t->via_lane) {  // lane_ is kAbsorbed and `t` was its holder: the lane gets its state back
+    t->via_lane = false;
+    t->changes.clear();
+    t->grant = {};
+    if (retired_) unkept = std::move(t);
+    else lane_spare_ = std::move(t);
+    lane_.store(kClosed, std::memory_order_relaxed);
+  } else {
+    unkept = recycle(std::move(t));
+  }
   // A request raised while this grant was being taken (the revoke thread saw kAcquiring and moved
   // on) is noticed here, by the thread that used the grant.
   observe_segment_flags(lk);
   if (idle() && state_ == ProcState::kHeld && must_give_back()) release_process_lock(lk);
+  maybe_open_lane();
   cv_.notify_all();
   return st;
 }
 
 Status LocalSession::destroy_with(ThreadLockState& t) {
   std::unique_lock lk(mu_);
+  close_lane();
   drop_local(t);
+  if (t.via_lane) {  // its state dies with the caller's lock: the lane stays closed for good
+    t.via_lane = false;
+    lane_.store(kClosed, std::memory_order_relaxed);
+  }
   Status st = backend_.destroy_session(ref_, &grant_);
   state_ = ProcState::kNone;
   grant_ = {};
@@ -258,10 +371,12 @@ Status LocalSession::release(Clock::time_point deadline) {
   std::unique_lock lk(mu_);
   if (detached_) return Status(ErrorCode::kDetached, "client is detached");
   if (state_ != ProcState::kHeld) return Status(ErrorCode::kNotHeld, fmt::format("session '{}' is not locked by this process", id_));
+  close_lane();
   release_wanted_ = true;
   while (!idle() && state_ == ProcState::kHeld) {
     if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && !idle()) {
       release_wanted_ = false;
+      maybe_open_lane();
       cv_.notify_all();
       return timeout();
     }
@@ -284,20 +399,11 @@ bool LocalSession::held() const {
 void LocalSession::observe_segment_flags(std::unique_lock<std::mutex>& lk) {
   if (state_ != ProcState::kHeld || lost_) return;
   const Grant g = grant_;
-  RevokeEvent::Kind kind;
-  switch (backend_.grant_status(g)) {
-    case GrantStatus::kHeld:
-      return;
-    case GrantStatus::kLost:
-      lost_ = true;
-      kind = RevokeEvent::Kind::kLost;
-      break;
-    case GrantStatus::kRevokeRequested:
-      if (revoke_seen_) return;
-      revoke_seen_ = true;
-      kind = RevokeEvent::Kind::kRequested;
-      break;
-  }
+  const GrantStatus status = backend_.grant_status(g);
+  if (status == GrantStatus::kHeld || (status == GrantStatus::kRevokeRequested && revoke_seen_)) return;
+  const bool lost = status == GrantStatus::kLost;
+  (lost ? lost_ : revoke_seen_) = true;
+  const RevokeEvent::Kind kind = lost ? RevokeEvent::Kind::kLost : RevokeEvent::Kind::kRequested;
   lk.unlock();
   client_.notify(kind, id_, g.token);
   lk.lock();
@@ -305,19 +411,26 @@ void LocalSession::observe_segment_flags(std::unique_lock<std::mutex>& lk) {
 
 void LocalSession::on_notification() {
   std::unique_lock lk(mu_);
+  close_lane();
   observe_segment_flags(lk);
   if (state_ == ProcState::kHeld && must_give_back() && idle()) release_process_lock(lk);
+  maybe_open_lane();
 }
 
 bool LocalSession::release_if_idle() {
   std::unique_lock lk(mu_);
-  if (state_ != ProcState::kHeld || !idle()) return false;
+  close_lane();
+  if (state_ != ProcState::kHeld || !idle()) {
+    maybe_open_lane();
+    return false;
+  }
   release_process_lock(lk);
   return true;
 }
 
 void LocalSession::detach() {
   std::unique_lock lk(mu_);
+  close_lane();
   detached_ = true;
   if (state_ == ProcState::kHeld) release_process_lock(lk);
   cv_.notify_all();

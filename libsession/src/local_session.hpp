@@ -1,12 +1,31 @@
 // The process-local side of one session: the process-level lock (acquired, cached, released on a
 // revoke request) and the thread locks on attributes or the whole session.
 //
-// Thread safety: every member is guarded by mu_ except the immutable ones (id_, ref_, client_).
-// Threads wait on cv_ with their deadline. The process lock is never released while a thread lock
-// is held (users_ > 0); a revoke request or an explicit release stops new thread locks from being
-// granted on the cached process lock, so waiting processes are not starved.
+// Thread safety: every member is guarded by mu_ except the immutable ones (id_, ref_, client_)
+// and the fast lane's (lane_ and what it hands over, below). Threads wait on cv_ with their
+// deadline. The process lock is never released while a thread lock is held (users_ > 0); a revoke
+// request or an explicit release stops new thread locks from being granted on the cached process
+// lock, so waiting processes are not starved.
+//
+// The fast lane. While the process lock is cached and nothing else happens on the session in
+// this process (no thread lock held, nobody waiting, no revoke request seen), one thread at a
+// time may take a thread lock without mu_: a CAS on lane_ hands it lane_spare_, and a CAS gives
+// it back at unlock. lane_'s states:
+//   kClosed    every thread lock goes through mu_.
+//   kOpen*     opened under mu_ (maybe_open_lane) when users_ == 0, the lock is held in that mode and
+//              need not be given back; grant_, lane_open_ and lane_spare_ are published with it.
+//   kBusy      a claimer (from kOpen*) or a returner (from kTaken) owns lane_spare_/lane_holder_ for a
+//              few instructions; close_lane() waits it out.
+//   kTaken     one thread holds a lock through the lane: *lane_holder_ says which portion. It is
+//              not counted in users_/attrs_, and grant_ does not change meanwhile.
+//   kAbsorbed  a thread under mu_ closed the lane while it was kTaken and counted the holder's
+//              portion in users_/attrs_ (take_local); the holder's unlock then goes through mu_,
+//              which returns its state to lane_spare_ and stores kClosed.
+// Only a thread holding mu_ moves lane_ out of kClosed or kAbsorbed, and it calls close_lane()
+// before it reads or changes the lock state, so the mutex side always sees every thread lock.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -33,7 +52,10 @@ struct ThreadLockState {
   Mode mode = Mode::kShared;
   Grant grant;
   ChangeSet changes;
+  bool via_lane = false;  // taken through the fast lane: unlock gives it back there
   bool covers(std::string_view name) const;
+  // Sets the portion: `attrs` sorted and unique (keeping the strings' buffers), or the whole session.
+  void set_portion(std::span<const std::string_view> attrs, bool whole, Mode mode);
 };
 
 class LocalSession : public std::enable_shared_from_this<LocalSession> {
@@ -53,8 +75,9 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   // An explicit commit: like commit(), but with nothing pending it still reports kStaleToken
   // when the grant was taken away (broken, expired, evicted), so success means "still yours".
   Status confirm_and_commit(ThreadLockState& t);
-  // Commits, drops the thread lock and keeps `t` for reuse.
-  Status unlock(std::unique_ptr<ThreadLockState> t);
+  // Commits, drops the thread lock and keeps `t` for reuse. With `usable` an error (the client was
+  // detached or evicted) it only drops the thread lock and returns that error.
+  Status unlock(std::unique_ptr<ThreadLockState> t, Status usable);
   // Destroys the session using the exclusive whole-session lock `t` holds.
   Status destroy_with(ThreadLockState& t);
   Status release(Clock::time_point deadline);
@@ -93,6 +116,13 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   std::unique_ptr<ThreadLockState> new_state(std::span<const std::string_view> attrs, bool whole, Mode mode);  // REQUIRES: mu_
   // Keeps `t` for reuse; returns it when there is no room, for the caller to destroy with mu_ free.
   std::unique_ptr<ThreadLockState> recycle(std::unique_ptr<ThreadLockState> t);  // REQUIRES: mu_
+  // The fast lane (see the top of this file). try_lane: a thread lock without mu_, or nullptr when
+  // the lane is not open for it. return_lane: gives a lane lock back without mu_; false when the
+  // lane was absorbed meanwhile (then the caller unlocks through mu_).
+  std::unique_ptr<ThreadLockState> try_lane(std::span<const std::string_view> attrs, bool whole, Mode mode);
+  bool return_lane(std::unique_ptr<ThreadLockState>& t);
+  void close_lane();      // REQUIRES: mu_
+  void maybe_open_lane(); // REQUIRES: mu_
   Status usable_locked() const;                                                  // REQUIRES: mu_
   Status acquire_process_lock(std::unique_lock<std::mutex>& lk, shm::LockMode need, Clock::time_point deadline);
   void release_process_lock(std::unique_lock<std::mutex>& lk);
@@ -127,6 +157,13 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   int attr_exclusive_ = 0;
   std::vector<AttrLock> attrs_;                          // in use or idle, unordered
   std::vector<std::unique_ptr<ThreadLockState>> spare_;  // cleared states for reuse
+  bool retired_ = false;         // drop_spares() ran: keep no state (they would hold references)
+
+  enum LaneState : std::uint32_t { kClosed, kOpenShared, kOpenExclusive, kBusy, kTaken, kAbsorbed };
+  std::atomic<std::uint32_t> lane_{kClosed};
+  std::uint32_t lane_open_ = kClosed;            // the kOpen* value the lane was opened with
+  std::unique_ptr<ThreadLockState> lane_spare_;  // the lane's state while the lane is not kTaken
+  ThreadLockState* lane_holder_ = nullptr;       // while kTaken: the state the holder owns
   std::mutex commit_mu_;         // serialises this process's commits on the session
 };
 
