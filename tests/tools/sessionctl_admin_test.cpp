@@ -32,6 +32,7 @@
 #include "sessionbroker/client.hpp"
 #include "sessionbroker/shm/atomic_word.hpp"
 #include "subprocess.hpp"
+#include "tool_test_util.hpp"
 
 namespace {
 
@@ -48,24 +49,6 @@ using Kind = RevokeEvent::Kind;
 
 const std::string kCtl = SESSIONCTL_PATH;
 const std::string kBroker = SESSION_BROKER_PATH;
-
-std::string unique_segment() {
-  static std::atomic<int> n{0};
-  return fmt::format("sbtest-admin-{}-{}", getpid(), n++);
-}
-
-bool segment_exists(const std::string& name) {
-  struct stat st {};
-  return stat(("/dev/shm/" + name).c_str(), &st) == 0;
-}
-
-// "token=123" -> 123; 0 when the line has another shape.
-std::uint64_t parse_token(const std::optional<std::string>& line) {
-  if (!line || line->rfind("token=", 0) != 0) return 0;
-  return std::stoull(line->substr(6));
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // The revoke events the test process's client hears (on its revoke thread).
 class RevokeLog {
@@ -100,7 +83,7 @@ class RevokeLog {
 class SessionctlAdminTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    segment_ = unique_segment();
+    segment_ = unique_segment("admin");
     ASSERT_FALSE(segment_exists(segment_)) << "stale segment " << segment_;
     broker_.emplace(Child::spawn(kBroker, {"--segment", segment_, "--remove-on-exit", "--ready-fd", "1"}));
     ASSERT_EQ(broker_->out().next(soon()), "ready") << broker_->err().rest(soon()).value_or("");

@@ -22,6 +22,7 @@
 #include "segment.hpp"
 #include "store.hpp"
 #include "subprocess.hpp"
+#include "tool_test_util.hpp"
 
 namespace {
 
@@ -31,26 +32,10 @@ using nlohmann::json;
 const std::string kCtl = SESSIONCTL_PATH;
 const std::string kBroker = SESSION_BROKER_PATH;
 
-std::string unique_segment() {
-  static std::atomic<int> n{0};
-  return fmt::format("sbtest-ctl-{}-{}", getpid(), n++);
-}
-
-bool segment_exists(const std::string& name) {
-  struct stat st {};
-  return stat(("/dev/shm/" + name).c_str(), &st) == 0;
-}
-
-// "token=123" -> 123; 0 when the line has another shape.
-std::uint64_t parse_token(const std::optional<std::string>& line) {
-  if (!line || line->rfind("token=", 0) != 0) return 0;
-  return std::stoull(line->substr(6));
-}
-
 class SessionctlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    segment_ = unique_segment();
+    segment_ = unique_segment("ctl");
     ASSERT_FALSE(segment_exists(segment_)) << "stale segment " << segment_;
     start_broker();
   }
@@ -351,10 +336,10 @@ TEST_F(SessionctlTest, BadCommandLinesAreUsageErrors) {
 }
 
 TEST(SessionctlNoBroker, MissingSegmentExits1) {
-  RunResult r = run(kCtl, {"list", "--segment", unique_segment()});
+  RunResult r = run(kCtl, {"list", "--segment", unique_segment("ctl")});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err.rfind("sessionctl: no such segment:", 0), 0u) << r.err;
-  EXPECT_EQ(run(kCtl, {"dump", "--segment", unique_segment()}).code, 1);
+  EXPECT_EQ(run(kCtl, {"dump", "--segment", unique_segment("ctl")}).code, 1);
 }
 
 // With a revoke deadline the broker takes the lock from a holder that ignores the request: the

@@ -32,6 +32,7 @@
 #include "segment.hpp"
 #include "sessionbroker/client.hpp"
 #include "subprocess.hpp"
+#include "tool_test_util.hpp"
 
 namespace {
 
@@ -42,11 +43,6 @@ namespace sb = sessionbroker;
 const std::string kCtl = SESSIONCTL_PATH;
 const std::string kBroker = SESSION_BROKER_PATH;
 constexpr const char* kLeaveAlternateScreen = "\x1b[?1049l";
-
-std::string unique_segment() {
-  static std::atomic<int> n{0};
-  return fmt::format("sbtest-stats-{}-{}", getpid(), n++);
-}
 
 // ---- sessionctl watch on a pseudo-terminal ----
 
@@ -175,7 +171,7 @@ std::string label(const std::string& labels, const std::string& key) {
 class StatsWatchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    segment_ = unique_segment();
+    segment_ = unique_segment("stats");
     broker_.emplace(Child::spawn(kBroker, {"--segment", segment_, "--remove-on-exit", "--ready-fd", "1"}));
     ASSERT_EQ(broker_->out().next(soon()), "ready") << broker_->err().rest(soon()).value_or("");
     auto client = sb::Client::attach(segment_);
@@ -445,7 +441,7 @@ TEST_F(StatsWatchTest, WatchOnceWithoutATerminalPrintsOnePlainFrame) {
 
 TEST(StatsWatchNoBroker, MissingSegmentExits1) {
   for (const char* cmd : {"stats", "watch"}) {
-    RunResult r = run(kCtl, {cmd, "--segment", unique_segment()});
+    RunResult r = run(kCtl, {cmd, "--segment", unique_segment("stats")});
     EXPECT_EQ(r.code, 1) << cmd;
     EXPECT_EQ(r.err.rfind("sessionctl: no such segment:", 0), 0u) << r.err;
   }
