@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -85,10 +86,10 @@ Session::Session(std::shared_ptr<ClientImpl> client, std::shared_ptr<LocalSessio
 
 const std::string& Session::id() const { return local_->id(); }
 
-Result<SessionLock> Session::lock_names(std::span<const std::string_view> attrs, bool whole, Mode mode,
+Result<SessionLock> Session::lock_names(const std::string_view* names, std::size_t count, bool whole, Mode mode,
                                         Deadline deadline) {
   if (Status st = client_->usable(); !st) return st;
-  auto t = local_->lock(attrs, whole, mode, deadline);
+  auto t = local_->lock(std::span(names, count), whole, mode, deadline);
   if (!t) return t.status();
   return SessionLock(std::move(*t));
 }
@@ -105,14 +106,14 @@ Result<SessionLock> Session::lock(const std::vector<std::string>& attrs, Mode mo
     views = large;
   }
   std::copy(attrs.begin(), attrs.end(), views.begin());
-  return lock_names(views, false, mode, deadline);
+  return lock_names(views.data(), views.size(), false, mode, deadline);
 }
 
 Result<SessionLock> Session::lock(std::initializer_list<std::string_view> attrs, Mode mode, Deadline deadline) {
-  return lock_names(std::span(attrs.begin(), attrs.size()), false, mode, deadline);
+  return lock_names(attrs.begin(), attrs.size(), false, mode, deadline);
 }
 
-Result<SessionLock> Session::lock_all(Mode mode, Deadline deadline) { return lock_names({}, true, mode, deadline); }
+Result<SessionLock> Session::lock_all(Mode mode, Deadline deadline) { return lock_names(nullptr, 0, true, mode, deadline); }
 
 Status Session::release(Deadline deadline) {
   if (Status st = client_->usable(); !st) return st;

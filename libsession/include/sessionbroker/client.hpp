@@ -18,13 +18,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,7 +84,9 @@ class SESSIONBROKER_EXPORT Session {
   friend class detail::ClientImpl;
   friend class Client;
   Session(std::shared_ptr<detail::ClientImpl> client, std::shared_ptr<detail::LocalSession> local);
-  Result<SessionLock> lock_names(std::span<const std::string_view> attrs, bool whole, Mode mode, Deadline deadline);
+  // `names` points at `count` names (this header stays C++17: no std::span).
+  Result<SessionLock> lock_names(const std::string_view* names, std::size_t count, bool whole, Mode mode,
+                                 Deadline deadline);
   std::shared_ptr<detail::ClientImpl> client_;
   std::shared_ptr<detail::LocalSession> local_;
 };
