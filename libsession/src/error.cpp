@@ -23,10 +23,15 @@ std::string_view to_string(ErrorCode code) {
   return "unknown error";
 }
 
+const std::string& Status::message() const {
+  static const std::string kNone;
+  return rep_ ? rep_->message : kNone;
+}
+
 std::string Status::to_string() const {
   if (is_ok()) return "ok";
-  std::string s(sessionbroker::to_string(code_));
-  if (!message_.empty()) s += ": " + message_;
+  std::string s(sessionbroker::to_string(rep_->code));
+  if (!rep_->message.empty()) s += ": " + rep_->message;
   return s;
 }
 

@@ -33,21 +33,34 @@ enum class ErrorCode {
 
 SESSIONBROKER_EXPORT std::string_view to_string(ErrorCode code);
 
+// A null pointer when OK (as leveldb's Status): building, moving and dropping an OK status costs
+// a pointer, so the lock path pays nothing for the errors it does not have.
 class [[nodiscard]] SESSIONBROKER_EXPORT Status {
  public:
   Status() = default;
-  Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  Status(ErrorCode code, std::string message)
+      : rep_(code == ErrorCode::kOk ? nullptr : new Rep{code, std::move(message)}) {}
+  Status(const Status& other) : rep_(other.rep_ ? new Rep(*other.rep_) : nullptr) {}
+  Status(Status&& other) noexcept : rep_(std::exchange(other.rep_, nullptr)) {}
+  Status& operator=(Status other) noexcept {
+    std::swap(rep_, other.rep_);
+    return *this;
+  }
+  ~Status() { delete rep_; }
   static Status ok() { return {}; }
 
-  bool is_ok() const { return code_ == ErrorCode::kOk; }
+  bool is_ok() const { return rep_ == nullptr; }
   explicit operator bool() const { return is_ok(); }
-  ErrorCode code() const { return code_; }
-  const std::string& message() const { return message_; }
-  std::string to_string() const;  // "stale token: ..." or "ok"
+  ErrorCode code() const { return rep_ ? rep_->code : ErrorCode::kOk; }
+  const std::string& message() const;  // empty when OK
+  std::string to_string() const;       // "stale token: ..." or "ok"
 
  private:
-  ErrorCode code_ = ErrorCode::kOk;
-  std::string message_;
+  struct Rep {
+    ErrorCode code;
+    std::string message;
+  };
+  Rep* rep_ = nullptr;  // owned
 };
 
 // A value or the Status explaining why there is none.
