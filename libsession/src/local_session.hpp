@@ -8,14 +8,18 @@
 // lock, so waiting processes are not starved.
 //
 // The fast lane. While the process lock is cached and nothing else happens on the session in
-// this process (no thread lock held, nobody waiting, no revoke request seen), one thread at a
-// time may take a thread lock without mu_: a CAS on lane_ hands it lane_spare_, and a CAS gives
-// it back at unlock. lane_'s states:
+// this process (no thread lock held, no fresh grant, no revoke request, loss or release pending),
+// one thread at a time may take a thread lock without mu_: a CAS on lane_ hands it lane_spare_,
+// and a CAS gives it back at unlock. Both ends also read the grant's record (revoke and state
+// words) and leave the work to the mutex side when either is raised, so a revoke request is
+// honoured the moment the lane's holder lets go. The lane is process memory only: a crash of the
+// process takes it along, and the segment never depends on it. lane_'s states:
 //   kClosed    every thread lock goes through mu_.
 //   kOpen*     opened under mu_ (maybe_open_lane) when users_ == 0, the lock is held in that mode and
 //              need not be given back; grant_, lane_open_ and lane_spare_ are published with it.
-//   kBusy      a claimer (from kOpen*) or a returner (from kTaken) owns lane_spare_/lane_holder_ for a
-//              few instructions; close_lane() waits it out.
+//   kBusy      a claimer (from kOpen*; back to kOpen* if the grant's flags are raised) or a returner
+//              (from kTaken) owns lane_spare_/lane_holder_ for a few instructions; close_lane()
+//              waits it out.
 //   kTaken     one thread holds a lock through the lane: *lane_holder_ says which portion. It is
 //              not counted in users_/attrs_, and grant_ does not change meanwhile.
 //   kAbsorbed  a thread under mu_ closed the lane while it was kTaken and counted the holder's
