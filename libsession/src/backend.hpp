@@ -34,6 +34,9 @@ class Backend {
   virtual Result<Grant> acquire(SessionRef ref, shm::LockMode mode, Clock::time_point deadline) = 0;
   virtual Status release(SessionRef ref, const Grant& g) = 0;
   virtual GrantStatus grant_status(const Grant& g) = 0;
+  // The segment record of a grant this process holds, for grant_status_of() without a call (the
+  // fast lane asks on every thread lock); valid while the backend lives. nullptr if `g` names none.
+  virtual const shm::LockRecord* grant_record(const Grant& g) = 0;
   virtual void touch(SessionRef ref) = 0;
 
   // Primary state, fenced by the grant's token.

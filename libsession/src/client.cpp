@@ -88,8 +88,7 @@ const std::string& Session::id() const { return local_->id(); }
 
 Result<SessionLock> Session::lock_names(const std::string_view* names, std::size_t count, bool whole, Mode mode,
                                         Deadline deadline) {
-  if (Status st = client_->usable(); !st) return st;
-  auto t = local_->lock(std::span(names, count), whole, mode, deadline);
+  auto t = local_->lock(std::span(names, count), whole, mode, deadline);  // checks client_->usable()
   if (!t) return t.status();
   return SessionLock(std::move(*t));
 }
@@ -203,9 +202,8 @@ Status SessionLock::unlock() {
   auto state = std::move(state_);
   // In a forked child the parent's lock state is not ours to touch (its mutexes may be mid-use).
   if (state->client->forked()) return state->client->usable();
-  Status usable = state->client->usable();
   LocalSession* session = state->session.get();  // kept alive by `state` until unlock lets go of it
-  return session->unlock(std::move(state), std::move(usable));
+  return session->unlock(std::move(state));
 }
 
 }  // namespace sessionbroker

@@ -20,15 +20,13 @@ bool ThreadLockState::covers(std::string_view name) const {
   return whole || std::binary_search(attrs.begin(), attrs.end(), name, std::less<>{});
 }
 
-void ThreadLockState::set_portion(std::span<const std::string_view> names, bool whole_session, Mode m) {
+void ThreadLockState::assign_names(std::span<const std::string_view> names) {
   attrs.resize(names.size());  // keeps the strings' buffers of an earlier use
   for (std::size_t i = 0; i < names.size(); ++i) attrs[i].assign(names[i]);
   if (attrs.size() > 1) {
     std::sort(attrs.begin(), attrs.end());
     attrs.erase(std::unique(attrs.begin(), attrs.end()), attrs.end());
   }
-  whole = whole_session;
-  mode = m;
 }
 
 LocalSession::AttrLock* LocalSession::find_attr(std::string_view name) {
@@ -115,15 +113,20 @@ void LocalSession::drop_spares() {
   // Destroyed here, with mu_ free: they may hold references to this session and to the client.
 }
 
-Result<std::unique_ptr<ThreadLockState>> LocalSession::lock(std::span<const std::string_view> attrs, bool whole,
-                                                            Mode mode, Clock::time_point deadline) {
+Status LocalSession::names_error(std::span<const std::string_view> attrs, bool whole) {
   if (!whole && attrs.empty()) return Status(ErrorCode::kInvalidArgument, "lock needs at least one attribute");
   for (const auto& a : attrs) {
     if (a.empty()) return Status(ErrorCode::kInvalidArgument, "attribute name is empty");
     if (a.size() > shm::kMaxAttrNameBytes)
       return Status(ErrorCode::kTooLarge, fmt::format("attribute name is {} bytes; the limit is {}", a.size(), shm::kMaxAttrNameBytes));
   }
-  if (auto t = try_lane(attrs, whole, mode)) return t;
+  return Status(ErrorCode::kInvalidArgument, "bad attribute names");  // not reached: names_valid was false
+}
+
+Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const std::string_view> attrs, bool whole,
+                                                                 Mode mode, Clock::time_point deadline) {
+  // Checked before mu_ is taken: in a forked child mu_ may have been held by a parent's thread.
+  if (Status st = client_.usable(); !st) return st;
   const shm::LockMode need = needed_mode(mode);
   std::unique_ptr<ThreadLockState> unkept;  // destroyed after lk lets go of mu_
   std::unique_lock lk(mu_);
@@ -238,7 +241,8 @@ Status LocalSession::confirm_and_commit(ThreadLockState& t) {
   return commit(t);
 }
 
-Status LocalSession::unlock(std::unique_ptr<ThreadLockState> t, Status usable) {
+Status LocalSession::unlock_slow(std::unique_ptr<ThreadLockState> t) {
+  const Status usable = client_.usable();
   Status st = usable;
   if (usable) {
     st = commit(*t);
@@ -330,6 +334,10 @@ void LocalSession::observe_segment_flags(std::unique_lock<std::mutex>& lk) {
 }
 
 void LocalSession::on_notification() {
+  if (lane_used_.load(std::memory_order_relaxed)) {  // a use racing this store is covered by the touch after it
+    lane_used_.store(false, std::memory_order_relaxed);
+    backend_.touch(ref_);
+  }
   std::unique_lock lk(mu_);
   close_lane();
   observe_segment_flags(lk);

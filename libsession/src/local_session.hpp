@@ -38,6 +38,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fork_guard.hpp"
 #include "sessionbroker/client.hpp"
 #include "store.hpp"
 
@@ -59,13 +60,19 @@ struct ThreadLockState {
   bool via_lane = false;  // taken through the fast lane: unlock gives it back there
   bool covers(std::string_view name) const;
   // Sets the portion: `attrs` sorted and unique (keeping the strings' buffers), or the whole session.
-  void set_portion(std::span<const std::string_view> attrs, bool whole, Mode mode);
+  void set_portion(std::span<const std::string_view> names, bool whole_session, Mode m) {
+    whole = whole_session;
+    mode = m;
+    if (names.size() == 1 && attrs.size() == 1 && attrs[0] == names[0]) return;  // the same name again
+    assign_names(names);
+  }
+  void assign_names(std::span<const std::string_view> names);
 };
 
 class LocalSession : public std::enable_shared_from_this<LocalSession> {
  public:
   LocalSession(ClientImpl& client, Backend& backend, std::string id, SessionRef ref)
-      : client_(client), backend_(backend), id_(std::move(id)), ref_(ref) {}
+      : client_(client), backend_(backend), id_(std::move(id)), ref_(ref), fork_epoch_(fork_epoch()) {}
 
   const std::string& id() const { return id_; }
   SessionRef ref() const { return ref_; }
@@ -73,15 +80,25 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   // A thread lock on `attrs` (any order, duplicates allowed) or, with `whole`, on the session.
   // In steady state (the process lock cached, names seen before, at most kSpareStates locks
   // outstanding) it allocates nothing: states and attribute entries are reused.
+  // The fast lane first (inline, so the public API's lock and unlock inline it), then mu_.
   Result<std::unique_ptr<ThreadLockState>> lock(std::span<const std::string_view> attrs, bool whole, Mode mode,
-                                                Clock::time_point deadline);
+                                                Clock::time_point deadline) {
+    if (!names_valid(attrs, whole)) return names_error(attrs, whole);
+    if (auto t = try_lane(attrs, whole, mode)) return t;
+    return lock_slow(attrs, whole, mode, deadline);
+  }
   Status commit(ThreadLockState& t);
   // An explicit commit: like commit(), but with nothing pending it still reports kStaleToken
   // when the grant was taken away (broken, expired, evicted), so success means "still yours".
   Status confirm_and_commit(ThreadLockState& t);
-  // Commits, drops the thread lock and keeps `t` for reuse. With `usable` an error (the client was
-  // detached or evicted) it only drops the thread lock and returns that error.
-  Status unlock(std::unique_ptr<ThreadLockState> t, Status usable);
+  // Commits, drops the thread lock and keeps `t` for reuse. When the client is no longer usable
+  // (detached or evicted) it only drops the thread lock and returns that error. A lane lock with
+  // nothing to commit goes back through the lane. REQUIRES: not in a forked child (the caller
+  // checks: the parent's mutexes may have been mid-use at the fork).
+  Status unlock(std::unique_ptr<ThreadLockState> t) {
+    if (t->via_lane && t->changes.empty() && return_lane(t)) return {};
+    return unlock_slow(std::move(t));
+  }
   // Destroys the session using the exclusive whole-session lock `t` holds.
   Status destroy_with(ThreadLockState& t);
   Status release(Clock::time_point deadline);
@@ -89,6 +106,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   bool held() const;
 
   // Revoke thread: looks at this session's revoke flag and lost state; releases when it can.
+  // Also records the session's last use for idle expiry when the lane was used since the last call.
   void on_notification();
   // Releases the cached process lock if no thread uses it. Returns true if it did.
   bool release_if_idle();
@@ -112,6 +130,16 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   static constexpr std::size_t kIdleAttrEntries = 64;
   static constexpr std::size_t kSpareStates = 16;
 
+  static bool names_valid(std::span<const std::string_view> attrs, bool whole) {
+    if (!whole && attrs.empty()) return false;
+    for (const auto& a : attrs)
+      if (a.empty() || a.size() > shm::kMaxAttrNameBytes) return false;
+    return true;
+  }
+  static Status names_error(std::span<const std::string_view> attrs, bool whole);  // REQUIRES: !names_valid
+  Result<std::unique_ptr<ThreadLockState>> lock_slow(std::span<const std::string_view> attrs, bool whole, Mode mode,
+                                                     Clock::time_point deadline);
+  Status unlock_slow(std::unique_ptr<ThreadLockState> t);
   AttrLock* find_attr(std::string_view name);                                    // REQUIRES: mu_
   bool locally_compatible(const ThreadLockState& t) const;                       // REQUIRES: mu_
   void take_local(const ThreadLockState& t);                                     // REQUIRES: mu_
@@ -143,6 +171,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   Backend& backend_;
   const std::string id_;
   const SessionRef ref_;
+  const std::uint64_t fork_epoch_;  // a forked child's copy of the lane is not its own
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -168,7 +197,51 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   std::uint32_t lane_open_ = kClosed;            // the kOpen* value the lane was opened with
   std::unique_ptr<ThreadLockState> lane_spare_;  // the lane's state while the lane is not kTaken
   ThreadLockState* lane_holder_ = nullptr;       // while kTaken: the state the holder owns
+  const shm::LockRecord* lane_record_ = nullptr; // grant_'s record, published with kOpen*
+  // Set by a lane unlock, which skips Backend::touch (a clock read costs more than the rest of the
+  // lane); the revoke thread touches for it within kRevokeThreadSlice (on_notification).
+  std::atomic<bool> lane_used_{false};
   std::mutex commit_mu_;         // serialises this process's commits on the session
 };
+
+// ---- the fast lane's two ends, inline: they are the whole of a cached thread lock ----
+
+inline std::unique_ptr<ThreadLockState> LocalSession::try_lane(std::span<const std::string_view> attrs, bool whole,
+                                                               Mode mode) {
+  std::uint32_t open = lane_.load(std::memory_order_relaxed);
+  if (open != kOpenExclusive && (open != kOpenShared || mode != Mode::kShared)) return nullptr;
+  if (forked_since(fork_epoch_)) return nullptr;
+  if (!lane_.compare_exchange_strong(open, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return nullptr;
+  // A revoke request or a loss flagged in the segment (an eviction breaks every grant of the
+  // client, a detach closes the lane) is for the mutex side to notice and act on.
+  if (grant_status_of(*lane_record_) != GrantStatus::kHeld) {
+    lane_.store(open, std::memory_order_release);
+    return nullptr;
+  }
+  std::unique_ptr<ThreadLockState> t = std::move(lane_spare_);
+  t->set_portion(attrs, whole, mode);
+  t->grant = grant_;
+  t->via_lane = true;
+  lane_holder_ = t.get();
+  lane_.store(kTaken, std::memory_order_release);
+  return t;
+}
+
+// lane_record_ is stable here: maybe_open_lane, its only writer, needs kClosed, which the holder's
+// own unlock is the next to store.
+inline bool LocalSession::return_lane(std::unique_ptr<ThreadLockState>& t) {
+  // A flag raised while the lock was held: the mutex side releases at once, as a waiter wants.
+  if (grant_status_of(*lane_record_) != GrantStatus::kHeld) return false;
+  std::uint32_t taken = kTaken;
+  if (!lane_.compare_exchange_strong(taken, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return false;
+  t->via_lane = false;
+  if (!t->changes.empty()) t->changes.clear();  // a failed commit's leftovers
+  t->grant = {};
+  lane_holder_ = nullptr;
+  lane_spare_ = std::move(t);
+  lane_.store(lane_open_, std::memory_order_release);
+  lane_used_.store(true, std::memory_order_relaxed);
+  return true;
+}
 
 }  // namespace sessionbroker::detail

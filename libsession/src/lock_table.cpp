@@ -287,9 +287,7 @@ bool Store::break_lock(std::uint32_t rec, std::uint64_t token) {
 
 GrantStatus Store::grant_status(const Grant& g) const {
   if (g.record >= seg_.record_count()) return GrantStatus::kLost;
-  const auto& r = seg_.record(g.record);
-  if (state_of(r) != RecordState::kGranted) return GrantStatus::kLost;
-  return shm::load(r.revoke) != 0 ? GrantStatus::kRevokeRequested : GrantStatus::kHeld;
+  return grant_status_of(seg_.record(g.record));
 }
 
 void Store::touch(SessionRef ref) {

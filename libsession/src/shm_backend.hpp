@@ -28,6 +28,9 @@ class ShmBackend final : public Backend {
   Result<Grant> acquire(SessionRef ref, shm::LockMode mode, Clock::time_point deadline) override;
   Status release(SessionRef ref, const Grant& g) override;
   GrantStatus grant_status(const Grant& g) override { return store_.grant_status(g); }
+  const shm::LockRecord* grant_record(const Grant& g) override {
+    return g.record < segment_->record_count() ? &segment_->record(g.record) : nullptr;
+  }
   void touch(SessionRef ref) override { store_.touch(ref); }
   Result<std::optional<std::string>> read(SessionRef ref, const Grant& g, std::string_view name) override;
   Result<AttrMap> read_all(SessionRef ref, const Grant& g) override;

@@ -40,6 +40,14 @@ struct Grant {
 // request, or taken away (broken, expired, evicted: the token is stale).
 enum class GrantStatus { kHeld, kRevokeRequested, kLost };
 
+// The status a grant's own record gives, read without a mutex: two loads of one cache line that
+// only the owner, the store (revoke requests, breaks) and repairs write. The owner may ask at any
+// time; a record it holds leaves kGranted only by its own release or by force (kBroken).
+inline GrantStatus grant_status_of(const shm::LockRecord& r) {
+  if (shm::load(r.state) != static_cast<std::uint32_t>(shm::RecordState::kGranted)) return GrantStatus::kLost;
+  return shm::load(r.revoke) != 0 ? GrantStatus::kRevokeRequested : GrantStatus::kHeld;
+}
+
 // Attribute changes of one commit: a value to set, or nullopt to erase.
 using ChangeSet = std::map<std::string, std::optional<std::string>, std::less<>>;
 using AttrMap = std::map<std::string, std::string, std::less<>>;
@@ -96,7 +104,7 @@ class Store {
   Status release(SessionRef ref, const Grant& g);
   // Takes a lock away by force (revoke deadline, break-lock): the token goes stale at once.
   bool break_lock(std::uint32_t record, std::uint64_t token);
-  // Two loads of the grant's own record, no mutex: the lock path asks this on every thread lock.
+  // grant_status_of() the grant's own record; kLost when `g` names no record.
   GrantStatus grant_status(const Grant& g) const;
   void touch(SessionRef ref);
   // Checks the holders of `slot` and reclaims dead ones (used by waiters while the broker is down).

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <poll.h>
+#include <thread>
 #include <unistd.h>
 
 #include "broker_child.hpp"
@@ -12,6 +13,7 @@
 namespace sbtest {
 namespace {
 
+using sessionbroker::Clock;
 using sessionbroker::RevokeEvent;
 
 // The broker creates the segment itself, so these tests start without the fixture's segment.
@@ -88,6 +90,24 @@ TEST_F(BrokerTest, IdleSessionExpires) {
   { ASSERT_TRUE(c->open("short")->lock({"a"}, Mode::kExclusive, in(1s))); }  // cached: broker asks it back
   ASSERT_TRUE(eventually([&] { return c->open("short").code() == ErrorCode::kNotFound; }, 10s));
   EXPECT_TRUE(c->open("long"));
+}
+
+// Thread locks on a cached process lock go through the fast lane, which reads no clock: the
+// revoke thread records their use instead, so a busy session is neither expired nor asked back.
+TEST_F(BrokerTest, SessionBusyThroughCachedLockIsNotExpired) {
+  ASSERT_TRUE(start_broker());
+  auto c = attach();
+  std::atomic<int> requests{0};
+  c->on_revoke([&](const RevokeEvent& e) { requests += e.kind == RevokeEvent::Kind::kRequested; });
+  auto s = c->create("busy", 2500ms);
+  ASSERT_TRUE(s);
+  const auto until = Clock::now() + 6s;
+  while (Clock::now() < until) {
+    { ASSERT_TRUE(s->lock({"a"}, Mode::kExclusive, in(1s))); }
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(requests.load(), 0) << "the broker took a busy session for an idle one";
+  EXPECT_TRUE(c->open("busy"));
 }
 
 TEST_F(BrokerTest, HolderIgnoringRevokeLosesLockAtDeadline) {
