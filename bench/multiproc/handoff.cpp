@@ -7,8 +7,12 @@
 //
 // "Wants the lock" is each system's own signal, and the wait for it is outside the timed window:
 // sessionbroker's revoke request (the waiter has queued), a blocked flock in /proc/locks, a
-// blocked BLPOP in Redis's INFO, a failed SET NX for the retry loop. The floors are turn-based
-// (the next process is asleep on its own futex word or condition variable).
+// blocked BLPOP in Redis's INFO, a failed SET NX for the retry loop. The holder also waits until
+// every other process is inside its acquire: otherwise, with 4 or 8 processes, a lock without a
+// queue (flock, the retry loop) goes to a process that was still on its way to asking, and the
+// sample times that process's wake-up, not a handoff to a waiter (the retry loop then looked
+// 50 times faster at 4 processes than at 2). The floors are turn-based (the next process is asleep
+// on its own futex word or condition variable).
 #include <condition_variable>
 #include <cstdio>
 #include <memory>
@@ -39,7 +43,8 @@ struct Shared {
   std::atomic<std::uint32_t> stop;
   std::atomic<std::uint32_t> ready;
   std::atomic<std::uint32_t> go;
-  std::atomic<std::uint32_t> waiting;  // waiters announcing themselves (flock, Redis retry)
+  std::atomic<std::uint32_t> waiting;  // participants inside acquire() (all but the floors)
+  std::uint32_t procs;                 // participants in this run
   std::uint32_t taken;                 // futex word: bumped by every acquisition
   std::uint32_t ring[kMaxProcs];       // futex floor: process i sleeps on ring[i]
   RobustLock robust;                   // condvar floor: `turn` under robust.mutex
@@ -48,6 +53,16 @@ struct Shared {
 };
 
 bool stopped(const Shared& sh) { return sh.stop.load(std::memory_order_acquire) != 0; }
+
+// Every participant but the holder is inside acquire().
+bool all_others_waiting(const Shared& sh) { return sh.waiting.load() + 1 >= sh.procs; }
+
+// Counts the caller in sh.waiting while it is inside acquire().
+struct Waiting {
+  Shared& sh;
+  explicit Waiting(Shared& s) : sh(s) { sh.waiting.fetch_add(1); }
+  ~Waiting() { sh.waiting.fetch_sub(1); }
+};
 
 // The driver every participant runs. Lock: bool acquire(); void wait_contended(); void release().
 // A sample is taken only when the lock moved to another process (the stamp is someone else's).
@@ -100,6 +115,7 @@ struct SbLock {
     session = *client->open("hot");
   }
   bool acquire() {
+    Waiting w(sh);
     auto l = session->lock({"a"}, sessionbroker::Mode::kExclusive, sessionbroker::in(1s));
     if (!l) return false;
     held.emplace(std::move(*l));
@@ -109,6 +125,8 @@ struct SbLock {
     std::unique_lock lk(m);
     while (!requested && !stopped(sh)) cv.wait_for(lk, 1ms);
     requested = false;
+    lk.unlock();
+    wait_until([&] { return stopped(sh) || all_others_waiting(sh); }, 2s);
   }
   void release() {
     (void)held->unlock();
@@ -171,13 +189,12 @@ struct FlockPeer {
     inode = st.st_ino;
   }
   bool acquire() {
-    sh.waiting.fetch_add(1);
+    Waiting w(sh);
     file.lock();
-    sh.waiting.fetch_sub(1);
     return true;
   }
   void wait_contended() {
-    wait_until([&] { return stopped(sh) || (sh.waiting.load() > 0 && flock_waiter_blocked(inode)); }, 2s);
+    wait_until([&] { return stopped(sh) || (all_others_waiting(sh) && flock_waiter_blocked(inode)); }, 2s);
   }
   void release() { file.unlock(); }
 };
@@ -190,13 +207,10 @@ struct RedisRetryPeer {
   RedisRetryPeer(Shared& s, const RedisServer& r, Transport t, int me)
       : sh(s), conn(r, t), token("host|" + std::to_string(getpid()) + "|" + std::to_string(me)) {}
   bool acquire() {
-    if (conn.try_lock("s3:lock", token)) return true;
-    sh.waiting.fetch_add(1);
-    const bool ok = conn.lock_retrying("s3:lock", token, kPhpredisRetryUs, now_ns() + 1'000'000'000ull);
-    sh.waiting.fetch_sub(1);
-    return ok;
+    Waiting w(sh);
+    return conn.lock_retrying("s3:lock", token, kPhpredisRetryUs, now_ns() + 1'000'000'000ull);
   }
-  void wait_contended() { wait_until([&] { return stopped(sh) || sh.waiting.load() > 0; }, 2s); }
+  void wait_contended() { wait_until([&] { return stopped(sh) || all_others_waiting(sh); }, 2s); }
   void release() { conn.unlock("s3:lock", token); }
 };
 
@@ -205,9 +219,12 @@ struct RedisBlpopPeer {
   Shared& sh;
   RedisConn conn;
   RedisBlpopPeer(Shared& s, const RedisServer& r, Transport t) : sh(s), conn(r, t) {}
-  bool acquire() { return conn.blpop("s3:list", 1); }
+  bool acquire() {
+    Waiting w(sh);
+    return conn.blpop("s3:list", 1);
+  }
   void wait_contended() {
-    wait_until([&] { return stopped(sh) || conn.info_field("blocked_clients") > 0; }, 2s);
+    wait_until([&] { return stopped(sh) || (all_others_waiting(sh) && conn.info_field("blocked_clients") > 0); }, 2s);
   }
   void release() { conn.rpush("s3:list", "token"); }
 };
@@ -274,7 +291,7 @@ void reset(Shared& sh, int procs) {
   for (auto& w : sh.ring) w = 0;
   sh.ring[0] = 1;  // process 0 holds the first turn
   sh.turn = 0;
-  (void)procs;
+  sh.procs = static_cast<std::uint32_t>(procs);
 }
 
 }  // namespace
