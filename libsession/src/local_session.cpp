@@ -199,8 +199,8 @@ Status LocalSession::acquire_process_lock(std::unique_lock<std::mutex>& lk, shm:
     held_mode_ = need;
     revoke_seen_ = lost_ = false;
     fresh_grant_ = true;
-    // A request raised at grant time (others were queued behind us) woke the revoke thread while
-    // we were still kAcquiring, and it moved on: notice it now, so it is never left to a backstop.
+    // A request raised at grant time (others were queued behind us) is not sent to the revoke
+    // thread (Store::grant_waiters): this thread notices it, now and at its unlock.
     observe_segment_flags(lk);
   } else {
     state_ = ProcState::kNone;
@@ -246,8 +246,8 @@ Status LocalSession::unlock_slow(std::unique_ptr<ThreadLockState> t) {
   Status st = usable;
   if (usable) {
     st = commit(*t);
-    backend_.touch(ref_);
-    if (t->via_lane && return_lane(t)) return st;
+    if (t->via_lane && return_lane(t)) return st;  // marks used_
+    used_.store(true, std::memory_order_relaxed);
   }
   // A state that is not kept may hold the last references to the client and to this session: it
   // dies, if it does, only after mu_ is let go (the client's destructor detaches every session,
@@ -334,8 +334,8 @@ void LocalSession::observe_segment_flags(std::unique_lock<std::mutex>& lk) {
 }
 
 void LocalSession::on_notification() {
-  if (lane_used_.load(std::memory_order_relaxed)) {  // a use racing this store is covered by the touch after it
-    lane_used_.store(false, std::memory_order_relaxed);
+  if (used_.load(std::memory_order_relaxed)) {  // a use racing this store is covered by the touch after it
+    used_.store(false, std::memory_order_relaxed);
     backend_.touch(ref_);
   }
   std::unique_lock lk(mu_);

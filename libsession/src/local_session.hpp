@@ -106,7 +106,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   bool held() const;
 
   // Revoke thread: looks at this session's revoke flag and lost state; releases when it can.
-  // Also records the session's last use for idle expiry when the lane was used since the last call.
+  // Also records the session's last use for idle expiry when a thread unlocked since the last call.
   void on_notification();
   // Releases the cached process lock if no thread uses it. Returns true if it did.
   bool release_if_idle();
@@ -198,9 +198,10 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   std::unique_ptr<ThreadLockState> lane_spare_;  // the lane's state while the lane is not kTaken
   ThreadLockState* lane_holder_ = nullptr;       // while kTaken: the state the holder owns
   const shm::LockRecord* lane_record_ = nullptr; // grant_'s record, published with kOpen*
-  // Set by a lane unlock, which skips Backend::touch (a clock read costs more than the rest of the
-  // lane); the revoke thread touches for it within kRevokeThreadSlice (on_notification).
-  std::atomic<bool> lane_used_{false};
+  // Set by every thread unlock, which reads no clock (a clock read costs more than the whole fast
+  // lane): the revoke thread writes the session's last use for idle expiry within
+  // kRevokeThreadSlice (on_notification). A release writes it at once (Store::release).
+  std::atomic<bool> used_{false};
   std::mutex commit_mu_;         // serialises this process's commits on the session
 };
 
@@ -240,7 +241,7 @@ inline bool LocalSession::return_lane(std::unique_ptr<ThreadLockState>& t) {
   lane_holder_ = nullptr;
   lane_spare_ = std::move(t);
   lane_.store(lane_open_, std::memory_order_release);
-  lane_used_.store(true, std::memory_order_relaxed);
+  used_.store(true, std::memory_order_relaxed);
   return true;
 }
 

@@ -72,7 +72,7 @@ void Store::grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns) 
   ++s.holder_count;
   s.lock_mode = r.mode;
   ++s.grants;
-  shm::store(s.last_used_ns, r.since_ns, std::memory_order_relaxed);
+  if (now_ns != 0) shm::store(s.last_used_ns, now_ns, std::memory_order_relaxed);
   // seq_cst: pairs with evict_client (admin.cpp), see there.
   shm::store(r.state, static_cast<std::uint32_t>(RecordState::kGranted), std::memory_order_seq_cst);
 }
@@ -92,8 +92,13 @@ void Store::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
 
 // Grants the head of the queue while it is compatible: one exclusive waiter, or every consecutive
 // shared waiter (invariant 4). Then asks the holders to release if anyone is still queued.
+// Flags first, wakes second: a woken grantee reads its revoke flag before it uses the grant
+// (LocalSession::acquire_process_lock), so its owner's revoke thread is not woken for it; with 3 or
+// more processes in turn that wake was a second futex wake inside every handoff, and a thread
+// competing with the grantee for a core.
 void Store::grant_waiters(shm::SessionSlot& s) {
   std::uint64_t now_ns = 0;  // read once, and only when someone waits: it times the handoff
+  std::uint32_t granted = 0;  // the first `granted` records of the holder list
   while (s.queue_head != shm::kNil) {
     const std::uint32_t rec = s.queue_head;
     auto& r = seg_.record(rec);
@@ -104,21 +109,24 @@ void Store::grant_waiters(shm::SessionSlot& s) {
     --s.queue_len;
     if (now_ns == 0) now_ns = mono_ns();
     grant(s, rec, now_ns);
-    shm::bump_and_wake(r.wake);
+    ++granted;
     if (mode == LockMode::kExclusive) break;
   }
-  if (s.queue_head != shm::kNil) request_revoke(s);
+  if (s.queue_head != shm::kNil) request_revoke(s, granted);
+  std::uint32_t h = s.holders_head;
+  for (std::uint32_t i = 0; i < granted; ++i, h = seg_.record(h).next) shm::bump_and_wake(seg_.record(h).wake);
 }
 
-void Store::request_revoke(shm::SessionSlot& s) {
-  for (std::uint32_t h = s.holders_head; h != shm::kNil; h = seg_.record(h).next) {
+void Store::request_revoke(shm::SessionSlot& s, std::uint32_t just_granted) {
+  std::uint32_t i = 0;
+  for (std::uint32_t h = s.holders_head; h != shm::kNil; h = seg_.record(h).next, ++i) {
     auto& r = seg_.record(h);
     if (shm::load(r.revoke) != 0) continue;
     r.revoke_at_ns = mono_ns();
     shm::store(r.revoke, 1u);
     auto& owner = seg_.client(seg_.client_of_record(h));
     shm::fetch_add<std::uint32_t>(owner.revoke_pending, 1u);
-    shm::bump_and_wake(owner.notify);
+    if (i >= just_granted) shm::bump_and_wake(owner.notify);
   }
 }
 
@@ -185,9 +193,11 @@ Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef
     shm::store(r.session_gen, ref.gen, std::memory_order_relaxed);
     r.revoke = 0;
     r.revoke_at_ns = 0;
-    // A grant at once reads only the coarse clock (idle expiry needs no more) and counts as no wait.
+    // A grant at once reads no clock (a clock read is a sixth of this path): it counts as no
+    // wait, and idle expiry needs no grant time, as the holder's unlocks and release write
+    // last_used_ns, and a held session is only ever asked back, never expired.
     const bool at_once = s.queue_head == shm::kNil && compatible(s, mode);
-    if (at_once) grant(s, rec, coarse_mono_ns());
+    if (at_once) grant(s, rec, 0);
     else enqueue(s, rec);
     if (Status st = withdraw_if_evicted(s, client, rec); !st) return st;
     if (at_once) {

@@ -144,11 +144,13 @@ class Store {
   void destroy_locked(std::uint32_t slot, const Grant* own);         // REQUIRES: registry + session
   // lock_table.cpp, all REQUIRES: session mutex of `s`
   bool compatible(const shm::SessionSlot& s, shm::LockMode mode) const;
-  void grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns);
+  void grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns);  // now_ns 0: granted at once, untimed
   void grant_waiters(shm::SessionSlot& s);
   void enqueue(shm::SessionSlot& s, std::uint32_t rec);
   bool unlink(shm::SessionSlot& s, std::uint32_t rec);
-  void request_revoke(shm::SessionSlot& s);
+  // Raises every holder's revoke flag and wakes its owner's revoke thread, except for the first
+  // `just_granted` holders of the list: threads that grant_waiters is about to wake read the flag.
+  void request_revoke(shm::SessionSlot& s, std::uint32_t just_granted = 0);
   void clear_revoke_flags(shm::SessionSlot& s);
   void remove_record(shm::SessionSlot& s, std::uint32_t rec, shm::RecordState final_state);
   bool holds(const shm::SessionSlot& s, SessionRef ref, const Grant& g) const;

@@ -25,7 +25,7 @@ struct alignas(64) LockRecord {
   std::uint32_t reserved;
   std::uint64_t token;        // fencing token of the grant (valid while kGranted)
   std::uint64_t ticket;       // FIFO position: per-session increasing, assigned on enqueue
-  std::uint64_t since_ns;     // CLOCK_MONOTONIC time of enqueue or grant
+  std::uint64_t since_ns;     // CLOCK_MONOTONIC time of enqueue or of a queued request's grant; 0 after a grant at once
   std::uint64_t revoke_at_ns; // CLOCK_MONOTONIC time the first revoke request was raised, or 0
 };
 static_assert(std::is_standard_layout_v<LockRecord> && std::is_trivially_copyable_v<LockRecord>);

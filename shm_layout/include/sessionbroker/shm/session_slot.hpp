@@ -36,7 +36,7 @@ struct alignas(64) SessionSlot {
   std::uint32_t id_len;
   std::uint32_t free_next;     // next free slot while kFree (registry mutex), else kNil
   std::uint32_t reserved;
-  std::uint64_t last_used_ns;  // CLOCK_MONOTONIC of the last grant, release or thread unlock (a fast-lane unlock: within 1 s)
+  std::uint64_t last_used_ns;  // CLOCK_MONOTONIC of the last release, queued grant or thread unlock (within 1 s)
   std::uint64_t ttl_ms;        // idle time after which the broker expires the session; 0 = never
   std::uint64_t created_at_ns; // CLOCK_REALTIME, for tools
   std::uint64_t version;       // count of commits; written with `blob` under both mutexes
