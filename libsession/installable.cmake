@@ -27,6 +27,7 @@ target_include_directories(sessionbroker_shared
   PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
   PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_compile_features(sessionbroker_shared PUBLIC cxx_std_17)
+target_compile_options(sessionbroker_shared PRIVATE ${SESSIONBROKER_CODEGEN_OPTIONS})
 target_link_libraries(sessionbroker_shared PRIVATE
   sessionbroker_shm_layout Threads::Threads Boost::headers fmt::fmt sessionbroker_warnings)
 

@@ -63,10 +63,17 @@ struct ThreadLockState {
   void set_portion(std::span<const std::string_view> names, bool whole_session, Mode m) {
     whole = whole_session;
     mode = m;
-    if (names.size() == 1 && attrs.size() == 1 && attrs[0] == names[0]) return;  // the same name again
+    if (names.size() == 1 && attrs.size() == 1 && same_name(attrs[0], names[0])) return;  // the same name again
     assign_names(names);
   }
   void assign_names(std::span<const std::string_view> names);
+  // Names are short (kMaxAttrNameBytes): a loop beats a call to memcmp.
+  static bool same_name(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i] != b[i]) return false;
+    return true;
+  }
 };
 
 class LocalSession : public std::enable_shared_from_this<LocalSession> {

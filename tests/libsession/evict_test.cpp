@@ -38,6 +38,8 @@ TEST_F(EvictTest, EvictedHolderLosesItsLockToTheWaiterAndTakesNoMore) {
     auto l = s->lock_all(Mode::kExclusive, in(5s));
     ch.send(l ? "granted" : "failed");
     ch.receive(20s);  // evicted meanwhile
+    // kLost comes from the revoke thread, woken by the eviction: wait for it, not for a race.
+    (void)eventually([&] { return lost.load() > 0; }, 10s);
     const auto put = l->put("k", "from the evicted process");
     const auto again = (*cc)->open("s");
     ch.send(fmt::format("lost={} put={} open={}", lost.load(), static_cast<int>(put.code()),
