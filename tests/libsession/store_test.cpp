@@ -2,6 +2,9 @@
 // attribute store accounting, release by a non-owner.
 #include <unistd.h>
 
+#include <optional>
+#include <thread>
+
 #include "claims/claim_fixture.hpp"
 
 namespace sbtest {
@@ -45,6 +48,43 @@ TEST_F(StoreTest, ReleaseWithAnotherTokenIsNotHeld) {
   EXPECT_TRUE(store_->release(*ref, *g));
   EXPECT_EQ(store_->release(*ref, *g).code(), ErrorCode::kNotHeld);
   store_->detach_client(*client);
+}
+
+// A grant made while others still wait raises the grantee's revoke flag before the grantee's
+// thread wakes, and leaves the grantee's revoke thread asleep (its client's notify word is not
+// bumped): that thread reads the flag itself before it uses the grant.
+TEST_F(StoreTest, GranteeWithWaitersBehindItSeesItsFlagWithoutANotification) {
+  std::uint32_t clients[3];
+  for (auto& c : clients) {
+    auto id = store_->attach_client(getpid());
+    ASSERT_TRUE(id);
+    c = *id;
+  }
+  auto ref = store_->create_session("s", 0);
+  ASSERT_TRUE(ref);
+  auto acquire = [&](int i) {
+    return store_->acquire(clients[i], seg_->first_record_of(clients[i]), *ref, LockMode::kExclusive,
+                           shm::Clock::now() + std::chrono::seconds(20));
+  };
+  auto a = acquire(0);
+  ASSERT_TRUE(a);
+  std::optional<sessionbroker::Result<Grant>> b, c;
+  std::thread tb([&] { b.emplace(acquire(1)); });
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
+  std::thread tc([&] { c.emplace(acquire(2)); });
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 2; }));
+  const std::uint32_t b_notify = shm::load(seg_->client(clients[1]).notify);
+  ASSERT_TRUE(store_->release(*ref, *a));  // grants B, with C still queued behind it
+  tb.join();
+  ASSERT_TRUE(*b);
+  EXPECT_EQ(store_->grant_status(**b), sessionbroker::detail::GrantStatus::kRevokeRequested);
+  EXPECT_EQ(shm::load(seg_->client(clients[1]).notify), b_notify) << "the grantee's revoke thread was woken";
+  ASSERT_TRUE(store_->release(*ref, **b));  // grants C, with nobody behind it
+  tc.join();
+  ASSERT_TRUE(*c);
+  EXPECT_EQ(store_->grant_status(**c), sessionbroker::detail::GrantStatus::kHeld);
+  ASSERT_TRUE(store_->release(*ref, **c));
+  for (auto cl : clients) store_->detach_client(cl);
 }
 
 TEST_F(StoreTest, CommitsAndDestroyGiveEveryBlockBack) {
