@@ -301,7 +301,11 @@ GrantStatus Store::grant_status(const Grant& g) const {
 }
 
 void Store::touch(SessionRef ref) {
-  shm::store(seg_.session(ref.slot).last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
+  auto& s = seg_.session(ref.slot);
+  // A revoke thread touches after the fact: the session may have been destroyed and its slot
+  // reused since, and another session's idle clock is not ours to reset.
+  if (shm::load(s.generation, std::memory_order_relaxed) != ref.gen) return;
+  shm::store(s.last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
 }
 
 // Holders are read under the session mutex, but their liveness (a /proc read) is checked after
