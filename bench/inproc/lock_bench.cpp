@@ -18,6 +18,7 @@ namespace {
 using namespace std::chrono_literals;
 using sessionbroker::Mode;
 using sessionbroker::in;
+namespace shm = sessionbroker::shm;
 
 const char* kS1 = "s1.cached_reacquire";
 const char* kS1Title = "1. thread re-acquire of a cached lock: lock + unlock one attribute";
@@ -48,6 +49,29 @@ void floor_robust_mutex(benchmark::State& st) {
   });
   s.report({kS1, kS1Title, "floor.robust_mutex", "floor", "robust process-shared pthread mutex lock+unlock"},
            {{kS2, kS2Title}});
+}
+
+// The fast lane's synchronisation alone (LocalSession::try_lane / return_lane without the API
+// around them): claim CAS, the grant record's two words, publish; the same words, return CAS,
+// publish. What scenario 1 costs beyond this row is the API, not the lock.
+void floor_lane_atomics(benchmark::State& st) {
+  struct Lane {
+    std::atomic<std::uint32_t> lane{1};
+    alignas(64) std::uint32_t record_state = 2, record_revoke = 0;
+  };
+  static Lane l;
+  Sampler s(st, 64);
+  s.run([] {
+    std::uint32_t open = 1, taken = 4;
+    if (!l.lane.compare_exchange_strong(open, 3, std::memory_order_acquire)) return;
+    if (shm::load(l.record_state, std::memory_order_seq_cst) != 2 || shm::load(l.record_revoke, std::memory_order_seq_cst) != 0) return;
+    l.lane.store(4, std::memory_order_release);
+    benchmark::ClobberMemory();
+    if (shm::load(l.record_state, std::memory_order_seq_cst) != 2 || shm::load(l.record_revoke, std::memory_order_seq_cst) != 0) return;
+    if (!l.lane.compare_exchange_strong(taken, 3, std::memory_order_acquire)) return;
+    l.lane.store(1, std::memory_order_release);
+  });
+  s.report({kS1, kS1Title, "floor.lane_atomics", "floor", "the fast lane's atomics alone: claim CAS + return CAS"});
 }
 
 void sb_cached_reacquire(benchmark::State& st) {
@@ -117,6 +141,7 @@ void peer_redis_lock(benchmark::State& st, Transport t) {
 void register_lock_benches() {
   benchmark::RegisterBenchmark("s1/floor.futex", floor_futex);
   benchmark::RegisterBenchmark("s1/floor.robust_mutex", floor_robust_mutex);
+  benchmark::RegisterBenchmark("s1/floor.lane_atomics", floor_lane_atomics);
   benchmark::RegisterBenchmark("s1/sb.cached_reacquire", sb_cached_reacquire);
   benchmark::RegisterBenchmark("s2/sb.store", sb_store_acquire_release);
   benchmark::RegisterBenchmark("s2/sb.api", sb_api_acquire_release);
