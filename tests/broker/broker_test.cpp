@@ -1,10 +1,12 @@
 // The broker as a real process (the session-broker binary): it reclaims dead clients within
 // milliseconds, survives its own SIGKILL (a restarted broker adopts the segment and tokens keep
 // increasing), expires idle sessions and enforces the revoke deadline.
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
+
 #include <fcntl.h>
 #include <poll.h>
-#include <thread>
 #include <unistd.h>
 
 #include "broker_child.hpp"
@@ -97,16 +99,28 @@ TEST_F(BrokerTest, IdleSessionExpires) {
 TEST_F(BrokerTest, SessionBusyThroughCachedLockIsNotExpired) {
   ASSERT_TRUE(start_broker());
   auto c = attach();
-  std::atomic<int> requests{0};
-  c->on_revoke([&](const RevokeEvent& e) { requests += e.kind == RevokeEvent::Kind::kRequested; });
+  std::mutex m;
+  std::condition_variable asked;
+  int requests = 0;
+  c->on_revoke([&](const RevokeEvent& e) {
+    if (e.kind != RevokeEvent::Kind::kRequested) return;
+    std::lock_guard lk(m);
+    ++requests;
+    asked.notify_all();
+  });
   auto s = c->create("busy", 2500ms);
   ASSERT_TRUE(s);
+  // Used every 50 ms for more than twice the TTL; a revoke request (the failure) ends it early.
   const auto until = Clock::now() + 6s;
-  while (Clock::now() < until) {
+  std::unique_lock lk(m);
+  while (Clock::now() < until && requests == 0) {
+    lk.unlock();
     { ASSERT_TRUE(s->lock({"a"}, Mode::kExclusive, in(1s))); }
-    std::this_thread::sleep_for(50ms);
+    lk.lock();
+    asked.wait_for(lk, 50ms, [&] { return requests > 0; });
   }
-  EXPECT_EQ(requests.load(), 0) << "the broker took a busy session for an idle one";
+  EXPECT_EQ(requests, 0) << "the broker took a busy session for an idle one";
+  lk.unlock();
   EXPECT_TRUE(c->open("busy"));
 }
 
