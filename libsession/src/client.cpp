@@ -88,8 +88,8 @@ const std::string& Session::id() const { return local_->id(); }
 
 // Inline into the three lock overloads (its only callers, all in this file): the cached-lock
 // path is a handful of instructions, and a call more is a sixth of it.
-[[gnu::always_inline]] inline Result<SessionLock> Session::lock_names(const std::string_view* names, std::size_t count, bool whole, Mode mode,
-                                        Deadline deadline) {
+[[gnu::always_inline]] inline Result<SessionLock> Session::lock_names(const std::string_view* names, std::size_t count,
+                                                                     bool whole, Mode mode, Deadline deadline) {
   auto t = local_->lock(std::span(names, count), whole, mode, deadline);  // checks client_->usable()
   if (!t) return t.status();
   return SessionLock(std::move(*t));
