@@ -94,8 +94,7 @@ std::unique_ptr<ThreadLockState> LocalSession::recycle(std::unique_ptr<ThreadLoc
   // A spare keeps its references to this session and the client, so that the next lock need not
   // take them again (two atomic increments and two decrements per thread lock). The cycle this
   // makes is broken by drop_spares(), which the client calls before it lets go of this session.
-  t->changes.clear();
-  t->grant = {};
+  t->clear_use();
   spare_.push_back(std::move(t));
   return nullptr;
 }
@@ -257,9 +256,7 @@ Status LocalSession::unlock_slow(std::unique_ptr<ThreadLockState> t) {
   close_lane();  // counts `t` in users_ if it still held the lane
   drop_local(*t);
   if (t->via_lane) {  // lane_ is kAbsorbed and `t` was its holder: the lane gets its state back
-    t->via_lane = false;
-    t->changes.clear();
-    t->grant = {};
+    t->clear_use();
     if (retired_) unkept = std::move(t);
     else lane_spare_ = std::move(t);
     lane_.store(kClosed, std::memory_order_relaxed);

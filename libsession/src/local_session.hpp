@@ -59,6 +59,13 @@ struct ThreadLockState {
   ChangeSet changes;
   bool via_lane = false;  // taken through the fast lane: unlock gives it back there
   bool covers(std::string_view name) const;
+  // Back to rest between uses (spare or lane state): no lane mark, no uncommitted writes, no grant.
+  // The portion and the references stay, so the next lock reuses them.
+  void clear_use() {
+    via_lane = false;
+    if (!changes.empty()) changes.clear();  // empty unless a commit failed
+    grant = {};
+  }
   // Sets the portion: `attrs` sorted and unique (keeping the strings' buffers), or the whole session.
   void set_portion(std::span<const std::string_view> names, bool whole_session, Mode m) {
     whole = whole_session;
@@ -242,9 +249,7 @@ inline bool LocalSession::return_lane(std::unique_ptr<ThreadLockState>& t) {
   if (grant_status_of(*lane_record_) != GrantStatus::kHeld) return false;
   std::uint32_t taken = kTaken;
   if (!lane_.compare_exchange_strong(taken, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return false;
-  t->via_lane = false;
-  if (!t->changes.empty()) t->changes.clear();  // a failed commit's leftovers
-  t->grant = {};
+  t->clear_use();
   lane_holder_ = nullptr;
   lane_spare_ = std::move(t);
   lane_.store(lane_open_, std::memory_order_release);
