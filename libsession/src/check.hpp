@@ -1,6 +1,7 @@
-// Verifies the invariants of MISSION.md and LAYOUT.md on a live segment, without stopping clients:
-// each structure is examined under its own mutex (registry, each session in turn, then the
-// allocator), so each part is a consistent snapshot of that structure. Findings name the invariant.
+// Verifies the invariants of shm_layout/LAYOUT.md "Invariants" on a live segment, without stopping
+// clients: each structure is examined under its own mutex (registry, each session in turn, then the
+// allocator), so each part is a consistent snapshot of that structure. Findings name the invariant
+// by its number and short name there.
 //
 // What it can and cannot see: it checks structure (lists, counts, modes, tokens, FIFO order, chain
 // ownership, blob encoding), not history (a lost commit is the torture test's job).
@@ -16,7 +17,7 @@ class Store;
 
 struct CheckReport {
   struct Finding {
-    std::string invariant;  // e.g. "I1 one exclusive holder or shared holders"
+    std::string invariant;  // e.g. "I1 one exclusive holder or shared holders, never both"
     std::string detail;
   };
   std::vector<Finding> violations;

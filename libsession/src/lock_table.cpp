@@ -91,7 +91,7 @@ void Store::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
 }
 
 // Grants the head of the queue while it is compatible: one exclusive waiter, or every consecutive
-// shared waiter (invariant 4). Then asks the holders to release if anyone is still queued.
+// shared waiter (I4). Then asks the holders to release if anyone is still queued.
 // Flags first, wakes second: a woken grantee reads its revoke flag before it uses the grant
 // (LocalSession::acquire_process_lock), so its owner's revoke thread is not woken for it; with 3 or
 // more processes in turn that wake was a second futex wake inside every handoff, and a thread

@@ -1,6 +1,7 @@
 // The one place that repairs. Each routine runs with its mutex held after the previous owner died
 // (EOWNERDEAD) and restores every invariant of the structure that mutex guards, whatever step the
-// dead owner was at. LAYOUT.md section "Repair".
+// dead owner was at: registry I11 and I12, session I1, I4, I8 and I9, allocator I10. LAYOUT.md
+// section "Repair summary".
 #include <algorithm>
 #include <vector>
 

@@ -1,5 +1,6 @@
-// One or more tests per row of the claims table in MISSION.md, each with real processes where the
-// behaviour crosses processes. Names start with the claim they cover.
+// One or more tests per row of the mission's claims table (the seed patent's claims, grouped by
+// behaviour), each with real processes where the behaviour crosses processes. Invariants are cited
+// by their numbers in shm_layout/LAYOUT.md "Invariants". Names start with the claim they cover.
 #include <thread>
 #include <unistd.h>
 
@@ -183,7 +184,7 @@ TEST_F(ClaimTest, SharedWaitersAtHeadAreGrantedTogether) {
   EXPECT_EQ(w.wait(), 0);
 }
 
-// Invariant 6: a request that times out leaves no trace in the queue, and the next request is
+// I6: a request that times out leaves no trace in the queue, and the next request is
 // granted as soon as the holder releases (no ghost waiter in front of it).
 TEST_F(ClaimTest, TimedOutRequestLeavesNoGhostWaiter) {
   auto c = attach();
@@ -208,7 +209,7 @@ TEST_F(ClaimTest, TimedOutRequestLeavesNoGhostWaiter) {
   EXPECT_EQ(patient.channel().receive(), "granted");
 }
 
-// Invariant 3: tokens strictly increase across every grant of the segment.
+// I3: tokens strictly increase across every grant of the segment.
 TEST_F(ClaimTest, TokensStrictlyIncreaseAcrossSessions) {
   auto c = attach();
   std::uint64_t last = 0;

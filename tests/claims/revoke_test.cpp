@@ -99,7 +99,7 @@ TEST_F(ClaimTest, Claim03_PendingRevokeStopsNewThreadLocksOnTheCachedLock) {
   EXPECT_EQ(waiter.wait(), 0);
 }
 
-// Fencing (invariant 2): once a lock is taken away by force, its token is stale. Reads and
+// Fencing (I2): once a lock is taken away by force, its token is stale. Reads and
 // commits under it fail with kStaleToken and return no data; the holder's callback hears kLost.
 TEST_F(ClaimTest, StaleTokenGetsErrorAndNeverData) {
   auto c = attach();

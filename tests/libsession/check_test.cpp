@@ -1,5 +1,5 @@
 // The invariant checker finds nothing on a healthy segment under load, and names the invariant
-// when one is broken on purpose. Each damage below is one a protocol bug could cause.
+// (its number in shm_layout/LAYOUT.md "Invariants") when one is broken on purpose. Each damage below is one a protocol bug could cause.
 #include <unistd.h>
 
 #include "check.hpp"

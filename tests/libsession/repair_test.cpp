@@ -1,5 +1,6 @@
 // Fault injection: a process dies while it holds one of the segment's robust mutexes, having left
-// the structure half-updated; the next locker's repair restores every invariant. The damage here is
+// the structure half-updated; the next locker's repair restores its invariants (LAYOUT.md "Repair
+// summary": registry I11 and I12, session I1, I4, I8 and I9, allocator I10). The damage here is
 // deliberate and worse than any real crash (it scrambles derived data), so the repair must rebuild.
 #include <unistd.h>
 

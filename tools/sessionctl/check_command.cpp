@@ -1,5 +1,6 @@
-// check: verifies every invariant of the segment on a live system (see libsession/src/check.hpp)
-// and prints a readable report. Exit 0 when all hold; kExitInvariant naming each broken one.
+// check: verifies the invariants of shm_layout/LAYOUT.md (I1-I12) on a live system (see
+// libsession/src/check.hpp) and prints a readable report. Exit 0 when all hold; kExitInvariant
+// naming each broken one.
 //
 // Process safety: like dump, check does not attach; it takes each structure's mutex in turn
 // (registry, each session, the allocator), so clients keep working while it runs.
@@ -47,7 +48,8 @@ void add_check_command(CLI::App& app, Action& action) {
           "Verifies every invariant of the segment's structure (holder lists and lock modes, tokens, FIFO "
           "queues, the session index, attribute block chains and the free list; not history, such as a lost "
           "commit) while clients keep working, and prints a summary line, notes "
-          "(such as an evicted client not yet detached), one VIOLATED line per broken invariant naming it, "
+          "(such as an evicted client not yet detached), one VIOLATED line per broken invariant naming "
+          "it by its number in LAYOUT.md (I1 to I12), "
           "and finally all invariants hold when none is broken.\n"
           "\n"
           "It does not attach: it takes each structure's mutex in turn (the registry, each session, the "

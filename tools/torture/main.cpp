@@ -2,7 +2,7 @@
 // few sessions while a killer SIGKILLs random workers (and, with --kill-broker, the broker) at
 // random moments and restarts them. At the end the run is verified (verify.hpp): every attribute
 // holds its last acknowledged commit or a later one, nothing is torn, commit order per attribute is
-// intact, the segment's invariants hold, nobody is left waiting, and no memory leaked.
+// intact, the segment's invariants I1-I12 hold, nobody is left waiting, and no memory leaked.
 //
 //   sessionbroker-torture --kills 300                 # the short run of the test suite
 //   sessionbroker-torture --kills 10000 --kill-broker # the long run

@@ -1,5 +1,5 @@
 // End-of-run verification of a torture run: the final state against the commit logs, then the
-// segment's invariants, stuck waiters and leaked memory.
+// segment's invariants (LAYOUT.md I1-I12), stuck waiters and leaked memory.
 #pragma once
 
 #include <cstdint>
