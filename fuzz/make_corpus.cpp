@@ -1,4 +1,4 @@
-// Writes the seed corpus of fuzz/segment_validate_fuzz: images of tiny segments built through the
+// Writes the seed corpus of fuzz/segment_validate_fuzz.cpp: images of tiny segments built through the
 // public client API and dumped from /dev/shm, plus truncated and garbled variants of them.
 //
 //   make_corpus OUTDIR        (fuzz/run.sh --make-corpus builds and runs it on fuzz/corpus)

@@ -1,5 +1,5 @@
-// Typed errors returned by value. Success costs nothing: an OK Status holds a code and an empty
-// (small-buffer, non-allocating) string; messages are built only on failure.
+// Typed errors returned by value. Success costs nothing: an OK Status is a null pointer (see
+// Status below), so it allocates nothing; a code and a message are built only on failure.
 //
 // Thread safety: values; no shared state.
 #pragma once

@@ -1,10 +1,12 @@
 // One lock request of one client on one session: a holder (kGranted) or a waiter (kWaiting).
-// LAYOUT.md sections "Lock records" and "Lock protocol".
+// LAYOUT.md sections "Client table" (ownership) and "Lock protocol"; I8 and I12 of LAYOUT.md
+// "Invariants" tie records to the session lists and to their owners.
 //
 // Ownership: client slot c owns records [c * locks_per_client, (c + 1) * locks_per_client).
 // Only the owner moves a record out of kFree (under the session mutex of the session it names).
-// While a record is linked (kWaiting/kGranted) every field but `wake` and `revoke` is written
-// only under that session's mutex; `state` is also read without it (acquire) by the waiting owner.
+// While a record is linked (kWaiting/kGranted) every field is written only under that session's
+// mutex; the owner also reads `state`, `wake` and `revoke` without it (atomic words), and `token`
+// once `state` says kGranted.
 // A crash while a record is half-written leaves the session mutex owner-dead: the session repair
 // rebuilds the session's lists from the records' `state` words, which are always whole.
 #pragma once

@@ -1,15 +1,19 @@
 // One session: its lock state (holders, FIFO queue) and its committed primary state (a blob).
-// LAYOUT.md sections "Session table" and "Lock protocol".
+// LAYOUT.md sections "Session table" and "Lock protocol"; whenever the session mutex is free, I1,
+// I4, I8 and I9 of LAYOUT.md "Invariants" hold.
 //
-// The session mutex guards every field below it except `blob`, `last_used_ns` and the id,
-// with these exceptions:
+// The session mutex guards every field below it, with these exceptions:
 //   * `state`, `generation`, `id` change only under the registry mutex AND the session mutex
 //     (create/destroy), so a holder of either sees them stable.
 //   * `blob` changes only under the session mutex AND the alloc mutex (commit, destroy), so the
-//     allocator repair, which holds only the alloc mutex, sees a whole value.
-//   * `last_used_ns` is a relaxed hint for idle expiry, written by holders at any time.
-// Crash of a session-mutex holder: the session repair (libsession/src/session_repair.cpp) rebuilds
-// holders, queue and mode from the lock records, then grants and wakes; see LAYOUT.md "Repair".
+//     alloc repair, which holds only the alloc mutex, sees a whole value; that repair itself
+//     clears the `blob` of a free slot (I10).
+//   * `last_used_ns` is a relaxed hint for idle expiry: releases and queued grants write it under
+//     the session mutex, a client's revoke thread (thread unlocks, within a second) without it.
+//   * `grants` and `waits` are read by tools without the mutex.
+// Crash of a session-mutex holder: the session repair (Store::repair_session in
+// libsession/src/repair.cpp) rebuilds holders, queue and mode from the lock records, then grants
+// and wakes; see LAYOUT.md "Repair summary".
 #pragma once
 
 #include <cstdint>
@@ -24,7 +28,7 @@ namespace sessionbroker::shm {
 struct alignas(64) SessionSlot {
   RobustMutexData mutex;
   std::uint32_t state;         // SessionState
-  std::uint32_t generation;    // incremented on each create; handles carry it to detect reuse
+  std::uint32_t generation;    // incremented on each create and destroy; handles carry it to detect reuse
   std::uint32_t lock_mode;     // LockMode of the current holders (kNone when none)
   std::uint32_t holder_count;
   std::uint32_t holders_head;  // first granted record, or kNil (order irrelevant)
