@@ -7,6 +7,7 @@
 //   sessionbroker-torture --kills 300                 # the short run of the test suite
 //   sessionbroker-torture --kills 10000 --kill-broker # the long run
 //   sessionbroker-torture --recovery 200              # time from a holder's SIGKILL to the next grant
+//   sessionbroker-torture --lifecycle --rounds 5      # attach / detach / fork / pthread_exit / destroy (lifecycle.hpp)
 #include <csignal>
 #include <filesystem>
 #include <cstdlib>
@@ -17,8 +18,11 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "broker_child.hpp"
+#include "life_worker.hpp"
+#include "lifecycle.hpp"
 #include "recovery.hpp"
 #include "segment.hpp"
 #include "sessionbroker/client.hpp"
@@ -40,7 +44,9 @@ using namespace sessionbroker;
 struct Options {
   std::string segment, broker = SESSIONBROKER_TORTURE_BROKER, log_dir;
   int workers = 6, sessions = 4, attrs = 3, kills = 300, max_delay_ms = 20, recovery = 0;
-  bool kill_broker = false, no_broker = false, sabotage = false;
+  int rounds = 5, round_ms = 1000, threads = 3;
+  std::vector<std::string> events{"detach", "fork", "pthread_exit", "destroy"};
+  bool kill_broker = false, no_broker = false, sabotage = false, lifecycle = false;
   std::uint64_t seed = 0;
 };
 
@@ -126,13 +132,23 @@ int run_torture(Options o) {
   return ok ? 0 : 1;
 }
 
+int run_lifecycle_mode(const Options& o) {
+  fmt::print("torture --lifecycle: {} rounds of {} ms, {} processes x {} threads, {} sessions x {} attributes{}, seed {}, logs in {}\n",
+             o.rounds, o.round_ms, o.workers, o.threads, o.sessions, o.attrs, o.sabotage ? " (sabotage)" : "", o.seed, o.log_dir);
+  unsigned events = 0;
+  for (const auto& e : o.events)
+    events |= e == "detach" ? kDetachEvent : e == "fork" ? kForkEvent : e == "pthread_exit" ? kPthreadExitEvent : kDestroyEvent;
+  fmt::print("events: {}\n", fmt::join(o.events, ", "));
+  return run_lifecycle({o.segment, o.broker, o.log_dir, o.rounds, o.round_ms, o.workers, o.threads, o.sessions, o.attrs, o.sabotage, o.seed, events});
+}
+
 }  // namespace
 }  // namespace torture
 
 int main(int argc, char** argv) {
   torture::Options o;
   CLI::App app{"sessionbroker-torture: kill processes at random moments and prove that nothing is lost", "sessionbroker-torture"};
-  app.add_option("--workers", o.workers, "worker processes")->capture_default_str()->check(CLI::Range(1, 48));
+  auto* workers = app.add_option("--workers", o.workers, "worker processes (--lifecycle: 4)")->capture_default_str()->check(CLI::Range(1, 48));
   app.add_option("--sessions", o.sessions, "sessions")->capture_default_str()->check(CLI::Range(1, torture::kMaxSessions));
   app.add_option("--attrs", o.attrs, "attributes per session")->capture_default_str()->check(CLI::Range(1, torture::kMaxAttrs));
   app.add_option("--kills", o.kills, "SIGKILLs to deliver")->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -144,8 +160,15 @@ int main(int argc, char** argv) {
   app.add_option("--log-dir", o.log_dir, "where workers log acknowledged commits (default: a new temp dir)");
   app.add_flag("--sabotage", o.sabotage, "self-test: workers sometimes write from a stale read; the run must FAIL");
   app.add_option("--recovery", o.recovery, "instead: measure N holder deaths with the broker up and N down");
+  app.add_flag("--lifecycle", o.lifecycle, "instead: rounds of attach / detach / fork / pthread_exit / destroy");
+  app.add_option("--rounds", o.rounds, "--lifecycle: rounds, each on a fresh segment and broker")->capture_default_str();
+  app.add_option("--round-ms", o.round_ms, "--lifecycle: length of a round")->capture_default_str()->check(CLI::Range(10, 3600000));
+  app.add_option("--threads", o.threads, "--lifecycle: threads per worker process")->capture_default_str()->check(CLI::Range(2, 16));
+  app.add_option("--events", o.events, "--lifecycle: the events to use (to tell which one a violation comes from)")
+      ->capture_default_str()->check(CLI::IsMember({"detach", "fork", "pthread_exit", "destroy"}));
   CLI11_PARSE(app, argc, argv);
   if (o.no_broker && o.kill_broker) return fmt::print(stderr, "--no-broker and --kill-broker exclude each other\n"), 2;
+  if (o.lifecycle && workers->count() == 0) o.workers = 4;
   o.segment = fmt::format("sbtorture-{}", getpid());
   if (o.seed == 0) o.seed = static_cast<std::uint64_t>(time(nullptr));
   if (o.recovery > 0) return torture::measure_recovery(o.broker, o.segment, o.recovery);
@@ -156,9 +179,10 @@ int main(int argc, char** argv) {
     o.log_dir = tmpl;
   }
   if (own_log_dir) fmt::print("(the logs are removed at the end: pass --log-dir to keep them)\n");
-  fmt::print("torture: {} workers, {} sessions x {} attributes, {} kills{}, seed {}, logs in {}\n", o.workers, o.sessions,
-             o.attrs, o.kills, o.kill_broker ? " (broker too)" : o.no_broker ? " (no broker)" : "", o.seed, o.log_dir);
-  const int rc = torture::run_torture(o);
+  if (!o.lifecycle)
+    fmt::print("torture: {} workers, {} sessions x {} attributes, {} kills{}, seed {}, logs in {}\n", o.workers, o.sessions,
+               o.attrs, o.kills, o.kill_broker ? " (broker too)" : o.no_broker ? " (no broker)" : "", o.seed, o.log_dir);
+  const int rc = o.lifecycle ? torture::run_lifecycle_mode(o) : torture::run_torture(o);
   if (own_log_dir) std::filesystem::remove_all(o.log_dir);  // pass --log-dir to keep them
   return rc;
 }

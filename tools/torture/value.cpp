@@ -3,6 +3,8 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include <fmt/format.h>
+
 #include "sessionbroker/shm/layout.hpp"
 
 namespace torture {
@@ -28,6 +30,10 @@ std::optional<Value> decode(std::string_view bytes) {
   v.payload.assign(bytes.substr(bar + 1));
   if (digest(v.payload) != dig) return std::nullopt;
   return v;
+}
+
+std::string commit_line(int session, int attr, const Value& v) {
+  return fmt::format("c {} {} {} {} {} {} {:016x}\n", session, attr, v.token, v.seq, v.prev_token, v.prev_seq, digest(v.payload));
 }
 
 }  // namespace torture

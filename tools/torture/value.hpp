@@ -26,5 +26,7 @@ std::string encode(const Value& v);
 // nullopt when the bytes are not a whole value (a torn or foreign write).
 std::optional<Value> decode(std::string_view bytes);
 std::uint64_t digest(std::string_view payload);
+// The commit log's line for an acknowledged commit of attribute `attr` of session `session`.
+std::string commit_line(int session, int attr, const Value& v);
 
 }  // namespace torture

@@ -141,9 +141,7 @@ class Worker {
   // publish it to later readers, all before the lock is let go.
   void acknowledge() {
     std::string lines;
-    for (auto& p : pending_)
-      lines += fmt::format("c {} {} {} {} {} {} {:016x}\n", p.session, p.attr, p.value.token, p.value.seq,
-                           p.value.prev_token, p.value.prev_seq, digest(p.value.payload));
+    for (auto& p : pending_) lines += commit_line(p.session, p.attr, p.value);
     (void)!::write(log_fd_, lines.data(), lines.size());
     for (auto& p : pending_) {
       sh_->acked[p.session][p.attr].token.store(p.value.token);
