@@ -113,8 +113,10 @@ void spawn_round(const LifecycleOptions& o, const std::string& seg, const std::s
 void run_round(const LifecycleOptions& o, int round, Shared* sh, LifeCounters* life, std::mt19937_64& rng, Totals& t) {
   const std::string seg = fmt::format("{}-r{}", o.segment, round), dir = fmt::format("{}/round-{}", o.log_dir, round);
   std::filesystem::create_directories(dir);
-  sessionbroker::broker::BrokerChild broker(o.broker, seg);
-  if (!broker.start()) return fmt::print(stderr, "torture: cannot start the broker on '{}'\n", seg), void(++t.errors);
+  // Not a local: a worker forked below unwinds this frame when its main thread calls pthread_exit(),
+  // and ~BrokerChild would SIGKILL the broker from there.
+  auto* broker = new sessionbroker::broker::BrokerChild(o.broker, seg);
+  if (!broker->start()) return fmt::print(stderr, "torture: cannot start the broker on '{}'\n", seg), delete broker, void(++t.errors);
   if (auto c = Client::attach(seg)) {
     for (int s = 0; s < o.sessions; ++s) (void)(*c)->create("t" + std::to_string(s));
     for (int v = 0; v < kVolatileSessions; ++v) (void)(*c)->create("v" + std::to_string(v));
@@ -136,7 +138,7 @@ void run_round(const LifecycleOptions& o, int round, Shared* sh, LifeCounters* l
   }
   t.online_torn += check_volatile(seg, msgs);
   const VerifyResult r = verify_run(seg, dir, o.sessions, o.attrs);
-  broker.kill9();
+  delete broker;  // SIGKILL
   detail::Segment::remove(seg);
   t.commits += sh->commits, t.reads += sh->reads, t.online_lost += sh->lost, t.online_torn += sh->torn, t.errors += sh->errors;
   t.logged += r.commits_logged, t.lost += r.lost, t.torn += r.torn, t.order += r.order_violations, t.duplicates += r.duplicate_tokens;
