@@ -17,7 +17,7 @@ namespace {
 
 // CLI11 validators for "5s"-style durations and "64M"-style sizes.
 std::string check_duration(const std::string& s) {
-  return detail::parse_duration(s) ? std::string() : "expected a duration such as 200ms, 5s, 30m";
+  return detail::parse_duration(s) ? std::string() : "expected a duration such as 200ms, 5s, 30m, of at most 2562047h";
 }
 std::string check_size(const std::string& s) {
   return detail::parse_size(s) ? std::string() : "expected a size such as 4096, 64K, 64M, 1G";
@@ -40,9 +40,10 @@ int main(int argc, char** argv) {
       "Creates the segment /dev/shm/NAME (or adopts it after a restart), watches attached clients and\n"
       "reclaims the locks of dead ones, expires idle sessions, and enforces the revoke deadline. Clients\n"
       "lock and unlock without it. Runs in the foreground and logs one line per event on stderr.\n"
-      "Durations read like 1500us, 200ms, 5s (a bare number is seconds), 2m, 1h; sizes like 4096, 64K,\n"
-      "64M, 1G (powers of 1024; a bare number is bytes). The capacity options (--max-clients through\n"
-      "--revoke-deadline) apply when the segment is created; an adopted segment keeps its own.",
+      "Durations read like 1500us, 200ms, 5s (a bare number is seconds), 2m, 1h, at most 2562047h (292\n"
+      "years; longer is rejected); sizes like 4096, 64K, 64M, 1G (powers of 1024; a bare number is\n"
+      "bytes). The capacity options (--max-clients through --revoke-deadline) apply when the segment\n"
+      "is created; an adopted segment keeps its own.",
       "session-broker"};
   app.footer(
       "Signals:\n"

@@ -258,7 +258,7 @@ std::optional<std::string> Store::expire_if_idle(std::uint32_t slot, std::uint64
   if (shm::load(s.state, std::memory_order_relaxed) != static_cast<std::uint32_t>(SessionState::kLive)) return std::nullopt;
   auto idle_past_ttl = [&] {
     const std::uint64_t ttl = shm::load(s.ttl_ms, std::memory_order_relaxed);
-    return ttl != 0 && now > shm::load(s.last_used_ns, std::memory_order_relaxed) + ttl * 1'000'000ull;
+    return ttl != 0 && now > saturating_add(shm::load(s.last_used_ns, std::memory_order_relaxed), ms_to_ns(ttl));
   };
   if (!idle_past_ttl()) return std::nullopt;
   auto g = registry_guard(*this);

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string_view>
 
+#include "clock.hpp"
+
 namespace sessionbroker::detail {
 
 inline std::optional<std::pair<std::uint64_t, std::string_view>> split_number(std::string_view s) {
@@ -20,17 +22,25 @@ inline std::optional<std::pair<std::uint64_t, std::string_view>> split_number(st
   return std::pair{n, s.substr(i)};
 }
 
+// The longest duration parse_duration accepts, in milliseconds: what still counts in nanoseconds
+// (about 292 years), so that every later conversion (to a deadline, to nanoseconds) is exact.
+inline constexpr std::uint64_t kMaxDurationMs =
+    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds::max()).count();
+
+// Rejects (nullopt) a duration longer than kMaxDurationMs rather than wrapping it into a short one.
 inline std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
   auto p = split_number(s);
   if (!p) return std::nullopt;
   auto [n, unit] = *p;
-  using namespace std::chrono;
-  if (unit == "ms") return milliseconds(n);
-  if (unit == "s" || unit.empty()) return milliseconds(n * 1000);
-  if (unit == "m" || unit == "min") return milliseconds(n * 60'000);
-  if (unit == "h") return milliseconds(n * 3'600'000);
-  if (unit == "us") return duration_cast<milliseconds>(microseconds(n));
-  return std::nullopt;
+  std::uint64_t ms = 0;
+  if (unit == "ms") ms = n;
+  else if (unit == "s" || unit.empty()) ms = saturating_mul(n, 1000);
+  else if (unit == "m" || unit == "min") ms = saturating_mul(n, 60'000);
+  else if (unit == "h") ms = saturating_mul(n, 3'600'000);
+  else if (unit == "us") ms = n / 1000;  // whole milliseconds, rounded down
+  else return std::nullopt;
+  if (ms > kMaxDurationMs) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(ms));
 }
 
 inline std::optional<std::uint64_t> parse_size(std::string_view s) {

@@ -52,7 +52,8 @@ void add_segment_option(CLI::App& sub, std::string& segment) {
 CLI::Option* add_duration_option(CLI::App& sub, const std::string& name, std::chrono::milliseconds& out,
                                   const std::string& help) {
   auto check = [](const std::string& s) {
-    return sessionbroker::detail::parse_duration(s) ? std::string() : "expected a duration such as 200ms, 5s, 2m";
+    return sessionbroker::detail::parse_duration(s) ? std::string()
+                                                    : "expected a duration such as 200ms, 5s, 2m, of at most 2562047h";
   };
   // CLI11 runs the check before the function, so the dereference below sees a valid duration.
   auto store = [&out](const std::string& s) { out = *sessionbroker::detail::parse_duration(s); };

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
@@ -116,7 +117,8 @@ bool stdin_ended() {
 int poll_timeout_ms(std::optional<Clock::time_point> end) {
   if (!end) return -1;
   const auto left = std::chrono::ceil<std::chrono::milliseconds>(*end - Clock::now());
-  return left.count() > 0 ? static_cast<int>(left.count()) : 0;
+  // poll() takes an int: a longer hold (--hold 30d and up) waits INT_MAX ms at a time.
+  return left.count() > 0 ? static_cast<int>(std::min<std::int64_t>(left.count(), INT_MAX)) : 0;
 }
 
 // Waits until the hold of grant `token` ends: the deadline `end` if given, else EOF on stdin.
@@ -153,7 +155,7 @@ int run_lock(const LockArgs& a) {
   if (!lock) return fail(lock.status());
   fmt::print("token={}\n", lock->token());
   std::fflush(stdout);
-  const auto end = a.hold_given ? std::optional(Clock::now() + a.hold) : std::nullopt;
+  const auto end = a.hold_given ? std::optional(in(a.hold)) : std::nullopt;  // in() saturates
   switch (hold(events, lock->token(), end)) {
     case HoldEnd::kLost: return kExitLost;
     case HoldEnd::kError: return fail(Status(ErrorCode::kSystem, "poll failed while holding the lock"));

@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
           "expire and evict-client map the segment without attaching.\n"
           "\n"
           "Every command takes --segment NAME (default sessionbroker, the object /dev/shm/NAME). Durations "
-          "read like 1500us, 200ms, 5s, 2m, 1h. Errors go to stderr as one line, sessionctl: <error>.\n",
+          "read like 1500us, 200ms, 5s, 2m, 1h, at most 2562047h (292 years; longer is rejected). Errors "
+          "go to stderr as one line, sessionctl: <error>.\n",
       .examples =
           "Set an attribute, creating the session, then read it back:\n"
           "  $ sessionctl put user:42 cart '3 apples' --create\n"

@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "sessionbroker/error.hpp"
@@ -36,8 +37,20 @@ namespace sessionbroker {
 
 using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
-// A deadline `d` from now.
-inline Deadline in(Clock::duration d) { return Clock::now() + d; }
+// A deadline `d` from now, in any unit that converts to the clock's. Saturates instead of
+// overflowing: a `d` too long to add to now (milliseconds::max(), hours::max()) gives
+// Deadline::max(), a wait without end; a `d` reaching back past the clock's epoch gives the epoch.
+template <class Rep, class Period,
+          class = typename std::enable_if<std::is_convertible<std::chrono::duration<Rep, Period>, Clock::duration>::value>::type>
+inline Deadline in(std::chrono::duration<Rep, Period> d) {
+  using Wide = std::chrono::duration<typename std::common_type<Rep, Clock::rep>::type, Period>;
+  const Deadline now = Clock::now();
+  const Wide w = d;
+  // duration_cast rounds towards zero, so a `w` within these bounds converts and adds exactly.
+  if (w > std::chrono::duration_cast<Wide>(Deadline::max() - now)) return Deadline::max();
+  if (w < std::chrono::duration_cast<Wide>(Deadline() - now)) return Deadline();
+  return now + std::chrono::duration_cast<Clock::duration>(w);
+}
 
 enum class Mode { kShared, kExclusive };
 

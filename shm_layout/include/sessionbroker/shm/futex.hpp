@@ -13,6 +13,7 @@
 #include <climits>
 #include <cstdint>
 #include <ctime>
+#include <limits>
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -27,13 +28,17 @@ using Clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC on Linux, the futex
 enum class WaitResult { kWoken, kTimedOut };
 
 // Sleeps while *word == expected, until woken or `deadline` (absolute, steady clock) passes.
-// Spurious returns are allowed: callers re-check their condition.
+// Spurious returns are allowed: callers re-check their condition. Clock::time_point::max() (what
+// in() saturates to) is about 292 years after boot: a valid absolute timeout, which the kernel
+// caps at its own maximum, so the wait has no end; it is never taken for a past deadline.
 inline WaitResult futex_wait(std::uint32_t& word, std::uint32_t expected, Clock::time_point deadline) {
   auto since_epoch = deadline.time_since_epoch();
   if (since_epoch.count() < 0) since_epoch = {};
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
   timespec ts{};
-  ts.tv_sec = static_cast<time_t>(secs.count());
+  // A 32-bit time_t cannot hold it: wait until the latest time it can (not a truncated one).
+  ts.tv_sec = secs.count() > std::numeric_limits<time_t>::max() ? std::numeric_limits<time_t>::max()
+                                                                 : static_cast<time_t>(secs.count());
   ts.tv_nsec = static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - secs).count());
   long rc = syscall(SYS_futex, &word, FUTEX_WAIT_BITSET, expected, &ts, nullptr, FUTEX_BITSET_MATCH_ANY);
   if (rc == -1 && errno == ETIMEDOUT) return WaitResult::kTimedOut;
