@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
         (void)fresh->lock({"a"}, Mode::kExclusive, in(1s));
         (void)fresh->release(in(1s));
       }), &floor);
-  store.detach_client(*me);
+  store.detach_client(*me, store.segment().client(*me).generation);
 
   const Stats futex_floor = percentiles(futex_ping_pong(rounds));
   row("floor: futex ping-pong between two processes, one way", futex_floor);

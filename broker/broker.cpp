@@ -35,8 +35,7 @@ int open_pidfd(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid,
 
 struct Watched {
   int pidfd;
-  std::int32_t pid;
-  std::uint32_t generation;
+  detail::ClientInfo client;  // the slot as read under the registry mutex when the watch began
 };
 
 }  // namespace
@@ -52,6 +51,16 @@ class Broker::Loop {
   }
 
   Status run() {
+    try {
+      return run_loop();
+    } catch (const shm::SegmentCorrupt& e) {
+      stop_ = true;
+      return Status(ErrorCode::kCorrupt, fmt::format("segment '{}': {}", seg_.name(), e.what()));
+    }
+  }
+
+ private:
+  Status run_loop() {
     sigset_t set;
     sigemptyset(&set);
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
@@ -62,14 +71,18 @@ class Broker::Loop {
     // epoch past `seen`, so the watcher reports it even if the scan below ran before it registered.
     const std::uint32_t seen = shm::load(seg_.header().registry_epoch);
     std::thread watcher([this, seen] { watch_registry(seen); });
-    Status st = loop();
-    stop_ = true;
-    shm::bump_and_wake(seg_.header().registry_epoch);
-    watcher.join();
-    return st;
+    struct Joiner {  // the watcher stops also when the loop throws
+      Loop& loop;
+      std::thread& t;
+      ~Joiner() {
+        loop.stop_ = true;
+        shm::bump_and_wake(loop.seg_.header().registry_epoch);
+        t.join();
+      }
+    } joiner{*this, watcher};
+    return loop();
   }
 
- private:
   // Sleeps on the registry epoch and pokes the loop's eventfd when it moves.
   void watch_registry(std::uint32_t seen) {
     auto& epoch = seg_.header().registry_epoch;
@@ -124,31 +137,33 @@ class Broker::Loop {
     }
   }
 
-  // Starts watching every live client not yet watched; stops watching slots that changed hands.
+  // Starts watching every attached client not yet watched (an evicted one still owns its slot
+  // until it detaches or dies); stops watching slots that changed hands. The slots are read under
+  // the registry mutex, so pid, start time and generation are of one attach, never torn.
   void rescan_clients() {
-    for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
-      const auto& cs = seg_.client(c);
-      // An evicted client still owns its slot until it detaches or dies: keep watching it.
-      const auto state = static_cast<shm::ClientState>(shm::load(cs.state));
-      const bool live = state == shm::ClientState::kLive || state == shm::ClientState::kEvicted;
-      auto it = watched_.find(c);
-      if (it != watched_.end() && (!live || it->second.generation != cs.generation)) {
-        close(it->second.pidfd);
-        watched_.erase(it);
-        it = watched_.end();
-      }
-      if (!live || it != watched_.end()) continue;
-      const std::int32_t pid = cs.pid;
-      const std::uint32_t gen = cs.generation;
-      const int fd = open_pidfd(pid);
-      // The pidfd must name the process that attached: check the start time after opening it.
-      if (fd < 0 || detail::check_liveness(pid, cs.start_time) == detail::Liveness::kDead) {
-        if (fd >= 0) close(fd);
-        if (store_.reclaim_if_dead(c, gen)) log(Level::kWarn, "client {} (pid {}) was already dead: reclaimed", c, pid);
+    std::map<std::uint32_t, detail::ClientInfo> attached;
+    for (const auto& info : store_.attached_clients()) attached[info.slot] = info;
+    for (auto it = watched_.begin(); it != watched_.end();) {
+      auto now = attached.find(it->first);
+      if (now != attached.end() && now->second.generation == it->second.client.generation) {
+        ++it;
         continue;
       }
-      watched_[c] = {fd, pid, gen};
-      log(Level::kDebug, "watching client {} pid {}", c, pid);
+      close(it->second.pidfd);
+      it = watched_.erase(it);
+    }
+    for (const auto& [c, info] : attached) {
+      if (watched_.count(c)) continue;
+      const int fd = open_pidfd(info.pid);
+      // The pidfd must name the process that attached: check the start time after opening it.
+      if (fd < 0 || detail::check_liveness(info.pid, info.start_time) == detail::Liveness::kDead) {
+        if (fd >= 0) close(fd);
+        if (store_.reclaim_if_dead(c, info.generation))
+          log(Level::kWarn, "client {} (pid {}) was already dead: reclaimed", c, info.pid);
+        continue;
+      }
+      watched_[c] = {fd, info};
+      log(Level::kDebug, "watching client {} pid {}", c, info.pid);
     }
   }
 
@@ -159,11 +174,11 @@ class Broker::Loop {
     close(w.pidfd);
     watched_.erase(it);
     const auto t0 = detail::mono_ns();
-    if (store_.reclaim_if_dead(c, w.generation, /*known_dead=*/true))
-      log(Level::kWarn, "client {} (pid {}) died: locks and queue entries reclaimed in {} us", c, w.pid,
+    if (store_.reclaim_exited(w.client))
+      log(Level::kWarn, "client {} (pid {}) died: locks and queue entries reclaimed in {} us", c, w.client.pid,
           (detail::mono_ns() - t0) / 1000);
     else
-      log(Level::kDebug, "client {} (pid {}) exited after detaching", c, w.pid);
+      log(Level::kDebug, "client {} (pid {}) exited after detaching", c, w.client.pid);
   }
 
   void housekeeping() {
@@ -224,7 +239,17 @@ Result<std::unique_ptr<Broker>> Broker::start(const BrokerOptions& opts) {
                   fmt::format("segment '{}' belongs to uid {}, not to this broker's user: refusing to adopt it",
                               opts.segment, (*opened)->owner_uid()));
   Store store(**opened);
-  const int reclaimed = store.reclaim_all_dead();
+  if (store.retired()) {  // a broker retiring it died before the unlink: finish that, start afresh
+    Segment::remove(opts.segment);
+    log(Level::kWarn, "segment '{}' was retired but not removed: removed it, creating a new one", opts.segment);
+    return start(opts);
+  }
+  int reclaimed = 0;
+  try {
+    reclaimed = store.reclaim_all_dead();
+  } catch (const shm::SegmentCorrupt& e) {
+    return Status(ErrorCode::kCorrupt, fmt::format("segment '{}': {}", opts.segment, e.what()));
+  }
   log(Level::kInfo, "adopted existing segment '{}': {} sessions, {} clients, {} dead clients reclaimed, next token {}",
       opts.segment, (*opened)->header().session_count, (*opened)->header().client_count, reclaimed,
       shm::load((*opened)->header().next_token));
@@ -241,8 +266,16 @@ Broker::~Broker() {
   if (!seg_) return;
   seg_->header().broker_pid = 0;
   if (opts_.remove_on_exit) {
+    // Retire before unlinking: clients still mapping this segment must not go on locking in it
+    // while a new broker creates another under the same name (LAYOUT.md "Retirement").
+    int broken = 0;
+    try {
+      broken = Store(*seg_).retire();
+    } catch (const shm::SegmentCorrupt& e) {
+      log(Level::kError, "retiring segment '{}': {}", opts_.segment, e.what());
+    }
     Segment::remove(opts_.segment);
-    log(Level::kInfo, "removed segment '{}'", opts_.segment);
+    log(Level::kInfo, "retired and removed segment '{}' ({} locks broken)", opts_.segment, broken);
   }
 }
 

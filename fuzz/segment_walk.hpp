@@ -131,9 +131,8 @@ inline WalkReport walk_segment(const Segment& seg) {
   }
 
   // Session index: each word empty, a tombstone or a slot number in range.
-  const std::uint32_t* index = seg.index();
-  for (std::uint32_t i = 0; i < h.regions.index_size; ++i) {
-    const std::uint32_t v = index[i];
+  for (std::uint32_t i = 0; i < seg.index_size(); ++i) {
+    const std::uint32_t v = seg.index_word(i);
     if (v != shm::kIndexEmpty && v != shm::kIndexTombstone && v >= caps.max_sessions) ++rep.bad_words;
   }
   return rep;

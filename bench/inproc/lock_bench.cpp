@@ -97,7 +97,7 @@ void sb_store_acquire_release(benchmark::State& st) {
     auto g = store.acquire(*me, rec, *ref, sessionbroker::shm::LockMode::kExclusive, deadline);
     (void)store.release(*ref, *g);
   });
-  store.detach_client(*me);
+  store.detach_client(*me, store.segment().client(*me).generation);
   s.report({kS2, kS2Title, "sb.store", "sb", "sessionbroker Store: acquire+release (the shared-memory protocol)"});
 }
 

@@ -103,7 +103,7 @@ void sb_scale(benchmark::State& st, std::uint32_t n, bool with_open) {
     auto g = f.store.acquire(*me, rec, ref, shm::LockMode::kExclusive, deadline);
     (void)f.store.release(ref, *g);
   });
-  f.store.detach_client(*me);
+  f.store.detach_client(*me, f.store.segment().client(*me).generation);
   const std::string group = with_open ? "s5.open_acquire" : "s5.acquire";
   const std::string title = with_open ? "5. open by id + acquire + release, random session among N"
                                       : "5. acquire + release, random session among N";

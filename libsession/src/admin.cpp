@@ -31,6 +31,21 @@ Result<std::vector<std::uint64_t>> Store::break_session_locks(SessionRef ref) {
   return broken;
 }
 
+// LAYOUT.md "Retirement". `retired` is stored (seq_cst) before any session mutex is taken here, and
+// every acquire checks it under its session's mutex after storing its record's state (seq_cst): an
+// acquire whose critical section came first is broken by this pass, a later one withdraws itself.
+int Store::retire() {
+  shm::store(seg_.header().retired, 1u, std::memory_order_seq_cst);
+  int broken = 0;
+  for (std::uint32_t slot = 0; slot < seg_.caps().max_sessions; ++slot) {
+    auto& s = seg_.session(slot);
+    if (shm::load(s.state) != static_cast<std::uint32_t>(shm::SessionState::kLive)) continue;
+    SessionGuard g(*this, slot);
+    broken += break_all_locked(s, nullptr);
+  }
+  return broken;
+}
+
 std::optional<std::uint32_t> Store::find_client(pid_t pid) const {
   for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
     const auto& cs = seg_.client(c);

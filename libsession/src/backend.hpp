@@ -19,6 +19,12 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
+  // Closes the backend to this process's calls: every later call fails with kDetached, queued
+  // requests are called back (they return kDetached), and it returns once no call is in flight.
+  // Idempotent; a no-op in a forked child (the registration is the parent's).
+  virtual void close() = 0;
+  // close(), then frees the registration and everything it still holds. Idempotent; a no-op in a
+  // forked child, which must never touch its parent's registration.
   virtual Status detach() = 0;
   // True once an administrator evicted this process (sessionctl evict-client): every later call
   // fails with kDetached; detach() still frees the registration.

@@ -17,6 +17,7 @@
 #include "blob.hpp"
 #include "stats.hpp"
 #include "store.hpp"
+#include "test_point.hpp"
 
 namespace sessionbroker::detail {
 
@@ -138,7 +139,8 @@ Result<AttrMap> Store::read_all(SessionRef ref, const Grant& g) {
   return all;
 }
 
-Status Store::commit(std::uint32_t client, SessionRef ref, const Grant& g, const ChangeSet& changes) {
+Status Store::commit(std::uint32_t client, std::uint32_t generation, SessionRef ref, const Grant& g,
+                     const ChangeSet& changes) {
   if (changes.empty()) return {};
   // 1. Merge the committed state with the changes (both sorted by name) into a local buffer.
   std::string body;
@@ -175,6 +177,10 @@ Status Store::commit(std::uint32_t client, SessionRef ref, const Grant& g, const
   std::uint32_t fresh = shm::kNil;
   if (nblocks > 0) {
     auto ag = alloc_guard(*this);
+    // The slot must still be the committer's: a pending blob hangs off its slot, and a reclaim of
+    // the slot (its generation moves on at the next attach) frees whatever hangs there.
+    if (cs.generation != generation || shm::load(cs.state) == static_cast<std::uint32_t>(shm::ClientState::kFree))
+      return Status(ErrorCode::kDetached, "this client's registration was reclaimed: attach again");
     if (nblocks > seg_.caps().block_count || (fresh = alloc_chain(static_cast<std::uint32_t>(nblocks))) == shm::kNil)
       return Status(ErrorCode::kCapacityExceeded,
                     fmt::format("attribute memory full: commit needs {} blocks, {} free", nblocks, seg_.header().free_count));
@@ -186,6 +192,7 @@ Status Store::commit(std::uint32_t client, SessionRef ref, const Grant& g, const
     out.write(&bh, sizeof bh);
     out.write(body.data(), body.size());
   }
+  test_point(TestPoint::kCommitStaged);
   // 4. Publish with one store, or give the blocks back if the lock was lost meanwhile.
   SessionGuard guard(*this, ref.slot);
   auto& s = seg_.session(ref.slot);
@@ -199,9 +206,9 @@ Status Store::commit(std::uint32_t client, SessionRef ref, const Grant& g, const
     cs.pending_blob = shm::kNil;
     if (base != shm::kNil) free_chain(base);
     count_event(seg_.stats(client), shm::Counter::kCommits);
-  } else {
+  } else if (fresh != shm::kNil && cs.pending_blob == fresh) {  // a reclaim of the slot freed it already otherwise
     cs.pending_blob = shm::kNil;
-    if (fresh != shm::kNil) free_chain(fresh);
+    free_chain(fresh);
   }
   return still_held ? Status{} : stale(g);
 }

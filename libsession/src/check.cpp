@@ -53,8 +53,8 @@ class Checker {
     auto& h = seg_.header();
     std::uint32_t live = 0, free_listed = 0;
     std::vector<bool> indexed(seg_.caps().max_sessions, false);
-    for (std::uint32_t i = 0; i < h.regions.index_size; ++i) {
-      const std::uint32_t slot = seg_.index()[i];
+    for (std::uint32_t i = 0; i < seg_.index_size(); ++i) {
+      const std::uint32_t slot = seg_.index_word(i);
       if (slot == shm::kIndexEmpty || slot == shm::kIndexTombstone) continue;
       if (slot >= seg_.caps().max_sessions || seg_.session(slot).state != static_cast<std::uint32_t>(SessionState::kLive) ||
           indexed[slot]) {

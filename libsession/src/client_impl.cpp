@@ -33,16 +33,18 @@ Status ClientImpl::usable() const {
   return {};
 }
 
+// Order matters: the backend is closed first, so that no call of another thread is inside the
+// segment (a commit half done, a waiter in a queue) when the registration is freed at the end.
 Status ClientImpl::detach() {
-  if (forked_since(fork_epoch_)) {  // the parent owns the registration; the child only drops its mapping
-    if (revoke_thread_.joinable()) revoke_thread_.detach();  // no such thread exists in the child
-    detached_ = true;
-    return {};
-  }
+  if (forked_since(fork_epoch_)) return orphan();
   if (detached_.exchange(true)) return {};
+  backend_->close();  // from here every backend call fails with kDetached; waiters are called back
   stopping_ = true;
   backend_->interrupt_notification_wait();
-  if (revoke_thread_.joinable()) revoke_thread_.join();
+  if (revoke_thread_.joinable()) {
+    if (revoke_thread_.get_id() == std::this_thread::get_id()) revoke_thread_.detach();  // from a callback
+    else revoke_thread_.join();
+  }
   for (auto& s : snapshot_sessions()) {
     s->detach();
     s->drop_spares();
@@ -52,6 +54,23 @@ Status ClientImpl::detach() {
     sessions_.clear();
   }
   return backend_->detach();
+}
+
+// A forked child's copy: the registration, the revoke thread and the segment's state are the
+// parent's. It touches none of them (the backend refuses every call in a child), and breaks the
+// references its sessions' spare states keep, so that dropping the copy frees it. A mutex that a
+// thread of the parent held at the fork stays locked in the child: try_lock, and leave what it
+// guards rather than wait for ever.
+Status ClientImpl::orphan() {
+  if (detached_.exchange(true)) return {};
+  if (revoke_thread_.joinable()) revoke_thread_.detach();  // no such thread exists in the child
+  std::map<std::uint32_t, std::shared_ptr<LocalSession>> sessions;
+  {
+    std::unique_lock lk(mu_, std::try_to_lock);
+    if (lk) sessions.swap(sessions_);
+  }
+  for (auto& [slot, s] : sessions) s->drop_spares_in_child();
+  return {};
 }
 
 std::vector<std::shared_ptr<LocalSession>> ClientImpl::snapshot_sessions() {

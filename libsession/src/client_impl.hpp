@@ -41,6 +41,7 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
 
  private:
   void revoke_loop();
+  Status orphan();  // detach() in a forked child
   std::vector<std::shared_ptr<LocalSession>> snapshot_sessions();
   // Refills `out` (keeping its capacity) with the current sessions.
   void snapshot_sessions_into(std::vector<std::shared_ptr<LocalSession>>& out);

@@ -103,13 +103,28 @@ void LocalSession::drop_spares() {
   std::vector<std::unique_ptr<ThreadLockState>> spares;
   std::unique_ptr<ThreadLockState> lane;
   {
-    std::lock_guard lk(mu_);
-    close_lane();
+    Held lk(*this);
     retired_ = true;  // a lane lock still out (kAbsorbed) is destroyed at its unlock
     spares.swap(spare_);
     lane = std::move(lane_spare_);
   }
   // Destroyed here, with mu_ free: they may hold references to this session and to the client.
+}
+
+void LocalSession::drop_spares_in_child() {
+  std::vector<std::unique_ptr<ThreadLockState>> spares;
+  std::unique_ptr<ThreadLockState> lane;
+  {
+    std::unique_lock lk(mu_, std::try_to_lock);  // not Held: close_lane could wait on a parent's thread
+    if (!lk) return;
+    retired_ = true;
+    spares.swap(spare_);
+    const std::uint32_t v = lane_.load(std::memory_order_relaxed);
+    if (v != kBusy && v != kTaken && v != kAbsorbed) {  // else a parent's thread had the lane at the fork
+      lane_.store(kClosed, std::memory_order_relaxed);
+      lane = std::move(lane_spare_);
+    }
+  }
 }
 
 Status LocalSession::names_error(std::span<const std::string_view> attrs, bool whole) {
@@ -128,15 +143,15 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const
   if (Status st = client_.usable(); !st) return st;
   const shm::LockMode need = needed_mode(mode);
   std::unique_ptr<ThreadLockState> unkept;  // destroyed after lk lets go of mu_
-  std::unique_lock lk(mu_);
+  Held lk(*this);
   auto t = new_state(attrs, whole, mode);
   // The thread whose request brought the grant in uses it once even if a revoke request is already
   // pending (other processes were queued behind it): otherwise it would hand the grant straight on
   // and re-queue at the tail, breaking FIFO order and making no progress.
   bool just_acquired = false;
   for (;;) {
-    close_lane();  // every iteration: mu_ may have been let go (waits, observe, acquire)
-    // From here to take_local() mu_ stays held, so clearing the fresh mark first is safe.
+    // From here to take_local() mu_ stays held (Held closed the lane when it last took it), so
+    // clearing the fresh mark first is safe.
     const bool fresh = just_acquired;
     just_acquired = false;
     if (fresh) {
@@ -171,7 +186,7 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const
       just_acquired = true;
       continue;
     }
-    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && Clock::now() >= deadline) {
+    if (!lk.wait_until(cv_, deadline) && Clock::now() >= deadline) {
       unkept = recycle(std::move(t));
       return timeout();
     }
@@ -184,7 +199,7 @@ Status LocalSession::usable_locked() const {
   return {};
 }
 
-Status LocalSession::acquire_process_lock(std::unique_lock<std::mutex>& lk, shm::LockMode need,
+Status LocalSession::acquire_process_lock(Held& lk, shm::LockMode need,
                                           Clock::time_point deadline) {
   state_ = ProcState::kAcquiring;
   lk.unlock();
@@ -209,7 +224,7 @@ Status LocalSession::acquire_process_lock(std::unique_lock<std::mutex>& lk, shm:
   return g.status();
 }
 
-void LocalSession::release_process_lock(std::unique_lock<std::mutex>& lk) {
+void LocalSession::release_process_lock(Held& lk) {
   state_ = ProcState::kReleasing;
   const Grant g = grant_;
   const bool was_revoked = revoke_seen_ && !lost_;
@@ -252,8 +267,7 @@ Status LocalSession::unlock_slow(std::unique_ptr<ThreadLockState> t) {
   // dies, if it does, only after mu_ is let go (the client's destructor detaches every session,
   // taking their mutexes), and nothing here touches a member after that.
   std::unique_ptr<ThreadLockState> unkept;
-  std::unique_lock lk(mu_);
-  close_lane();  // counts `t` in users_ if it still held the lane
+  Held lk(*this);  // counts `t` in users_ if it still held the lane
   drop_local(*t);
   if (t->via_lane) {  // lane_ is kAbsorbed and `t` was its holder: the lane gets its state back
     t->clear_use();
@@ -273,37 +287,39 @@ Status LocalSession::unlock_slow(std::unique_ptr<ThreadLockState> t) {
 }
 
 Status LocalSession::destroy_with(ThreadLockState& t) {
-  std::unique_lock lk(mu_);
-  close_lane();
+  Held lk(*this);
   drop_local(t);
   if (t.via_lane) {  // its state dies with the caller's lock: the lane stays closed for good
     t.via_lane = false;
     lane_.store(kClosed, std::memory_order_relaxed);
   }
-  Status st = backend_.destroy_session(ref_, &grant_);
+  Status st = backend_.destroy_session(ref_, &grant_);  // fenced by the grant's token
   state_ = ProcState::kNone;
   grant_ = {};
-  destroyed_ = true;
+  destroyed_ = st.is_ok();
   cv_.notify_all();
   return st;
 }
 
 Status LocalSession::release(Clock::time_point deadline) {
-  std::unique_lock lk(mu_);
+  Held lk(*this);
   if (detached_) return Status(ErrorCode::kDetached, "client is detached");
-  if (state_ != ProcState::kHeld) return Status(ErrorCode::kNotHeld, fmt::format("session '{}' is not locked by this process", id_));
-  close_lane();
-  release_wanted_ = true;
+  if (state_ != ProcState::kHeld) {
+    maybe_open_lane();
+    return Status(ErrorCode::kNotHeld, fmt::format("session '{}' is not locked by this process", id_));
+  }
+  ++release_waiters_;  // one count per waiting call: a call that times out withdraws only its own
   while (!idle() && state_ == ProcState::kHeld) {
-    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && !idle()) {
-      release_wanted_ = false;
+    if (!lk.wait_until(cv_, deadline) && !idle()) {
+      --release_waiters_;
       maybe_open_lane();
       cv_.notify_all();
       return timeout();
     }
   }
   if (state_ == ProcState::kHeld) release_process_lock(lk);
-  release_wanted_ = false;
+  --release_waiters_;
+  cv_.notify_all();
   return {};
 }
 
@@ -317,7 +333,7 @@ bool LocalSession::held() const {
   return state_ == ProcState::kHeld && !lost_;
 }
 
-void LocalSession::observe_segment_flags(std::unique_lock<std::mutex>& lk) {
+void LocalSession::observe_segment_flags(Held& lk) {
   if (state_ != ProcState::kHeld || lost_) return;
   const Grant g = grant_;
   const GrantStatus status = backend_.grant_status(g);
@@ -335,16 +351,14 @@ void LocalSession::on_notification() {
     used_.store(false, std::memory_order_relaxed);
     backend_.touch(ref_);
   }
-  std::unique_lock lk(mu_);
-  close_lane();
+  Held lk(*this);
   observe_segment_flags(lk);
   if (state_ == ProcState::kHeld && must_give_back() && idle()) release_process_lock(lk);
   maybe_open_lane();
 }
 
 bool LocalSession::release_if_idle() {
-  std::unique_lock lk(mu_);
-  close_lane();
+  Held lk(*this);
   if (state_ != ProcState::kHeld || !idle()) {
     maybe_open_lane();
     return false;
@@ -354,8 +368,7 @@ bool LocalSession::release_if_idle() {
 }
 
 void LocalSession::detach() {
-  std::unique_lock lk(mu_);
-  close_lane();
+  Held lk(*this);
   detached_ = true;
   if (state_ == ProcState::kHeld) release_process_lock(lk);
   cv_.notify_all();

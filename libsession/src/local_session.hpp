@@ -25,8 +25,10 @@
 //   kAbsorbed  a thread under mu_ closed the lane while it was kTaken and counted the holder's
 //              portion in users_/attrs_ (take_local); the holder's unlock then goes through mu_,
 //              which returns its state to lane_spare_ and stores kClosed.
-// Only a thread holding mu_ moves lane_ out of kClosed or kAbsorbed, and it calls close_lane()
-// before it reads or changes the lock state, so the mutex side always sees every thread lock.
+// Only a thread holding mu_ moves lane_ out of kClosed or kAbsorbed. mu_ is taken only through
+// Held, which closes the lane every time it takes mu_, the first time and again after any let-go
+// (a callback, a condition wait, a backend call): so whoever holds mu_ sees every thread lock, and
+// no path can forget to close it. maybe_open_lane() opens it, as the last step before letting go.
 #pragma once
 
 #include <atomic>
@@ -130,9 +132,34 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   // The client calls it before it lets go of the session. REQUIRES: the caller holds a reference
   // to this session and not mu_.
   void drop_spares();
+  // The same in a forked child, where a thread of the parent may have held mu_ at the fork: frees
+  // them if mu_ is free, else leaves them (a bounded leak in a child, never a deadlock).
+  void drop_spares_in_child();
 
  private:
   enum class ProcState { kNone, kAcquiring, kHeld, kReleasing };
+  // mu_, held: taking it (at construction and in lock()) closes the fast lane. See the top of the file.
+  class Held {
+   public:
+    explicit Held(LocalSession& s) : s_(s), lk_(s.mu_) { s_.close_lane(); }
+    Held(const Held&) = delete;
+    Held& operator=(const Held&) = delete;
+    void unlock() { lk_.unlock(); }
+    void lock() {
+      lk_.lock();
+      s_.close_lane();
+    }
+    // False when the deadline passed. The lane is closed again on return, as after lock().
+    bool wait_until(std::condition_variable& cv, Clock::time_point deadline) {
+      const bool woken = cv.wait_until(lk_, deadline) == std::cv_status::no_timeout;
+      s_.close_lane();
+      return woken;
+    }
+
+   private:
+    LocalSession& s_;
+    std::unique_lock<std::mutex> lk_;
+  };
   // One attribute some thread locked. Entries whose counts drop to zero stay (up to
   // kIdleAttrEntries) so that locking the same names again allocates nothing.
   struct AttrLock {
@@ -167,19 +194,19 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   // lane was absorbed meanwhile (then the caller unlocks through mu_).
   std::unique_ptr<ThreadLockState> try_lane(std::span<const std::string_view> attrs, bool whole, Mode mode);
   bool return_lane(std::unique_ptr<ThreadLockState>& t);
-  void close_lane();      // REQUIRES: mu_
+  void close_lane();      // REQUIRES: mu_ (Held calls it)
   void maybe_open_lane(); // REQUIRES: mu_
   Status usable_locked() const;                                                  // REQUIRES: mu_
-  Status acquire_process_lock(std::unique_lock<std::mutex>& lk, shm::LockMode need, Clock::time_point deadline);
-  void release_process_lock(std::unique_lock<std::mutex>& lk);
-  bool must_give_back() const { return revoke_seen_ || lost_ || release_wanted_; }  // REQUIRES: mu_
+  Status acquire_process_lock(Held& lk, shm::LockMode need, Clock::time_point deadline);
+  void release_process_lock(Held& lk);
+  bool must_give_back() const { return revoke_seen_ || lost_ || release_waiters_ > 0; }  // REQUIRES: mu_
   // May the process lock be given back now? Not while a thread uses it, nor while the grant is
   // fresh (its acquiring thread has not had its turn). REQUIRES: mu_
   bool idle() const { return users_ == 0 && !fresh_grant_; }
   // Notes a revoke request or a loss flagged in the segment for the held grant, telling the
   // callback with mu_ released. Any thread may notice first; the revoke thread is only the backstop
   // for a process whose threads are idle. REQUIRES: lk holds mu_.
-  void observe_segment_flags(std::unique_lock<std::mutex>& lk);
+  void observe_segment_flags(Held& lk);
 
   ClientImpl& client_;
   Backend& backend_;
@@ -194,7 +221,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   Grant grant_;
   bool revoke_seen_ = false;     // the store asked for the lock back
   bool lost_ = false;            // the lock was taken away by force; the token is stale
-  bool release_wanted_ = false;  // Session::release() waits for the threads to finish
+  int release_waiters_ = 0;      // Session::release() calls waiting for the threads to finish
   bool detached_ = false;
   bool destroyed_ = false;
   bool fresh_grant_ = false;     // granted for a thread that has not used it yet (observe may drop mu_)

@@ -170,6 +170,28 @@ void Store::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordState fi
   if (s.queue_head == shm::kNil) clear_revoke_flags(s);
 }
 
+int Store::break_all_locked(shm::SessionSlot& s, const Grant* own) {
+  int broken = 0;
+  for (std::uint32_t* head : {&s.holders_head, &s.queue_head}) {
+    while (*head != shm::kNil) {
+      const std::uint32_t rec = *head;
+      auto& r = seg_.record(rec);
+      *head = r.next;
+      r.next = shm::kNil;
+      const bool mine = own && own->record == rec;
+      shm::store(r.state, static_cast<std::uint32_t>(mine ? RecordState::kFree : RecordState::kBroken));
+      shm::bump_and_wake(r.wake);
+      if (mine) continue;
+      shm::bump_and_wake(seg_.client(seg_.client_of_record(rec)).notify);
+      ++broken;
+    }
+  }
+  s.queue_tail = shm::kNil;
+  s.holder_count = s.queue_len = 0;
+  s.lock_mode = static_cast<std::uint32_t>(LockMode::kNone);
+  return broken;
+}
+
 bool Store::holds(const shm::SessionSlot& s, SessionRef ref, const Grant& g) const {
   if (g.record >= seg_.record_count()) return false;
   const auto& r = seg_.record(g.record);
@@ -178,7 +200,7 @@ bool Store::holds(const shm::SessionSlot& s, SessionRef ref, const Grant& g) con
 }
 
 Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
-                             Clock::time_point deadline) {
+                             Clock::time_point deadline, const Caller* caller) {
   auto& s = seg_.session(ref.slot);
   auto& r = seg_.record(rec);
   auto& stats = seg_.stats(client);
@@ -199,7 +221,7 @@ Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef
     const bool at_once = s.queue_head == shm::kNil && compatible(s, mode);
     if (at_once) grant(s, rec, 0);
     else enqueue(s, rec);
-    if (Status st = withdraw_if_evicted(s, client, rec); !st) return st;
+    if (Status st = withdraw_if_gone(s, client, rec, caller); !st) return st;
     if (at_once) {
       count_event(stats, shm::Counter::kGrants);  // its zero wait is added by collect_stats
       return Grant{rec, r.token};
@@ -209,7 +231,7 @@ Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef
     at_head = s.queue_head == rec;
   }
   if (at_head) spin_for_grant(r, deadline);
-  auto granted = wait_for_grant(rec, ref, deadline);
+  auto granted = wait_for_grant(rec, ref, deadline, caller);
   if (granted) {
     const std::uint64_t now = mono_ns();
     count_event(stats, shm::Counter::kGrants);
@@ -222,26 +244,44 @@ Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef
   return granted;
 }
 
-// The second half of the eviction handshake (admin.cpp): the record's state was just stored
-// seq_cst; if the client was evicted meanwhile, take the request back. REQUIRES: session mutex.
-Status Store::withdraw_if_evicted(shm::SessionSlot& s, std::uint32_t client, std::uint32_t rec) {
-  if (shm::load(seg_.client(client).state, std::memory_order_seq_cst) == static_cast<std::uint32_t>(shm::ClientState::kLive))
-    return {};
-  remove_record(s, rec, RecordState::kFree);
-  return Status(ErrorCode::kDetached, "this client was evicted by an administrator (sessionctl evict-client)");
+// The second half of two store-then-load handshakes, each of which stores its flag (seq_cst) and
+// then breaks the records it finds: eviction (admin.cpp) stores the slot's kEvicted, retirement
+// (Store::retire) the header's `retired`. The record's state was just stored seq_cst; if either
+// flag is up, or the slot is no longer the caller's, take the request back. REQUIRES: session mutex.
+Status Store::withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, std::uint32_t rec, const Caller* caller) {
+  const auto& cs = seg_.client(client);
+  const bool live = shm::load(cs.state, std::memory_order_seq_cst) == static_cast<std::uint32_t>(shm::ClientState::kLive);
+  if (shm::load(seg_.header().retired, std::memory_order_seq_cst) != 0)
+    return withdraw(s, rec, retired_status());
+  if (live && (!caller || cs.generation == caller->generation)) return {};
+  return withdraw(s, rec, Status(ErrorCode::kDetached, live ? "this client's registration was reclaimed: attach again"
+                                                            : "this client was evicted by an administrator (sessionctl evict-client)"));
 }
 
-// The waiting owner's loop: sleep on the record's wake word until granted or the deadline.
-Result<Grant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::time_point deadline) {
+Status Store::withdraw(shm::SessionSlot& s, std::uint32_t rec, Status why) {
+  const auto st = state_of(seg_.record(rec));
+  if (st == RecordState::kGranted || st == RecordState::kWaiting) remove_record(s, rec, RecordState::kFree);
+  else shm::store(seg_.record(rec).state, static_cast<std::uint32_t>(RecordState::kFree));
+  return why;
+}
+
+// The waiting owner's loop: sleep on the record's wake word until granted or the deadline, or
+// until the caller's detach calls it back (it raises `cancelled`, then bumps `wake`).
+Result<Grant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::time_point deadline, const Caller* caller) {
   auto& r = seg_.record(rec);
   Clock::duration slice = kLivenessSliceMin;
   for (;;) {
     const std::uint32_t seen = shm::load(r.wake);
+    if (caller && caller->cancelled->load(std::memory_order_acquire)) {
+      SessionGuard g(*this, ref.slot);
+      return withdraw(seg_.session(ref.slot), rec, Status(ErrorCode::kDetached, "client detached while waiting for the lock"));
+    }
     const RecordState st = state_of(r);
     if (st == RecordState::kGranted) return Grant{rec, r.token};
-    if (st != RecordState::kWaiting) {  // destroyed while we waited: destroy broke our record
+    if (st != RecordState::kWaiting) {  // broken while we waited: destroyed, or the segment retired
       SessionGuard g(*this, ref.slot);
       shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+      if (retired()) return retired_status();
       return Status(ErrorCode::kNotFound, "session was destroyed while waiting for its lock");
     }
     const auto now = Clock::now();
@@ -258,6 +298,7 @@ Result<Grant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::ti
   if (st == RecordState::kGranted) return Grant{rec, r.token};
   if (st != RecordState::kWaiting) {
     shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+    if (retired()) return retired_status();
     return Status(ErrorCode::kNotFound, "session was destroyed while waiting for its lock");
   }
   remove_record(seg_.session(ref.slot), rec, RecordState::kFree);

@@ -55,20 +55,45 @@ Result<std::uint32_t> Store::attach_client(pid_t pid) {
                 fmt::format("client table full ({} clients attached)", seg_.caps().max_clients));
 }
 
-void Store::detach_client(std::uint32_t client) {
+bool Store::detach_client(std::uint32_t client, std::uint32_t generation) {
+  auto& cs = seg_.client(client);
   auto g = registry_guard(*this);
+  if (shm::load(cs.state) == static_cast<std::uint32_t>(ClientState::kFree) || cs.generation != generation)
+    return false;  // reclaimed already (a slot reused since is not ours to touch)
   reclaim_client_locked(client);
+  return true;
 }
 
-bool Store::reclaim_if_dead(std::uint32_t client, std::uint32_t generation, bool known_dead) {
+bool Store::reclaim_if_dead(std::uint32_t client, std::uint32_t generation) {
   auto& cs = seg_.client(client);
   auto g = registry_guard(*this);
   const auto st = static_cast<ClientState>(shm::load(cs.state));
   if (st == ClientState::kFree || cs.generation != generation) return false;  // already reclaimed or reused
   const bool owner_may_live = st == ClientState::kLive || st == ClientState::kEvicted;
-  if (owner_may_live && !known_dead && check_liveness(cs.pid, cs.start_time) != Liveness::kDead) return false;
+  if (owner_may_live && check_liveness(cs.pid, cs.start_time) != Liveness::kDead) return false;
   reclaim_client_locked(client);
   return true;
+}
+
+bool Store::reclaim_exited(const ClientInfo& watched) {
+  auto& cs = seg_.client(watched.slot);
+  auto g = registry_guard(*this);
+  if (shm::load(cs.state) == static_cast<std::uint32_t>(ClientState::kFree) || cs.generation != watched.generation ||
+      cs.pid != watched.pid || cs.start_time != watched.start_time)
+    return false;  // reclaimed or re-attached since: the process that exited is not this slot's
+  reclaim_client_locked(watched.slot);
+  return true;
+}
+
+std::vector<ClientInfo> Store::attached_clients() {
+  std::vector<ClientInfo> out;
+  auto g = registry_guard(*this);
+  for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
+    const auto& cs = seg_.client(c);
+    const auto st = static_cast<ClientState>(shm::load(cs.state));
+    if (st == ClientState::kLive || st == ClientState::kEvicted) out.push_back({c, cs.generation, cs.pid, cs.start_time});
+  }
+  return out;
 }
 
 int Store::reclaim_all_dead() {
@@ -100,6 +125,7 @@ void Store::reclaim_client_locked(std::uint32_t client) {
     SessionGuard sg(*this, slot);
     if (r.session == slot) remove_record(seg_.session(slot), rec, RecordState::kFree);
     else shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+    shm::bump_and_wake(r.wake);  // a thread of the owner still waiting on it must not sleep on
   }
   {
     auto ag = alloc_guard(*this);
@@ -116,29 +142,27 @@ void Store::reclaim_client_locked(std::uint32_t client) {
 // Returns the index word for `id`: the matching one, or (for_insert) the first reusable one.
 // nullptr when not found (or, for_insert, when the index has no room).
 std::uint32_t* Store::index_find(std::string_view id, bool for_insert) {
-  auto& h = seg_.header();
-  const std::uint32_t mask = h.regions.index_size - 1;
-  std::uint32_t* idx = seg_.index();
+  const std::uint32_t mask = seg_.index_size() - 1;
   std::uint32_t* reusable = nullptr;
   for (std::uint32_t i = static_cast<std::uint32_t>(hash_id(id)) & mask, probes = 0; probes <= mask;
        i = (i + 1) & mask, ++probes) {
-    const std::uint32_t v = idx[i];
-    if (v == shm::kIndexEmpty) return for_insert ? (reusable ? reusable : &idx[i]) : nullptr;
+    std::uint32_t& w = seg_.index_word(i);
+    const std::uint32_t v = w;
+    if (v == shm::kIndexEmpty) return for_insert ? (reusable ? reusable : &w) : nullptr;
     if (v == shm::kIndexTombstone) {
-      if (!reusable) reusable = &idx[i];
+      if (!reusable) reusable = &w;
       continue;
     }
     if (v >= seg_.caps().max_sessions) continue;  // corrupt word: skip rather than trust
     const auto& s = seg_.session(v);
-    if (s.id_len == id.size() && std::string_view(s.id, s.id_len) == id) return for_insert ? nullptr : &idx[i];
+    if (shm::session_id(s) == id) return for_insert ? nullptr : &w;
   }
   return for_insert ? reusable : nullptr;
 }
 
 void Store::index_rebuild() {
   auto& h = seg_.header();
-  std::uint32_t* idx = seg_.index();
-  for (std::uint32_t i = 0; i < h.regions.index_size; ++i) idx[i] = shm::kIndexEmpty;
+  for (std::uint32_t i = 0; i < seg_.index_size(); ++i) seg_.index_word(i) = shm::kIndexEmpty;
   h.index_tombstones = 0;
   h.session_free_head = shm::kNil;
   h.session_count = 0;
@@ -161,6 +185,7 @@ Result<SessionRef> Store::create_session(std::string_view id, std::uint64_t ttl_
   if (Status st = check_session_id(id); !st) return st;
   auto& h = seg_.header();
   auto g = registry_guard(*this);
+  if (retired()) return retired_status();
   if (index_find(id, false)) return Status(ErrorCode::kAlreadyExists, fmt::format("session '{}' already exists", id));
   const std::uint32_t slot = h.session_free_head;
   std::uint32_t* word = index_find(id, true);
@@ -190,6 +215,7 @@ Result<SessionRef> Store::create_session(std::string_view id, std::uint64_t ttl_
 Result<SessionRef> Store::open_session(std::string_view id) {
   if (Status st = check_session_id(id); !st) return st;
   auto g = registry_guard(*this);
+  if (retired()) return retired_status();
   const std::uint32_t* w = index_find(id, false);
   if (!w) return Status(ErrorCode::kNotFound, fmt::format("no session '{}'", id));
   return SessionRef{*w, seg_.session(*w).generation};
@@ -199,6 +225,12 @@ Status Store::destroy_session(SessionRef ref, const Grant* own) {
   auto g = registry_guard(*this);
   auto& s = seg_.session(ref.slot);
   SessionGuard sg(*this, ref.slot);
+  if (own && !holds(s, ref, *own)) {  // fenced: a grant broken since it was taken destroys nothing
+    auto& r = seg_.record(own->record);
+    if (shm::load(r.state) == static_cast<std::uint32_t>(RecordState::kBroken))
+      shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+    return Status(ErrorCode::kStaleToken, fmt::format("token {} no longer holds the session lock: not destroyed", own->token));
+  }
   if (s.state != static_cast<std::uint32_t>(SessionState::kLive) || s.generation != ref.gen)
     return Status(ErrorCode::kNotFound, "session was already destroyed");
   destroy_locked(ref.slot, own);
@@ -210,21 +242,7 @@ Status Store::destroy_session(SessionRef ref, const Grant* own) {
 void Store::destroy_locked(std::uint32_t slot, const Grant* own) {
   auto& h = seg_.header();
   auto& s = seg_.session(slot);
-  for (std::uint32_t* head : {&s.holders_head, &s.queue_head}) {
-    while (*head != shm::kNil) {
-      const std::uint32_t rec = *head;
-      auto& r = seg_.record(rec);
-      *head = r.next;
-      r.next = shm::kNil;
-      const bool mine = own && own->record == rec;
-      shm::store(r.state, static_cast<std::uint32_t>(mine ? RecordState::kFree : RecordState::kBroken));
-      shm::bump_and_wake(r.wake);
-      if (!mine) shm::bump_and_wake(seg_.client(seg_.client_of_record(rec)).notify);
-    }
-  }
-  s.queue_tail = shm::kNil;
-  s.holder_count = s.queue_len = 0;
-  s.lock_mode = static_cast<std::uint32_t>(shm::LockMode::kNone);
+  break_all_locked(s, own);
   {
     auto ag = alloc_guard(*this);
     const std::uint32_t blob = s.blob;
@@ -240,7 +258,7 @@ void Store::destroy_locked(std::uint32_t slot, const Grant* own) {
   s.free_next = h.session_free_head;
   h.session_free_head = slot;
   --h.session_count;
-  if (h.index_tombstones > h.regions.index_size / 4) index_rebuild();
+  if (h.index_tombstones > seg_.index_size() / 4) index_rebuild();
 }
 
 std::vector<std::string> Store::list_sessions() {

@@ -1,6 +1,9 @@
 #include "segment.hpp"
 
+#include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <pwd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -48,12 +51,46 @@ Status check_name(const std::string& name) {
 Segment::Segment(std::string name, void* base, std::uint64_t size, uid_t owner, bool owns_mapping)
     : name_(std::move(name)), base_(base), size_(size), owner_uid_(owner), owns_mapping_(owns_mapping) {}
 
+void Segment::bind(const shm::Capacities& caps, const shm::Regions& regions) {
+  caps_ = caps;
+  record_count_ = caps.max_clients * caps.locks_per_client;
+  index_size_ = regions.index_size;
+  clients_ = at<shm::ClientSlot>(regions.clients);
+  records_ = at<shm::LockRecord>(regions.records);
+  sessions_ = at<shm::SessionSlot>(regions.sessions);
+  index_ = at<std::uint32_t>(regions.index);
+  blocks_ = at<shm::Block>(regions.blocks);
+  stats_ = at<shm::ClientStats>(regions.stats);
+}
+
+void Segment::out_of_range(std::uint32_t i, std::uint32_t limit, const char* what) {
+  throw shm::SegmentCorrupt(fmt::format("segment is corrupt: {} {} read from it is out of range (limit {})", what, i, limit));
+}
+
+bool Segment::trusted_owner(uid_t owner) {
+  if (owner == geteuid() || owner == 0) return true;
+  auto uid_of = [](const char* user) -> std::optional<uid_t> {
+    if (!user || !*user) return std::nullopt;
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(user, &end, 10);
+    if (*end == '\0') return static_cast<uid_t>(n);
+    passwd pw{};
+    passwd* found = nullptr;
+    char buf[1024];
+    if (getpwnam_r(user, &pw, buf, sizeof buf, &found) != 0 || !found) return std::nullopt;
+    return found->pw_uid;
+  };
+  return owner == uid_of("sessionbroker") || owner == uid_of(std::getenv("SESSIONBROKER_SEGMENT_OWNER"));
+}
+
 Segment::~Segment() {
   if (owns_mapping_) munmap(base_, size_);
 }
 
 std::unique_ptr<Segment> Segment::over_image(void* base, std::uint64_t size) {
-  return std::unique_ptr<Segment>(new Segment(std::string(), base, size, geteuid(), false));
+  std::unique_ptr<Segment> seg(new Segment(std::string(), base, size, geteuid(), false));
+  seg->bind(seg->header().caps, *shm::compute_regions(seg->header().caps));
+  return seg;
 }
 
 bool Segment::remove(const std::string& name) { return bip::shared_memory_object::remove(name.c_str()); }
@@ -79,6 +116,7 @@ Result<std::unique_ptr<Segment>> Segment::create(const std::string& name, const 
       return mapped.status();
     }
     std::unique_ptr<Segment> seg(new Segment(name, mapped->first, mapped->second, geteuid()));
+    seg->bind(opts.caps, *regions);
     seg->initialise(opts.caps, *regions);
     return seg;
   } catch (const bip::interprocess_exception& e) {
@@ -93,6 +131,11 @@ Result<std::unique_ptr<Segment>> Segment::open(const std::string& name) {
     struct stat st {};
     if (fstat(shm.get_mapping_handle().handle, &st) != 0)
       return Status(ErrorCode::kSystem, fmt::format("fstat of segment '{}': {}", name, std::strerror(errno)));
+    if (!trusted_owner(st.st_uid))
+      return Status(ErrorCode::kPermissionDenied,
+                    fmt::format("segment '{}' belongs to uid {}, not to a trusted user (this user, root, sessionbroker "
+                                "or $SESSIONBROKER_SEGMENT_OWNER): refusing it",
+                                name, st.st_uid));
     const auto size = static_cast<std::uint64_t>(st.st_size);
     if (size < sizeof(shm::SegmentHeader))
       return Status(ErrorCode::kCorrupt, fmt::format("segment '{}' is {} bytes, smaller than a header", name, size));
@@ -101,6 +144,7 @@ Result<std::unique_ptr<Segment>> Segment::open(const std::string& name) {
     std::unique_ptr<Segment> seg(new Segment(name, mapped->first, size, st.st_uid));
     if (Status s = validate(mapped->first, size); !s)
       return Status(s.code(), fmt::format("segment '{}': {}", name, s.message()));
+    seg->bind(seg->header().caps, *shm::compute_regions(seg->header().caps));
     return seg;
   } catch (const bip::interprocess_exception& e) {
     return from_boost(e, name);
@@ -151,7 +195,7 @@ void Segment::initialise(const shm::Capacities& caps, const shm::Regions& region
     s.free_next = i + 1 < caps.max_sessions ? i + 1 : shm::kNil;
   }
   h.session_free_head = 0;
-  for (std::uint32_t i = 0; i < regions.index_size; ++i) index()[i] = shm::kIndexEmpty;
+  for (std::uint32_t i = 0; i < regions.index_size; ++i) index_word(i) = shm::kIndexEmpty;
   for (std::uint32_t i = 0; i < caps.block_count; ++i) block(i).next = i + 1 < caps.block_count ? i + 1 : shm::kNil;
   h.free_head = 0;
   h.free_count = caps.block_count;

@@ -2,6 +2,11 @@
 //
 // Thread safety: after construction a Segment is immutable (the mapping); all synchronisation is
 // on the segment's own words. Process safety: see shm_layout/LAYOUT.md.
+//
+// Bounds: the capacities and region bases are copied out of the header once it is validated, and
+// every accessor checks its index against the copy, so an index read from the segment (a list
+// link, a block number, a session slot) that is out of range throws shm::SegmentCorrupt instead of
+// reaching outside the mapping, whatever another process writes into the header later.
 #pragma once
 
 #include <cstdint>
@@ -29,8 +34,13 @@ class Segment {
 
   // Creates a new segment exclusively (fails with kAlreadyExists if the name is taken).
   static Result<std::unique_ptr<Segment>> create(const std::string& name, const CreateOptions& opts);
-  // Maps an existing segment and validates header, fingerprint and region map before returning.
+  // Maps an existing segment and validates owner, header, fingerprint and region map before
+  // returning. The object must belong to a trusted user (trusted_owner()), so no other user can
+  // plant a segment under the name: kPermissionDenied otherwise.
   static Result<std::unique_ptr<Segment>> open(const std::string& name);
+  // The owners a segment may have: this process's effective user, root, the `sessionbroker` system
+  // user if it exists, and the user (name or uid) in $SESSIONBROKER_SEGMENT_OWNER if set.
+  static bool trusted_owner(uid_t owner);
   // Validates a segment image; the one place that decides whether bytes may be trusted.
   // Used by open() and by the fuzz target.
   static Status validate(const void* base, std::uint64_t size);
@@ -44,23 +54,33 @@ class Segment {
   uid_t owner_uid() const { return owner_uid_; }
 
   shm::SegmentHeader& header() const { return *static_cast<shm::SegmentHeader*>(base_); }
-  const shm::Capacities& caps() const { return header().caps; }
-  std::uint32_t record_count() const { return caps().max_clients * caps().locks_per_client; }
+  // The validated capacities (a process-local copy: the header's own may be overwritten).
+  const shm::Capacities& caps() const { return caps_; }
+  std::uint32_t record_count() const { return record_count_; }
+  std::uint32_t index_size() const { return index_size_; }
 
-  shm::ClientSlot& client(std::uint32_t i) const { return at<shm::ClientSlot>(header().regions.clients)[i]; }
-  shm::LockRecord& record(std::uint32_t i) const { return at<shm::LockRecord>(header().regions.records)[i]; }
-  shm::SessionSlot& session(std::uint32_t i) const { return at<shm::SessionSlot>(header().regions.sessions)[i]; }
-  std::uint32_t* index() const { return at<std::uint32_t>(header().regions.index); }
-  shm::Block& block(std::uint32_t i) const { return at<shm::Block>(header().regions.blocks)[i]; }
-  shm::ClientStats& stats(std::uint32_t client) const { return at<shm::ClientStats>(header().regions.stats)[client]; }
+  // Every index is checked: out of range throws shm::SegmentCorrupt.
+  shm::ClientSlot& client(std::uint32_t i) const { return clients_[check(i, caps_.max_clients, "client slot")]; }
+  shm::LockRecord& record(std::uint32_t i) const { return records_[check(i, record_count_, "lock record")]; }
+  shm::SessionSlot& session(std::uint32_t i) const { return sessions_[check(i, caps_.max_sessions, "session slot")]; }
+  std::uint32_t& index_word(std::uint32_t i) const { return index_[check(i, index_size_, "index word")]; }
+  shm::Block& block(std::uint32_t i) const { return blocks_[check(i, caps_.block_count, "block")]; }
+  shm::ClientStats& stats(std::uint32_t client) const { return stats_[check(client, caps_.max_clients, "client slot")]; }
 
-  std::uint32_t first_record_of(std::uint32_t client) const { return client * caps().locks_per_client; }
-  std::uint32_t client_of_record(std::uint32_t rec) const { return rec / caps().locks_per_client; }
+  std::uint32_t first_record_of(std::uint32_t client) const { return client * caps_.locks_per_client; }
+  std::uint32_t client_of_record(std::uint32_t rec) const { return rec / caps_.locks_per_client; }
 
  private:
+  // REQUIRES: the header at `base` is validated (or freshly computed, for create()).
   Segment(std::string name, void* base, std::uint64_t size, uid_t owner, bool owns_mapping = true);
   template <class T>
   T* at(std::uint64_t offset) const { return reinterpret_cast<T*>(static_cast<char*>(base_) + offset); }
+  static std::uint32_t check(std::uint32_t i, std::uint32_t limit, const char* what) {
+    if (i >= limit) [[unlikely]] out_of_range(i, limit, what);
+    return i;
+  }
+  [[noreturn, gnu::cold]] static void out_of_range(std::uint32_t i, std::uint32_t limit, const char* what);
+  void bind(const shm::Capacities& caps, const shm::Regions& regions);  // fills the copies below
   void initialise(const shm::Capacities& caps, const shm::Regions& regions);
 
   std::string name_;
@@ -68,6 +88,14 @@ class Segment {
   std::uint64_t size_;
   uid_t owner_uid_;
   bool owns_mapping_;
+  shm::Capacities caps_{};
+  std::uint32_t record_count_ = 0, index_size_ = 0;
+  shm::ClientSlot* clients_ = nullptr;
+  shm::LockRecord* records_ = nullptr;
+  shm::SessionSlot* sessions_ = nullptr;
+  std::uint32_t* index_ = nullptr;
+  shm::Block* blocks_ = nullptr;
+  shm::ClientStats* stats_ = nullptr;
 };
 
 }  // namespace sessionbroker::detail

@@ -4,32 +4,80 @@
 
 #include <fmt/format.h>
 
+#include "fork_guard.hpp"
+#include "test_point.hpp"
+
 namespace sessionbroker::detail {
+namespace {
+
+Status gone(bool forked) {
+  return Status(ErrorCode::kDetached, forked ? "client handle used in a forked child: call Client::attach in the child"
+                                             : "client is detached");
+}
+
+}  // namespace
 
 Result<std::unique_ptr<ShmBackend>> ShmBackend::attach(const std::string& segment_name) {
   auto seg = Segment::open(segment_name);
   if (!seg) return seg.status();
-  Store store(**seg);
-  auto client = store.attach_client(::getpid());
-  if (!client) return client.status();
-  return std::unique_ptr<ShmBackend>(new ShmBackend(std::move(*seg), *client));
+  try {
+    Store store(**seg);
+    if (store.retired()) return retired_status();
+    auto client = store.attach_client(::getpid());
+    if (!client) return client.status();
+    return std::unique_ptr<ShmBackend>(new ShmBackend(std::move(*seg), *client));
+  } catch (const shm::SegmentCorrupt& e) {
+    return Status(ErrorCode::kCorrupt, fmt::format("segment '{}': {}", segment_name, e.what()));
+  }
 }
 
 ShmBackend::ShmBackend(std::unique_ptr<Segment> segment, std::uint32_t client)
-    : segment_(std::move(segment)), store_(*segment_), client_(client), client_state_(&segment_->client(client).state) {
+    : segment_(std::move(segment)),
+      store_(*segment_),
+      client_(client),
+      generation_(segment_->client(client).generation),
+      fork_epoch_(fork_epoch()),
+      client_state_(&segment_->client(client).state) {
   const std::uint32_t first = segment_->first_record_of(client);
   for (std::uint32_t i = segment_->caps().locks_per_client; i-- > 0;) free_records_.push_back(first + i);
 }
 
 ShmBackend::~ShmBackend() { (void)detach(); }
 
-Status ShmBackend::detach() {
-  {
-    std::lock_guard lk(records_mu_);
-    if (detached_) return {};
-    detached_ = true;
+template <class F>
+auto ShmBackend::call(F&& f) -> decltype(f()) {
+  if (forked()) return gone(true);
+  CallGate::Pass pass(gate_);
+  if (!pass.entered()) return gone(false);
+  try {
+    return f();
+  } catch (const shm::SegmentCorrupt& e) {
+    return Status(ErrorCode::kCorrupt, e.what());
   }
-  store_.detach_client(client_);
+}
+
+// Calls already in flight finish (a commit publishes or gives its blocks back, a waiter withdraws)
+// before close() returns; then nothing of this process touches the slot's records or blob.
+void ShmBackend::close() {
+  if (forked()) return;
+  if (gate_.close()) {
+    cancelled_.store(true, std::memory_order_release);
+    const std::uint32_t first = segment_->first_record_of(client_);
+    for (std::uint32_t i = 0; i < segment_->caps().locks_per_client; ++i) shm::bump_and_wake(segment_->record(first + i).wake);
+    test_point(TestPoint::kDetachDraining);
+  }
+  gate_.drain();
+}
+
+Status ShmBackend::detach() {
+  if (forked()) return {};
+  close();
+  if (detached_.exchange(true)) return {};
+  try {
+    store_.detach_client(client_, generation_);
+  } catch (const shm::SegmentCorrupt& e) {
+    return Status(ErrorCode::kCorrupt, e.what());
+  }
   return {};
 }
 
@@ -40,7 +88,6 @@ Status ShmBackend::check_slot(SessionRef ref) const {
 
 Result<std::uint32_t> ShmBackend::take_record() {
   std::lock_guard lk(records_mu_);
-  if (detached_) return Status(ErrorCode::kDetached, "client is detached");
   if (free_records_.empty())
     return Status(ErrorCode::kCapacityExceeded,
                   fmt::format("this process holds or waits for {} locks, the segment's locks_per_client",
@@ -56,46 +103,63 @@ void ShmBackend::return_record(std::uint32_t rec) {
 }
 
 Result<SessionRef> ShmBackend::create_session(std::string_view id, std::uint64_t ttl_ms) {
-  return store_.create_session(id, ttl_ms);
+  return call([&] { return store_.create_session(id, ttl_ms); });
 }
-Result<SessionRef> ShmBackend::open_session(std::string_view id) { return store_.open_session(id); }
+Result<SessionRef> ShmBackend::open_session(std::string_view id) {
+  return call([&] { return store_.open_session(id); });
+}
 Status ShmBackend::destroy_session(SessionRef ref, const Grant* own) {
   if (Status s = check_slot(ref); !s) return s;
-  Status st = store_.destroy_session(ref, own);
-  if (own) return_record(own->record);
-  return st;
+  return call([&] {
+    Status st = store_.destroy_session(ref, own);
+    // The record is free now unless it still holds (another error than a stale token).
+    if (own && (st.is_ok() || st.code() == ErrorCode::kStaleToken)) return_record(own->record);
+    return st;
+  });
 }
-Result<std::vector<std::string>> ShmBackend::list_sessions() { return store_.list_sessions(); }
+Result<std::vector<std::string>> ShmBackend::list_sessions() {
+  return call([&]() -> Result<std::vector<std::string>> { return store_.list_sessions(); });
+}
 
 Result<Grant> ShmBackend::acquire(SessionRef ref, shm::LockMode mode, Clock::time_point deadline) {
   if (Status s = check_slot(ref); !s) return s;
-  auto rec = take_record();
-  if (!rec) return rec.status();
-  auto g = store_.acquire(client_, *rec, ref, mode, deadline);
-  if (!g) return_record(*rec);
-  return g;
+  return call([&]() -> Result<Grant> {
+    auto rec = take_record();
+    if (!rec) return rec.status();
+    const Caller caller{generation_, &cancelled_};
+    auto g = store_.acquire(client_, *rec, ref, mode, deadline, &caller);
+    if (!g) return_record(*rec);
+    return g;
+  });
 }
 
 Status ShmBackend::release(SessionRef ref, const Grant& g) {
   if (Status s = check_slot(ref); !s) return s;
-  Status st = store_.release(ref, g);
-  if (st.code() != ErrorCode::kNotHeld) return_record(g.record);  // kOk and kStaleToken both freed it
-  return st;
+  return call([&] {
+    Status st = store_.release(ref, g);
+    if (st.code() != ErrorCode::kNotHeld) return_record(g.record);  // kOk and kStaleToken both freed it
+    return st;
+  });
+}
+
+void ShmBackend::touch(SessionRef ref) {
+  if (check_slot(ref)) (void)call([&] { store_.touch(ref); return Status{}; });
 }
 
 Result<std::optional<std::string>> ShmBackend::read(SessionRef ref, const Grant& g, std::string_view name) {
   if (Status s = check_slot(ref); !s) return s;
-  return store_.read(ref, g, name);
+  return call([&] { return store_.read(ref, g, name); });
 }
 Result<AttrMap> ShmBackend::read_all(SessionRef ref, const Grant& g) {
   if (Status s = check_slot(ref); !s) return s;
-  return store_.read_all(ref, g);
+  return call([&] { return store_.read_all(ref, g); });
 }
 Status ShmBackend::commit(SessionRef ref, const Grant& g, const ChangeSet& changes) {
   if (Status s = check_slot(ref); !s) return s;
-  return store_.commit(client_, ref, g, changes);
+  return call([&] { return store_.commit(client_, generation_, ref, g, changes); });
 }
 
+// The notify word is only waited on and bumped: harmless after a detach, so no gate.
 std::uint32_t ShmBackend::notification_epoch() { return shm::load(segment_->client(client_).notify); }
 void ShmBackend::wait_notification(std::uint32_t seen, Clock::time_point deadline) {
   shm::futex_wait(segment_->client(client_).notify, seen, deadline);

@@ -1,4 +1,10 @@
 // Backend over a shared-memory segment on this host (the only backend so far).
+//
+// Thread safety: every method may be called from any thread. Process safety: every call that
+// touches the segment on the client's behalf passes through gate_ (call_gate.hpp), which detach()
+// closes and drains before it reclaims the slot; in a process forked after attach every call fails
+// with kDetached and neither detach() nor the destructor touches the segment (the slot is the
+// parent's). Errors of the segment itself (shm::SegmentCorrupt) become kCorrupt here.
 #pragma once
 
 #include <memory>
@@ -6,6 +12,8 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "call_gate.hpp"
+#include "fork_guard.hpp"
 #include "segment.hpp"
 #include "store.hpp"
 
@@ -16,6 +24,7 @@ class ShmBackend final : public Backend {
   static Result<std::unique_ptr<ShmBackend>> attach(const std::string& segment_name);
   ~ShmBackend() override;
 
+  void close() override;
   Status detach() override;
   bool evicted() const override {
     return shm::load(*client_state_) == static_cast<std::uint32_t>(shm::ClientState::kEvicted);
@@ -31,7 +40,7 @@ class ShmBackend final : public Backend {
   const shm::LockRecord* grant_record(const Grant& g) override {
     return g.record < segment_->record_count() ? &segment_->record(g.record) : nullptr;
   }
-  void touch(SessionRef ref) override { store_.touch(ref); }
+  void touch(SessionRef ref) override;
   Result<std::optional<std::string>> read(SessionRef ref, const Grant& g, std::string_view name) override;
   Result<AttrMap> read_all(SessionRef ref, const Grant& g) override;
   Status commit(SessionRef ref, const Grant& g, const ChangeSet& changes) override;
@@ -41,17 +50,25 @@ class ShmBackend final : public Backend {
 
  private:
   ShmBackend(std::unique_ptr<Segment> segment, std::uint32_t client);
+  // Runs `f` (returning a Status or a Result) as one call through the gate.
+  template <class F>
+  auto call(F&& f) -> decltype(f());
   Result<std::uint32_t> take_record();
   void return_record(std::uint32_t rec);
   Status check_slot(SessionRef ref) const;
+  bool forked() const { return forked_since(fork_epoch_); }
 
   std::unique_ptr<Segment> segment_;
   Store store_;
   const std::uint32_t client_;
+  const std::uint32_t generation_;     // the slot's generation at attach: the slot is ours while it holds
+  const std::uint64_t fork_epoch_;
   std::uint32_t* const client_state_;  // &segment_->client(client_).state, read on every call
+  CallGate gate_;
+  std::atomic<bool> cancelled_{false};  // raised by close(): queued requests give up (Caller)
+  std::atomic<bool> detached_{false};   // detach() reclaimed (or is reclaiming) the slot
   std::mutex records_mu_;
   std::vector<std::uint32_t> free_records_;  // GUARDED_BY(records_mu_): this client's kFree records
-  bool detached_ = false;                    // GUARDED_BY(records_mu_)
 };
 
 }  // namespace sessionbroker::detail

@@ -11,6 +11,7 @@
 // internal steps and are called only with that mutex held by the calling thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -36,6 +37,22 @@ struct Grant {
   std::uint64_t token = 0;
 };
 
+// An attached client as the registry saw it under its mutex (a consistent copy of the slot).
+struct ClientInfo {
+  std::uint32_t slot;
+  std::uint32_t generation;
+  std::int32_t pid;
+  std::uint64_t start_time;
+};
+
+// The asking client of an acquire, as its library knows it: its slot's generation at attach (a
+// slot re-attached since is not the caller's), and a flag its detach raises to call waiters back
+// (it bumps their wake words after raising it). Both are process memory, never read by others.
+struct Caller {
+  std::uint32_t generation;
+  const std::atomic<bool>* cancelled;
+};
+
 // What the segment says of a grant the process holds: still its own, asked back by a revoke
 // request, or taken away (broken, expired, evicted: the token is stale).
 enum class GrantStatus { kHeld, kRevokeRequested, kLost };
@@ -46,6 +63,12 @@ enum class GrantStatus { kHeld, kRevokeRequested, kLost };
 inline GrantStatus grant_status_of(const shm::LockRecord& r) {
   if (shm::load(r.state) != static_cast<std::uint32_t>(shm::RecordState::kGranted)) return GrantStatus::kLost;
   return shm::load(r.revoke) != 0 ? GrantStatus::kRevokeRequested : GrantStatus::kHeld;
+}
+
+// What a client of a retired segment hears (LAYOUT.md "Retirement").
+inline Status retired_status() {
+  return Status(ErrorCode::kNoSegment,
+                "the segment was removed (its broker stopped with --remove-on-exit): attach again to the new one");
 }
 
 // Attribute changes of one commit: a value to set, or nullopt to erase.
@@ -77,19 +100,30 @@ class Store {
 
   // ---- clients (registry.cpp) ----
   Result<std::uint32_t> attach_client(pid_t pid);
-  // Releases whatever the client still has and frees its slot. REQUIRES: caller is the owner.
-  void detach_client(std::uint32_t client);
+  // Releases whatever the client still has and frees its slot, if the slot is still at
+  // `generation` (false if it was reclaimed meanwhile). REQUIRES: caller is the owner, and no call
+  // of the owner's is in flight (ShmBackend's gate drains them first).
+  bool detach_client(std::uint32_t client, std::uint32_t generation);
   // If the owner of `client` (at `generation`) is dead, reclaims everything it held. Returns true
   // when a reclaim ran. Safe to call from any process, concurrently, any number of times.
-  // known_dead: the caller saw the process exit (pidfd), skip the /proc check.
-  bool reclaim_if_dead(std::uint32_t client, std::uint32_t generation, bool known_dead = false);
+  bool reclaim_if_dead(std::uint32_t client, std::uint32_t generation);
+  // The process the caller watched (broker, pidfd) exited: reclaims its slot if the slot still
+  // names that process (generation, pid and start time, re-checked under the registry mutex).
+  bool reclaim_exited(const ClientInfo& watched);
+  // The kLive and kEvicted clients, read under the registry mutex.
+  std::vector<ClientInfo> attached_clients();
   // Checks every live client and reclaims the dead ones; returns how many were reclaimed.
   int reclaim_all_dead();
+  // A broker about to unlink the segment retires it: no grant is made in it from now on, every
+  // lock and queued request in it is broken (LAYOUT.md "Retirement"). Returns the locks broken.
+  int retire();
+  bool retired() const { return shm::load(seg_.header().retired) != 0; }
 
   // ---- sessions (registry.cpp) ----
   Result<SessionRef> create_session(std::string_view id, std::uint64_t ttl_ms);
   Result<SessionRef> open_session(std::string_view id);
-  // Destroys the session, breaking any lock other than `own` (which may be null).
+  // Destroys the session, breaking any lock other than `own` (which may be null). With `own`, the
+  // destroy is fenced: kStaleToken (nothing destroyed) unless `own` still holds the session.
   Status destroy_session(SessionRef ref, const Grant* own);
   std::vector<std::string> list_sessions();
   // Broker: destroys `slot` if it is live, unheld, unqueued and idle past its TTL; if it is held
@@ -97,9 +131,10 @@ class Store {
   std::optional<std::string> expire_if_idle(std::uint32_t slot, std::uint64_t now_mono_ns);
 
   // ---- locks (lock_table.cpp) ----
-  // REQUIRES: `record` belongs to `client` and is kFree.
+  // REQUIRES: `record` belongs to `client` and is kFree. `caller`, when given, fences a slot that
+  // changed hands and lets a detach call the wait back (kDetached).
   Result<Grant> acquire(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
-                        Clock::time_point deadline);
+                        Clock::time_point deadline, const Caller* caller = nullptr);
   // Gives the lock back. kStaleToken if it was broken meanwhile (the record is freed either way).
   Status release(SessionRef ref, const Grant& g);
   // Takes a lock away by force (revoke deadline, break-lock): the token goes stale at once.
@@ -113,7 +148,8 @@ class Store {
   // ---- data (blob_store.cpp) ----
   Result<std::optional<std::string>> read(SessionRef ref, const Grant& g, std::string_view name);
   Result<AttrMap> read_all(SessionRef ref, const Grant& g);
-  Status commit(std::uint32_t client, SessionRef ref, const Grant& g, const ChangeSet& changes);
+  // `generation`: the committer's slot generation (its pending blob is its own only while it holds).
+  Status commit(std::uint32_t client, std::uint32_t generation, SessionRef ref, const Grant& g, const ChangeSet& changes);
   std::uint32_t free_blocks() const { return shm::load(seg_.header().free_count); }
 
   // ---- tools ----
@@ -142,6 +178,9 @@ class Store {
   std::uint32_t* index_find(std::string_view id, bool for_insert);   // REQUIRES: registry mutex
   void index_rebuild();                                               // REQUIRES: registry mutex
   void destroy_locked(std::uint32_t slot, const Grant* own);         // REQUIRES: registry + session
+  // Every holder and waiter of `s` but `own` ends kBroken (owners woken and notified; `own`, if
+  // linked, ends kFree); the lists are emptied without a grant pass. Returns how many broke.
+  int break_all_locked(shm::SessionSlot& s, const Grant* own);        // REQUIRES: session mutex
   // lock_table.cpp, all REQUIRES: session mutex of `s`
   bool compatible(const shm::SessionSlot& s, shm::LockMode mode) const;
   void grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns);  // now_ns 0: granted at once, untimed
@@ -154,8 +193,12 @@ class Store {
   void clear_revoke_flags(shm::SessionSlot& s);
   void remove_record(shm::SessionSlot& s, std::uint32_t rec, shm::RecordState final_state);
   bool holds(const shm::SessionSlot& s, SessionRef ref, const Grant& g) const;
-  Result<Grant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline);
-  Status withdraw_if_evicted(shm::SessionSlot& s, std::uint32_t client, std::uint32_t record);
+  Result<Grant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline, const Caller* caller);
+  // REQUIRES: session mutex. kDetached/kNoSegment after taking `record` back out of the session.
+  Status withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, std::uint32_t record, const Caller* caller);
+  // REQUIRES: session mutex. Takes a waiter's record out of the queue (or a grant that raced it
+  // back out of the holder list) and frees it; `why` is what the waiter is told.
+  Status withdraw(shm::SessionSlot& s, std::uint32_t record, Status why);
   // blob_store.cpp, REQUIRES: alloc mutex
   std::uint32_t alloc_chain(std::uint32_t blocks);
   void free_chain(std::uint32_t head);

@@ -151,5 +151,32 @@ TEST_F(BrokerTest, SigtermWithRemoveOnExitRemovesSegment) {
   EXPECT_EQ(sessionbroker::detail::Segment::open(name_).code(), ErrorCode::kNoSegment);
 }
 
+// Finding 9 of issue 12. Clients still mapping a segment that a --remove-on-exit broker unlinked
+// used to go on locking in it while a restarted broker created a new one: a client of each could
+// hold one session exclusively at the same time. The old segment is retired before it is unlinked:
+// its locks are broken and its clients fail with kNoSegment, so only one lock domain exists.
+TEST_F(BrokerTest, ClientsOfARemovedSegmentCannotLockBesideANewOne) {
+  ASSERT_TRUE(start_broker({"--remove-on-exit"}));
+  auto old_client = attach();
+  auto old_session = old_client->create("s");
+  ASSERT_TRUE(old_session);
+  ASSERT_TRUE(old_session->lock({"a"}, Mode::kExclusive, in(5s))->unlock());  // cached
+  store_.reset();
+  seg_.reset();
+  ASSERT_EQ(broker_->terminate(), 0);
+  ASSERT_TRUE(start_broker({"--remove-on-exit"}));  // a new segment under the same name
+  auto new_client = attach();
+  auto new_session = new_client->create("s");
+  ASSERT_TRUE(new_session);
+  auto new_lock = new_session->lock({"a"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(new_lock);
+  auto old_lock = old_session->lock({"a"}, Mode::kExclusive, in(1s));
+  EXPECT_FALSE(old_lock) << "two exclusive holders of s, one in each segment";
+  if (!old_lock) {
+    EXPECT_EQ(old_lock.code(), ErrorCode::kNoSegment) << old_lock.status().to_string();
+  }
+  EXPECT_EQ(old_client->open("t").code(), ErrorCode::kNoSegment);
+}
+
 }  // namespace
 }  // namespace sbtest

@@ -55,7 +55,7 @@ TEST_F(ClaimTest, DeathInsideRegistryRebuildsIndexAndFreeList) {
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(c->create("s" + std::to_string(i)));
   die_holding(name_, [](Store& st) { return sessionbroker::detail::registry_guard(st); },
               [](Segment& seg, Store&) {
-                for (std::uint32_t i = 0; i < seg.header().regions.index_size; ++i) seg.index()[i] = sessionbroker::shm::kIndexEmpty;
+                for (std::uint32_t i = 0; i < seg.index_size(); ++i) seg.index_word(i) = sessionbroker::shm::kIndexEmpty;
                 seg.header().session_free_head = 0;  // points at a live slot
               });
   for (int i = 0; i < 10; ++i) EXPECT_TRUE(c->open("s" + std::to_string(i))) << i;

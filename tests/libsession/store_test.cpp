@@ -47,7 +47,7 @@ TEST_F(StoreTest, ReleaseWithAnotherTokenIsNotHeld) {
   EXPECT_EQ(store_->release(*ref, Grant{rec, g->token + 1}).code(), ErrorCode::kNotHeld);
   EXPECT_TRUE(store_->release(*ref, *g));
   EXPECT_EQ(store_->release(*ref, *g).code(), ErrorCode::kNotHeld);
-  store_->detach_client(*client);
+  store_->detach_client(*client, seg_->client(*client).generation);
 }
 
 // A grant made while others still wait raises the grantee's revoke flag before the grantee's
@@ -84,7 +84,7 @@ TEST_F(StoreTest, GranteeWithWaitersBehindItSeesItsFlagWithoutANotification) {
   ASSERT_TRUE(*c);
   EXPECT_EQ(store_->grant_status(**c), sessionbroker::detail::GrantStatus::kHeld);
   ASSERT_TRUE(store_->release(*ref, **c));
-  for (auto cl : clients) store_->detach_client(cl);
+  for (auto cl : clients) store_->detach_client(cl, seg_->client(cl).generation);
 }
 
 TEST_F(StoreTest, CommitsAndDestroyGiveEveryBlockBack) {
@@ -98,7 +98,7 @@ TEST_F(StoreTest, CommitsAndDestroyGiveEveryBlockBack) {
     changes["a"] = std::string(static_cast<std::size_t>(i * 97), 'a');
     changes["b"] = std::string(static_cast<std::size_t>(3000 - i * 50), 'b');
     if (i % 7 == 0) changes["a"] = std::nullopt;
-    ASSERT_TRUE(store_->commit(*client, *ref, *g, changes));
+    ASSERT_TRUE(store_->commit(*client, seg_->client(*client).generation, *ref, *g, changes));
   }
   auto all = store_->read_all(*ref, *g);
   ASSERT_TRUE(all);
@@ -107,7 +107,7 @@ TEST_F(StoreTest, CommitsAndDestroyGiveEveryBlockBack) {
   ASSERT_TRUE(store_->release(*ref, *g));
   ASSERT_TRUE(store_->destroy_session(*ref, nullptr));
   EXPECT_EQ(store_->free_blocks(), free_at_start);
-  store_->detach_client(*client);
+  store_->detach_client(*client, seg_->client(*client).generation);
 }
 
 TEST_F(StoreTest, AttributesAreKeptSortedAndIndependent) {
@@ -115,8 +115,8 @@ TEST_F(StoreTest, AttributesAreKeptSortedAndIndependent) {
   auto ref = store_->create_session("s", 0);
   const std::uint32_t rec = seg_->first_record_of(*client);
   auto g = store_->acquire(*client, rec, *ref, LockMode::kExclusive, shm::Clock::now());
-  ASSERT_TRUE(store_->commit(*client, *ref, *g, {{"m", "1"}, {"z", "2"}}));
-  ASSERT_TRUE(store_->commit(*client, *ref, *g, {{"a", "3"}, {"m", std::nullopt}}));
+  ASSERT_TRUE(store_->commit(*client, seg_->client(*client).generation, *ref, *g, {{"m", "1"}, {"z", "2"}}));
+  ASSERT_TRUE(store_->commit(*client, seg_->client(*client).generation, *ref, *g, {{"a", "3"}, {"m", std::nullopt}}));
   auto all = store_->read_all(*ref, *g);
   ASSERT_TRUE(all);
   EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"a", "3"}, {"z", "2"}}));
@@ -124,7 +124,32 @@ TEST_F(StoreTest, AttributesAreKeptSortedAndIndependent) {
   ASSERT_EQ(snapshot->attrs.size(), 2u);
   EXPECT_EQ(snapshot->attrs[0].name, "a");
   EXPECT_EQ(snapshot->version, 2u);
-  store_->detach_client(*client);
+  store_->detach_client(*client, seg_->client(*client).generation);
+}
+
+// Finding 6 of issue 12: destroy is fenced by the caller's token. A holder whose lock was broken
+// (revoke deadline, break-lock) after it took the lock must not destroy the session under the next
+// holder: it gets kStaleToken and the session lives on.
+TEST_F(StoreTest, DestroyWithABrokenGrantIsStaleAndDestroysNothing) {
+  auto a = store_->attach_client(getpid());
+  auto b = store_->attach_client(getpid());
+  ASSERT_TRUE(a && b);
+  auto ref = store_->create_session("s", 0);
+  ASSERT_TRUE(ref);
+  const std::uint32_t ra = seg_->first_record_of(*a), rb = seg_->first_record_of(*b);
+  auto ga = store_->acquire(*a, ra, *ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(ga);
+  ASSERT_TRUE(store_->break_session_locks(*ref));
+  auto gb = store_->acquire(*b, rb, *ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(gb) << "the next holder";
+  EXPECT_EQ(store_->destroy_session(*ref, &*ga).code(), ErrorCode::kStaleToken);
+  EXPECT_TRUE(store_->open_session("s")) << "the session lives on";
+  EXPECT_EQ(store_->grant_status(*gb), sessionbroker::detail::GrantStatus::kHeld);
+  EXPECT_EQ(shm::load(seg_->record(ra).state), static_cast<std::uint32_t>(shm::RecordState::kFree))
+      << "the broken record was given back";
+  EXPECT_TRUE(store_->release(*ref, *gb));
+  store_->detach_client(*a, seg_->client(*a).generation);
+  store_->detach_client(*b, seg_->client(*b).generation);
 }
 
 }  // namespace

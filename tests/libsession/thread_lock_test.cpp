@@ -3,6 +3,8 @@
 // cannot access it, and threads on other portions proceed. In-process threads only: this file is
 // the one ThreadSanitizer runs.
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -10,6 +12,8 @@
 
 namespace sbtest {
 namespace {
+
+using sessionbroker::Status;
 
 TEST_F(ClaimTest, Claim05_ThreadLockExcludesOtherThreadsFromItsAttributeOnly) {
   auto c = attach();
@@ -182,6 +186,96 @@ TEST_F(ClaimTest, UncommittedWritesAreSeenByTheirThreadOnly) {
   auto all = w->get_all();
   ASSERT_TRUE(all);
   EXPECT_EQ(all->at("a"), "final");
+}
+
+// Finding 4 of issue 12. A thread in the slow path lets go of the session's mutex to tell the
+// revoke callback that the process lock was lost; meanwhile a second thread gives the lost lock
+// back, takes a new one and unlocks (which opens the fast lane), and a third thread takes "a"
+// through the lane. When the first thread takes the mutex again it must see the lane's holder:
+// before the fix it granted "a" a second time, exclusively, without closing the lane.
+// The revoke thread is kept out of the way, blocked on another session's segment mutex (held by
+// the test) while it gives that session ("z") back, so that the first thread is the one that
+// notices the loss of "s" and runs the callback.
+TEST_F(ClaimTest, Claim05_LaneStaysClosedWhileASlowPathHasLetGoOfItsMutex) {
+  auto c = attach();
+  auto q = attach();
+  auto s = c->create("s");
+  auto z = c->create("z");
+  pthread_mutex_t& z_mutex = seg_->session(store_->open_session("z")->slot).mutex.native;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool z_asked = false, z_blocked = false, s_lost = false, go = false;
+  c->on_revoke([&](const sessionbroker::RevokeEvent& e) {
+    std::unique_lock lk(mu);
+    if (e.kind == sessionbroker::RevokeEvent::Kind::kRequested && e.session_id == "z") {
+      z_asked = true;  // the revoke thread goes on to release z once the test holds z's mutex
+      cv.notify_all();
+      cv.wait(lk, [&] { return z_blocked; });
+    } else if (e.kind == sessionbroker::RevokeEvent::Kind::kLost && e.session_id == "s") {
+      s_lost = true;
+      cv.notify_all();
+      cv.wait(lk, [&] { return go; });
+    }
+  });
+  auto set = [&](bool& flag) {
+    std::lock_guard lk(mu);
+    flag = true;
+    cv.notify_all();
+  };
+  auto arrived = [&](bool& flag) {
+    std::unique_lock lk(mu);
+    return cv.wait_for(lk, 10s, [&] { return flag; });
+  };
+  ASSERT_TRUE(z->lock({"a"}, Mode::kExclusive, in(5s))->unlock());
+  ASSERT_TRUE(s->lock({"a"}, Mode::kExclusive, in(5s))->unlock());  // cached: the lane is open
+
+  std::thread qz([&] { (void)q->open("z")->lock({"a"}, Mode::kExclusive, in(20s)); });
+  ASSERT_TRUE(arrived(z_asked));
+  ASSERT_EQ(pthread_mutex_lock(&z_mutex), 0);
+  set(z_blocked);
+  auto ref = store_->open_session("s");
+  ASSERT_TRUE(ref && store_->break_session_locks(*ref));  // as `sessionctl break-lock s`
+  ErrorCode first = ErrorCode::kOk;
+  std::thread t1([&] { first = s->lock({"a"}, Mode::kExclusive, in(300ms)).code(); });
+  ASSERT_TRUE(arrived(s_lost)) << "the first thread tells the callback, without the session's mutex";
+  std::thread([&] {
+    auto l = s->lock({"a"}, Mode::kExclusive, in(5s));  // gives the lost lock back, takes a new one
+    ASSERT_TRUE(l) << l.status().to_string();
+    ASSERT_TRUE(l->unlock());  // the lane opens
+  }).join();
+  auto third = s->lock({"a"}, Mode::kExclusive, in(5s));  // through the lane
+  ASSERT_TRUE(third);
+  set(go);
+  t1.join();
+  EXPECT_EQ(first, ErrorCode::kTimeout) << "\"a\" was granted to two threads at once";
+  ASSERT_TRUE(third->unlock());
+  pthread_mutex_unlock(&z_mutex);
+  qz.join();
+}
+
+// Finding 4, the release() variant: two threads call release() while a third holds a thread lock;
+// one times out. It used to clear the other's request (one flag for both) and reopen the lane, so
+// the remaining release() waited for nothing and a lane lock could start under it.
+TEST_F(ClaimTest, Claim05_ATimedOutReleaseLeavesTheOtherReleaseWaiting) {
+  auto c = attach();
+  auto s = c->create("s");
+  auto held = s->lock({"a"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(held);
+  std::atomic<bool> patient_done{false};
+  Status patient_result(ErrorCode::kInvalidArgument, "not run");
+  std::thread patient([&] {
+    patient_result = s->release(in(20s));
+    patient_done = true;
+  });
+  EXPECT_EQ(s->release(in(100ms)).code(), ErrorCode::kTimeout);
+  // The patient release still stands: a new thread lock must not be granted on the process lock
+  // it is giving back, by the lane or otherwise.
+  EXPECT_EQ(s->lock({"b"}, Mode::kExclusive, in(100ms)).code(), ErrorCode::kTimeout);
+  EXPECT_FALSE(patient_done.load());
+  ASSERT_TRUE(held->unlock());
+  patient.join();
+  EXPECT_TRUE(patient_result) << patient_result.to_string();
+  EXPECT_FALSE(s->held());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "sessionbroker/shm/corrupt.hpp"
 #include "common.hpp"
 #include "help.hpp"
 
@@ -57,5 +58,10 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "sessionctl: usage: {} (see sessionctl --help)\n", e.what());
     return kExitUsage;
   }
-  return action ? action() : kExitUsage;
+  if (!action) return kExitUsage;
+  try {
+    return action();
+  } catch (const sessionbroker::shm::SegmentCorrupt& e) {  // a tool walking a segment it cannot trust
+    return fail(sessionbroker::Status(sessionbroker::ErrorCode::kCorrupt, e.what()));
+  }
 }

@@ -6,13 +6,19 @@
 // Process safety: any process mapping the segment may lock it. If the holder dies, the next
 // locker gets kOwnerDied: it then owns the mutex and MUST repair the structure the mutex guards
 // before calling mark_consistent() (RobustGuard does this with the repair routine it is given).
-// A mutex is never left inconsistent, so ENOTRECOVERABLE cannot happen through this code.
+// A repair that throws leaves the mutex unlocked and not consistent: from then on every lock fails
+// (ENOTRECOVERABLE), which is the truth, instead of blocking for ever. Any lock failure other than
+// "owner died" (ENOTRECOVERABLE, EINVAL on a garbage mutex) throws SegmentCorrupt: no caller ever
+// runs a critical section without its mutex.
 #pragma once
 
 #include <cerrno>
 #include <cstring>
 #include <pthread.h>
+#include <string>
 #include <type_traits>
+
+#include "sessionbroker/shm/corrupt.hpp"
 
 namespace sessionbroker::shm {
 
@@ -21,7 +27,7 @@ struct RobustMutexData {
 };
 static_assert(std::is_standard_layout_v<RobustMutexData> && std::is_trivially_copyable_v<RobustMutexData>);
 
-enum class LockOutcome { kAcquired, kOwnerDied, kUnrecoverable };
+enum class LockOutcome { kAcquired, kOwnerDied, kFailed };
 
 // REQUIRES: no process uses `m` yet (segment creation, or a repair that owns the whole segment).
 inline int robust_mutex_init(RobustMutexData& m) {
@@ -34,36 +40,49 @@ inline int robust_mutex_init(RobustMutexData& m) {
   return rc;
 }
 
-inline LockOutcome robust_mutex_lock(RobustMutexData& m) {
+// `error`, when given, receives pthread_mutex_lock's result.
+inline LockOutcome robust_mutex_lock(RobustMutexData& m, int* error = nullptr) {
   int rc = pthread_mutex_lock(&m.native);
+  if (error) *error = rc;
   if (rc == 0) return LockOutcome::kAcquired;
   if (rc == EOWNERDEAD) return LockOutcome::kOwnerDied;
-  return LockOutcome::kUnrecoverable;
+  return LockOutcome::kFailed;
 }
 
 inline void robust_mutex_mark_consistent(RobustMutexData& m) { pthread_mutex_consistent(&m.native); }
 inline void robust_mutex_unlock(RobustMutexData& m) { pthread_mutex_unlock(&m.native); }
 
+[[noreturn]] inline void throw_lock_failed(int error) {
+  throw SegmentCorrupt(error == ENOTRECOVERABLE
+                           ? std::string("a segment mutex is unrecoverable (a repair failed): recreate the segment")
+                           : "a segment mutex cannot be locked (" + std::string(std::strerror(error)) + "): the segment is corrupt");
+}
+
 // Scoped lock that runs `repair` (a callable taking no arguments) when the previous owner died,
-// then marks the mutex consistent. `repair` runs with the mutex held.
+// then marks the mutex consistent. `repair` runs with the mutex held. Throws SegmentCorrupt when
+// the mutex cannot be locked; if `repair` throws, unlocks without marking consistent and rethrows.
 class RobustGuard {
  public:
   template <class Repair>
   RobustGuard(RobustMutexData& m, Repair&& repair) : m_(&m) {
-    LockOutcome outcome = robust_mutex_lock(m);
+    int error = 0;
+    const LockOutcome outcome = robust_mutex_lock(m, &error);
+    if (outcome == LockOutcome::kFailed) throw_lock_failed(error);
     if (outcome == LockOutcome::kOwnerDied) {
-      repair();
+      try {
+        repair();
+      } catch (...) {
+        robust_mutex_unlock(m);  // not consistent: every later lock says ENOTRECOVERABLE
+        throw;
+      }
       robust_mutex_mark_consistent(m);
       owner_died_ = true;
-    } else if (outcome == LockOutcome::kUnrecoverable) {
-      m_ = nullptr;  // cannot happen unless a foreign process broke the protocol
     }
   }
   RobustGuard(const RobustGuard&) = delete;
   RobustGuard& operator=(const RobustGuard&) = delete;
   ~RobustGuard() { unlock(); }
 
-  bool locked() const { return m_ != nullptr; }
   bool owner_died() const { return owner_died_; }
   void unlock() {
     if (m_) robust_mutex_unlock(*m_);

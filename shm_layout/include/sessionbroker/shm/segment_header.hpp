@@ -46,6 +46,12 @@ struct alignas(64) SegmentHeader {
   Capacities caps;
   Regions regions;
   std::uint64_t created_at_ns;   // CLOCK_REALTIME
+  // 0, or 1 once a broker stopping with --remove-on-exit retired the segment: stored (seq_cst)
+  // before it breaks every lock and unlinks the object, and read under a session mutex by every
+  // acquire, so no grant is made in a segment that a new one may replace (LAYOUT.md "Retirement").
+  // On the header's read-mostly lines: the lock path reads it without a cache miss.
+  std::uint32_t retired;
+  std::uint32_t reserved_flags;
 
   // Tokens: fetch_add(1) per grant. Seeded at creation from the realtime clock in microseconds,
   // so even a segment re-created from scratch does not hand out a token an old one did.

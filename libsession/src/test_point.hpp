@@ -1,0 +1,28 @@
+// Named points in the library where a test can stall a thread to force an interleaving (a detach
+// between a commit's staging and its publication, say) without fixed sleeps. With no hook set, a
+// point costs one relaxed load of a process-local word and a predicted branch. Nothing in the
+// segment depends on a hook: a hook only delays the calling thread.
+//
+// Thread safety: set_test_hook() may be called at any time from any thread; a hook runs on the
+// thread that reached the point and must be thread-safe itself.
+#pragma once
+
+#include <atomic>
+
+namespace sessionbroker::detail {
+
+enum class TestPoint {
+  kCommitStaged,      // Store::commit: the new chain is written, not yet published (no mutex held)
+  kDetachDraining,    // ShmBackend::detach: the gate is closed; waiting for calls in flight to end
+};
+
+using TestHook = void (*)(TestPoint);
+extern std::atomic<TestHook> g_test_hook;
+
+inline void set_test_hook(TestHook hook) { g_test_hook.store(hook, std::memory_order_release); }
+
+inline void test_point(TestPoint p) {
+  if (TestHook h = g_test_hook.load(std::memory_order_acquire)) [[unlikely]] h(p);
+}
+
+}  // namespace sessionbroker::detail
