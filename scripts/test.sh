@@ -2,7 +2,7 @@
 # Builds sessionbroker and runs its test suite. Installs missing Debian packages first.
 #   scripts/test.sh                      # RelWithDebInfo build in build/, every test
 #   SANITIZE=address,undefined scripts/test.sh   # in build-asan/
-#   SANITIZE=thread scripts/test.sh      # in build-tsan/, the in-process thread-lock tests only
+#   SANITIZE=thread scripts/test.sh      # in build-tsan/, the in-process thread-lock and detach tests only
 # Extra arguments go to ctest (for example -R Claim07 or --output-on-failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,8 @@ sanitize="${SANITIZE:-}"
 case "$sanitize" in
   "") dir=build; type=RelWithDebInfo; filter=(); install=ON ;;
   address,undefined) dir=build-asan; type=Debug; filter=(); install=OFF ;;
-  thread) dir=build-tsan; type=Debug; filter=(-R 'ClaimTest\.(Claim05|SharedProcessLock|Uncommitted)'); install=OFF ;;
+  thread) dir=build-tsan; type=Debug; install=OFF
+          filter=(-R 'ClaimTest\.(Claim05|SharedProcessLock|Uncommitted)|LifecycleTest\.Detach') ;;
   *) echo "SANITIZE must be empty, address,undefined or thread" >&2; exit 2 ;;
 esac
 jobs="$(nproc)"
@@ -19,7 +20,7 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DSESSIONBROKER_SANITIZE="$sanit
   -DSESSIONBROKER_BUILD_TESTS=ON -DSESSIONBROKER_BUILD_TOOLS=ON -DSESSIONBROKER_BUILD_BENCH=ON \
   -DSESSIONBROKER_INSTALL="$install" >/dev/null
 if [ "$sanitize" = thread ]; then
-  cmake --build "$dir" -j "$jobs" --target thread_lock_test
+  cmake --build "$dir" -j "$jobs" --target thread_lock_test lifecycle_test
 else
   cmake --build "$dir" -j "$jobs"
 fi
