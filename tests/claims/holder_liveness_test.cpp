@@ -13,14 +13,6 @@
 namespace sbtest {
 namespace {
 
-char proc_state(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return '?';
-  const auto p = line.rfind(')');
-  return p != std::string::npos && p + 2 < line.size() ? line[p + 2] : '?';
-}
-
 // The bug: the holder's main thread called pthread_exit(), so /proc/PID/stat shows `Z`; a waiter's
 // first liveness check (after 5 ms) took that for death, reclaimed the holder and was granted, and
 // the holder's commit then failed with a stale token. Here the waiter must time out instead, and

@@ -36,15 +36,6 @@ using sessionbroker::detail::check_liveness;
 using sessionbroker::detail::Liveness;
 using sessionbroker::detail::process_start_time;
 
-// The state letter of /proc/PID/stat ('R', 'S', 'Z', ...), or '?' when it cannot be read.
-char proc_state(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return '?';
-  const auto p = line.rfind(')');
-  return p != std::string::npos && p + 2 < line.size() ? line[p + 2] : '?';
-}
-
 // True once the whole thread group of `pid` has exited (a pidfd polls readable then), reaped or not.
 bool group_exited(pid_t pid, std::chrono::milliseconds timeout = 10s) {
   const int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));

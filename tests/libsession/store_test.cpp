@@ -152,5 +152,27 @@ TEST_F(StoreTest, DestroyWithABrokenGrantIsStaleAndDestroysNothing) {
   store_->detach_client(*b, seg_->client(*b).generation);
 }
 
+// Finding 10 of issue 12. The broker reclaims a client whose pidfd fired only if the slot still
+// names the process it watched. It used to read pid and generation without the registry mutex and
+// to check only the generation when the pidfd fired: a watch begun from a torn read (an old pid with
+// the new generation) reclaimed the live client now in the slot when the old process exited.
+TEST_F(StoreTest, ExitOfAProcessTheSlotNoLongerNamesReclaimsNothing) {
+  auto c = store_->attach_client(getpid());
+  ASSERT_TRUE(c);
+  auto attached = store_->attached_clients();
+  ASSERT_EQ(attached.size(), 1u);
+  const sessionbroker::detail::ClientInfo now = attached[0];
+  EXPECT_EQ(now.pid, getpid());
+  sessionbroker::detail::ClientInfo torn = now;
+  torn.pid = now.pid + 1;  // the slot's previous owner, say
+  EXPECT_FALSE(store_->reclaim_exited(torn));
+  sessionbroker::detail::ClientInfo old_start = now;
+  old_start.start_time = now.start_time + 1;
+  EXPECT_FALSE(store_->reclaim_exited(old_start));
+  EXPECT_EQ(shm::load(seg_->client(*c).state), static_cast<std::uint32_t>(shm::ClientState::kLive));
+  EXPECT_TRUE(store_->reclaim_exited(now)) << "the watched process itself: reclaimed";
+  EXPECT_EQ(shm::load(seg_->client(*c).state), static_cast<std::uint32_t>(shm::ClientState::kFree));
+}
+
 }  // namespace
 }  // namespace sbtest

@@ -10,7 +10,11 @@
 #pragma once
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <ucontext.h>
+
+#include <fstream>
+#include <string>
 
 namespace sbtest {
 
@@ -24,6 +28,15 @@ namespace sbtest {
   makecontext(&on_own_stack, [] { pthread_exit(nullptr); }, 0);
   swapcontext(&caller, &on_own_stack);
   __builtin_unreachable();
+}
+
+// The state letter of /proc/PID/stat ('R', 'S', 'Z', ...), or '?' when it cannot be read.
+inline char proc_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return '?';
+  const auto p = line.rfind(')');
+  return p != std::string::npos && p + 2 < line.size() ? line[p + 2] : '?';
 }
 
 }  // namespace sbtest

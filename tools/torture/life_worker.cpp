@@ -32,11 +32,6 @@ extern "C" int __lsan_is_turned_off() { return torture::g_forked_child ? 1 : 0; 
 
 namespace torture {
 
-LifeCounters* map_life_counters() {
-  void* p = mmap(nullptr, sizeof(LifeCounters), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : new (p) LifeCounters{};
-}
-
 namespace {
 
 using namespace sessionbroker;

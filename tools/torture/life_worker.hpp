@@ -27,7 +27,6 @@ struct LifeCounters {
   std::atomic<std::uint64_t> messages{0};  // printed so far (the first few of each run only)
 };
 
-LifeCounters* map_life_counters();
 
 // The lifecycle events a run may use (--events), to tell which one a violation comes from.
 enum LifeEvent : unsigned { kDetachEvent = 1, kForkEvent = 2, kPthreadExitEvent = 4, kDestroyEvent = 8, kAllEvents = 15 };

@@ -151,8 +151,8 @@ void run_round(const LifecycleOptions& o, int round, Shared* sh, LifeCounters* l
 }  // namespace
 
 int run_lifecycle(const LifecycleOptions& o) {
-  Shared* sh = map_shared();
-  LifeCounters* life = map_life_counters();
+  Shared* sh = map_shared_object<Shared>();
+  LifeCounters* life = map_shared_object<LifeCounters>();
   if (!sh || !life) return 1;
   std::mt19937_64 rng(o.seed);
   Totals t;

@@ -32,11 +32,6 @@
 
 namespace torture {
 
-Shared* map_shared() {
-  void* p = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : new (p) Shared{};
-}
-
 namespace {
 
 using namespace sessionbroker;
@@ -99,7 +94,7 @@ KillStats kill_loop(const Options& o, Shared* sh, std::vector<pid_t>& pids, sess
 }
 
 int run_torture(Options o) {
-  Shared* sh = map_shared();
+  Shared* sh = map_shared_object<Shared>();
   sessionbroker::broker::BrokerChild broker(o.broker, o.segment);
   if (!sh || !create_segment(o, broker)) return fmt::print(stderr, "torture: cannot create segment '{}'\n", o.segment), 1;
   {

@@ -5,6 +5,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <new>
+
+#include <sys/mman.h>
 
 namespace torture {
 
@@ -21,6 +24,12 @@ struct Shared {
   Acked acked[kMaxSessions][kMaxAttrs];
 };
 
-Shared* map_shared();
+// A value-initialised T in an anonymous shared mapping, inherited by every process forked after
+// (never unmapped: it lives as long as the run). nullptr when mmap fails.
+template <class T>
+T* map_shared_object() {
+  void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : new (p) T{};
+}
 
 }  // namespace torture

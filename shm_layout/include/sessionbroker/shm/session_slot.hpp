@@ -4,7 +4,9 @@
 //
 // The session mutex guards every field below it, with these exceptions:
 //   * `state`, `generation`, `id` change only under the registry mutex AND the session mutex
-//     (create/destroy), so a holder of either sees them stable.
+//     (create/destroy), so a holder of either sees them stable. One exception: the index rebuild
+//     (registry repair, or tombstones piling up) frees, under the registry mutex alone, a slot
+//     whose id is garbage or that no longer fits the index; such a slot is corrupt already.
 //   * `blob` changes only under the session mutex AND the alloc mutex (commit, destroy), so the
 //     alloc repair, which holds only the alloc mutex, sees a whole value; that repair itself
 //     clears the `blob` of a free slot (I10).
