@@ -56,6 +56,20 @@ auto ShmBackend::call(F&& f) -> decltype(f()) {
   }
 }
 
+// Calls that act only through a token check under the session mutex (release, reads) skip the
+// gate's two read-modify-writes: after a reclaim their record is free or another owner's, with
+// another token, so they change nothing and return kNotHeld or kStaleToken. A forked child still
+// never gets through.
+template <class F>
+auto ShmBackend::call_fenced(F&& f) -> decltype(f()) {
+  if (forked()) return gone(true);
+  try {
+    return f();
+  } catch (const shm::SegmentCorrupt& e) {
+    return Status(ErrorCode::kCorrupt, e.what());
+  }
+}
+
 // Calls already in flight finish (a commit publishes or gives its blocks back, a waiter withdraws)
 // before close() returns; then nothing of this process touches the slot's records or blob.
 void ShmBackend::close() {
@@ -135,7 +149,7 @@ Result<Grant> ShmBackend::acquire(SessionRef ref, shm::LockMode mode, Clock::tim
 
 Status ShmBackend::release(SessionRef ref, const Grant& g) {
   if (Status s = check_slot(ref); !s) return s;
-  return call([&] {
+  return call_fenced([&] {
     Status st = store_.release(ref, g);
     if (st.code() != ErrorCode::kNotHeld) return_record(g.record);  // kOk and kStaleToken both freed it
     return st;
@@ -148,11 +162,11 @@ void ShmBackend::touch(SessionRef ref) {
 
 Result<std::optional<std::string>> ShmBackend::read(SessionRef ref, const Grant& g, std::string_view name) {
   if (Status s = check_slot(ref); !s) return s;
-  return call([&] { return store_.read(ref, g, name); });
+  return call_fenced([&] { return store_.read(ref, g, name); });
 }
 Result<AttrMap> ShmBackend::read_all(SessionRef ref, const Grant& g) {
   if (Status s = check_slot(ref); !s) return s;
-  return call([&] { return store_.read_all(ref, g); });
+  return call_fenced([&] { return store_.read_all(ref, g); });
 }
 Status ShmBackend::commit(SessionRef ref, const Grant& g, const ChangeSet& changes) {
   if (Status s = check_slot(ref); !s) return s;

@@ -1,10 +1,12 @@
 // Backend over a shared-memory segment on this host (the only backend so far).
 //
 // Thread safety: every method may be called from any thread. Process safety: every call that
-// touches the segment on the client's behalf passes through gate_ (call_gate.hpp), which detach()
-// closes and drains before it reclaims the slot; in a process forked after attach every call fails
-// with kDetached and neither detach() nor the destructor touches the segment (the slot is the
-// parent's). Errors of the segment itself (shm::SegmentCorrupt) become kCorrupt here.
+// could change the segment on the client's behalf without a token check (acquire, commit, create,
+// destroy, ...) passes through gate_ (call_gate.hpp), which detach() closes and drains before it
+// reclaims the slot; release and reads are fenced by their token instead. In a process forked
+// after attach every call fails with kDetached and neither detach() nor the destructor touches
+// the segment (the slot is the parent's). Errors of the segment itself (shm::SegmentCorrupt)
+// become kCorrupt here.
 #pragma once
 
 #include <memory>
@@ -53,6 +55,9 @@ class ShmBackend final : public Backend {
   // Runs `f` (returning a Status or a Result) as one call through the gate.
   template <class F>
   auto call(F&& f) -> decltype(f());
+  // The same without the gate, for calls fenced by a token (see shm_backend.cpp).
+  template <class F>
+  auto call_fenced(F&& f) -> decltype(f());
   Result<std::uint32_t> take_record();
   void return_record(std::uint32_t rec);
   Status check_slot(SessionRef ref) const;
