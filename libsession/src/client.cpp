@@ -52,15 +52,23 @@ void Client::on_revoke(RevokeCallback callback) { impl_->set_callback(std::move(
 
 Result<Session> Client::create(std::string_view id, std::chrono::milliseconds ttl) {
   if (ttl.count() < 0) return Status(ErrorCode::kInvalidArgument, "ttl must not be negative");
-  auto s = impl_->session(id, true, static_cast<std::uint64_t>(ttl.count()));
+  auto s = impl_->session(id, ClientImpl::Open::kCreate, static_cast<std::uint64_t>(ttl.count()));
   if (!s) return s.status();
   return Session(impl_, std::move(*s));
 }
 
 Result<Session> Client::open(std::string_view id) {
-  auto s = impl_->session(id, false, 0);
+  auto s = impl_->session(id, ClientImpl::Open::kExisting, 0);
   if (!s) return s.status();
   return Session(impl_, std::move(*s));
+}
+
+Result<OpenedSession> Client::open_or_create(std::string_view id, std::chrono::milliseconds ttl) {
+  if (ttl.count() < 0) return Status(ErrorCode::kInvalidArgument, "ttl must not be negative");
+  bool created = false;
+  auto s = impl_->session(id, ClientImpl::Open::kEither, static_cast<std::uint64_t>(ttl.count()), &created);
+  if (!s) return s.status();
+  return OpenedSession{Session(impl_, std::move(*s)), created};
 }
 
 Status Client::destroy(std::string_view id, Deadline deadline) {
@@ -115,6 +123,28 @@ Result<SessionLock> Session::lock(std::initializer_list<std::string_view> attrs,
 }
 
 Result<SessionLock> Session::lock_all(Mode mode, Deadline deadline) { return lock_names(nullptr, 0, true, mode, deadline); }
+
+Result<SessionLock> Session::try_lock_names(const std::string_view* names, std::size_t count, bool whole, Mode mode) {
+  auto t = local_->try_lock(std::span(names, count), whole, mode);  // checks client_->usable()
+  if (!t) return t.status();
+  return SessionLock(std::move(*t));
+}
+
+Result<SessionLock> Session::lock_or_try(const std::string_view* names, std::size_t count, bool whole, Mode mode,
+                                         Deadline deadline, bool wait) {
+  return wait ? lock_names(names, count, whole, mode, deadline) : try_lock_names(names, count, whole, mode);
+}
+
+Result<SessionLock> Session::try_lock(const std::vector<std::string>& attrs, Mode mode) {
+  std::vector<std::string_view> views(attrs.begin(), attrs.end());
+  return try_lock_names(views.data(), views.size(), false, mode);
+}
+
+Result<SessionLock> Session::try_lock(std::initializer_list<std::string_view> attrs, Mode mode) {
+  return try_lock_names(attrs.begin(), attrs.size(), false, mode);
+}
+
+Result<SessionLock> Session::try_lock_all(Mode mode) { return try_lock_names(nullptr, 0, true, mode); }
 
 Status Session::release(Deadline deadline) {
   if (Status st = client_->usable(); !st) return st;
@@ -197,6 +227,51 @@ Status SessionLock::commit() {
   if (!state_) return not_locked();
   if (Status st = state_->client->usable(); !st) return st;
   return state_->session->confirm_and_commit(*state_);
+}
+
+Status SessionLock::discard() {
+  if (!state_) return not_locked();
+  state_->changes.clear();
+  return unlock();
+}
+
+Status SessionLock::set_ttl(std::chrono::milliseconds ttl) {
+  if (!state_) return not_locked();
+  if (ttl.count() < 0) return Status(ErrorCode::kInvalidArgument, "ttl must not be negative");
+  if (Status st = state_->client->usable(); !st) return st;
+  return state_->client->backend().set_ttl(state_->session->ref(), state_->grant, static_cast<std::uint64_t>(ttl.count()));
+}
+
+Status SessionLock::touch() {
+  if (!state_) return not_locked();
+  if (Status st = state_->client->usable(); !st) return st;
+  return state_->client->backend().touch(state_->session->ref(), state_->grant);
+}
+
+Result<std::chrono::milliseconds> SessionLock::ttl_remaining() {
+  if (!state_) return not_locked();
+  if (Status st = state_->client->usable(); !st) return st;
+  auto left = state_->client->backend().ttl_remaining(state_->session->ref(), state_->grant);
+  if (!left) return left.status();
+  if (!*left) return kNeverExpires;
+  constexpr auto kMax = static_cast<std::uint64_t>(std::chrono::milliseconds::max().count());
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::min(**left, kMax)));
+}
+
+// As Client::destroy, with the lock the caller already holds.
+Status SessionLock::destroy() {
+  if (!state_) return not_locked();
+  if (!state_->whole || state_->mode != Mode::kExclusive)
+    return Status(ErrorCode::kInvalidArgument, "destroy needs an exclusive lock on the whole session (lock_all)");
+  if (Status st = state_->client->usable(); !st) {
+    (void)unlock();
+    return st;
+  }
+  auto state = std::move(state_);
+  Status st = state->session->destroy_with(*state);
+  // A stale grant destroyed nothing: the session lives on, and this process keeps its one local view of it.
+  if (st || st.code() == ErrorCode::kNotFound) state->client->forget(*state->session);
+  return st;  // `state` dies here, with no mutex held
 }
 
 Status SessionLock::unlock() {

@@ -85,10 +85,15 @@ void ClientImpl::snapshot_sessions_into(std::vector<std::shared_ptr<LocalSession
   for (auto& [slot, s] : sessions_) out.push_back(s);
 }
 
-Result<std::shared_ptr<LocalSession>> ClientImpl::session(std::string_view id, bool create, std::uint64_t ttl_ms) {
+Result<std::shared_ptr<LocalSession>> ClientImpl::session(std::string_view id, Open how, std::uint64_t ttl_ms,
+                                                          bool* created) {
   if (Status st = usable(); !st) return st;
-  auto ref = create ? backend_->create_session(id, ttl_ms) : backend_->open_session(id);
+  bool made = how == Open::kCreate;
+  auto ref = how == Open::kExisting ? backend_->open_session(id)
+             : how == Open::kCreate ? backend_->create_session(id, ttl_ms)
+                                    : backend_->open_or_create_session(id, ttl_ms, made);
   if (!ref) return ref.status();
+  if (created) *created = made;
   std::shared_ptr<LocalSession> replaced;  // an earlier session in the same slot, destroyed since
   std::shared_ptr<LocalSession> current;
   {

@@ -30,7 +30,10 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   bool forked() const { return forked_since(fork_epoch_); }  // this process is a child forked after attach
   Backend& backend() { return *backend_; }
 
-  Result<std::shared_ptr<LocalSession>> session(std::string_view id, bool create, std::uint64_t ttl_ms);
+  enum class Open { kExisting, kCreate, kEither };
+  // The local session of `id`; kEither creates it if absent and says in `created` whether it did.
+  Result<std::shared_ptr<LocalSession>> session(std::string_view id, Open how, std::uint64_t ttl_ms,
+                                                bool* created = nullptr);
   // Drops a destroyed session from the list. REQUIRES: the caller holds a reference to `s`.
   void forget(LocalSession& s);
   void set_callback(RevokeCallback cb);

@@ -19,6 +19,7 @@ std::string_view to_string(ErrorCode code) {
     case ErrorCode::kDetached: return "detached";
     case ErrorCode::kNotHeld: return "not held";
     case ErrorCode::kSystem: return "system error";
+    case ErrorCode::kBusy: return "busy";
   }
   return "unknown error";
 }

@@ -138,7 +138,7 @@ Status LocalSession::names_error(std::span<const std::string_view> attrs, bool w
 }
 
 Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const std::string_view> attrs, bool whole,
-                                                                 Mode mode, Clock::time_point deadline) {
+                                                                 Mode mode, Clock::time_point deadline, bool wait) {
   // Checked before mu_ is taken: in a forked child mu_ may have been held by a parent's thread.
   if (Status st = client_.usable(); !st) return st;
   const shm::LockMode need = needed_mode(mode);
@@ -174,12 +174,18 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const
       t->grant = grant_;
       return t;
     }
+    if (!wait) {
+      if (Status st = busy_unless_free(may_use); !st) {
+        unkept = recycle(std::move(t));
+        return st;
+      }
+    }
     if (state_ == ProcState::kHeld && !may_use && idle()) {
       release_process_lock(lk);  // give back (revoked, lost, or too weak for this request)
       continue;
     }
     if (state_ == ProcState::kNone) {
-      if (Status st = acquire_process_lock(lk, need, deadline); !st) {
+      if (Status st = acquire_process_lock(lk, need, deadline, wait); !st) {
         unkept = recycle(std::move(t));
         return st;
       }
@@ -193,19 +199,27 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const
   }
 }
 
+Status LocalSession::busy_unless_free(bool may_use) const {
+  if (state_ == ProcState::kNone) return {};
+  if (state_ == ProcState::kHeld && !may_use && idle() && !revoke_seen_ && release_waiters_ == 0) return {};
+  if (state_ != ProcState::kHeld)
+    return Status(ErrorCode::kBusy, "another thread of this process is acquiring or giving back the session's lock");
+  return Status(ErrorCode::kBusy, may_use ? "another thread of this process holds a conflicting lock on the session"
+                                          : "this process's lock on the session is asked back, or held in the other mode");
+}
+
 Status LocalSession::usable_locked() const {
   if (detached_) return Status(ErrorCode::kDetached, "client is detached");
   if (destroyed_) return Status(ErrorCode::kNotFound, fmt::format("session '{}' was destroyed", id_));
   return {};
 }
 
-Status LocalSession::acquire_process_lock(Held& lk, shm::LockMode need,
-                                          Clock::time_point deadline) {
+Status LocalSession::acquire_process_lock(Held& lk, shm::LockMode need, Clock::time_point deadline, bool wait) {
   state_ = ProcState::kAcquiring;
   lk.unlock();
-  auto g = backend_.acquire(ref_, need, deadline);
-  if (!g && g.code() == ErrorCode::kCapacityExceeded && client_.release_idle_locks(this) > 0)
-    g = backend_.acquire(ref_, need, deadline);
+  auto get = [&] { return wait ? backend_.acquire(ref_, need, deadline) : backend_.try_acquire(ref_, need); };
+  auto g = get();
+  if (!g && g.code() == ErrorCode::kCapacityExceeded && client_.release_idle_locks(this) > 0) g = get();
   lk.lock();
   if (g) {
     state_ = ProcState::kHeld;

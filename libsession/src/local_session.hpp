@@ -101,7 +101,17 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
                                                 Clock::time_point deadline) {
     if (!names_valid(attrs, whole)) return names_error(attrs, whole);
     if (auto t = try_lane(attrs, whole, mode)) return t;
-    return lock_slow(attrs, whole, mode, deadline);
+    return lock_slow(attrs, whole, mode, deadline, true);
+  }
+  // The same without waiting: granted at once, else kBusy. It waits for no thread of this process
+  // (a conflicting thread lock, a process lock being acquired, given back or asked back: kBusy)
+  // and acquires the process lock only with Backend::try_acquire, so a busy try leaves no trace in
+  // the segment. An idle cached lock that is too weak (shared for an exclusive try) or lost is given
+  // back first, as lock() does, then the try acquires.
+  Result<std::unique_ptr<ThreadLockState>> try_lock(std::span<const std::string_view> attrs, bool whole, Mode mode) {
+    if (!names_valid(attrs, whole)) return names_error(attrs, whole);
+    if (auto t = try_lane(attrs, whole, mode)) return t;
+    return lock_slow(attrs, whole, mode, Clock::time_point::min(), false);
   }
   Status commit(ThreadLockState& t);
   // An explicit commit: like commit(), but with nothing pending it still reports kStaleToken
@@ -178,8 +188,12 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
     return true;
   }
   static Status names_error(std::span<const std::string_view> attrs, bool whole);  // REQUIRES: !names_valid
+  // `wait` false: a try-lock (deadline unused), see try_lock().
   Result<std::unique_ptr<ThreadLockState>> lock_slow(std::span<const std::string_view> attrs, bool whole, Mode mode,
-                                                     Clock::time_point deadline);
+                                                     Clock::time_point deadline, bool wait);
+  // For a try-lock that cannot take a thread lock now: kBusy unless the process lock is free or an
+  // idle one it may give back first (lost, or too weak: !may_use and nobody asked). REQUIRES: mu_
+  Status busy_unless_free(bool may_use) const;
   Status unlock_slow(std::unique_ptr<ThreadLockState> t);
   AttrLock* find_attr(std::string_view name);                                    // REQUIRES: mu_
   bool locally_compatible(const ThreadLockState& t) const;                       // REQUIRES: mu_
@@ -197,7 +211,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   void close_lane();      // REQUIRES: mu_ (Held calls it)
   void maybe_open_lane(); // REQUIRES: mu_
   Status usable_locked() const;                                                  // REQUIRES: mu_
-  Status acquire_process_lock(Held& lk, shm::LockMode need, Clock::time_point deadline);
+  Status acquire_process_lock(Held& lk, shm::LockMode need, Clock::time_point deadline, bool wait);
   void release_process_lock(Held& lk);
   bool must_give_back() const { return revoke_seen_ || lost_ || release_waiters_ > 0; }  // REQUIRES: mu_
   // May the process lock be given back now? Not while a thread uses it, nor while the grant is

@@ -210,11 +210,7 @@ Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef
     SessionGuard g(*this, ref.slot);
     if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive) || s.generation != ref.gen)
       return Status(ErrorCode::kNotFound, "session was destroyed or expired");
-    r.mode = static_cast<std::uint32_t>(mode);
-    shm::store(r.session, ref.slot, std::memory_order_relaxed);
-    shm::store(r.session_gen, ref.gen, std::memory_order_relaxed);
-    r.revoke = 0;
-    r.revoke_at_ns = 0;
+    prepare_record(rec, ref, mode);
     // A grant at once reads no clock (a clock read is a sixth of this path): it counts as no
     // wait, and idle expiry needs no grant time, as the holder's unlocks and release write
     // last_used_ns, and a held session is only ever asked back, never expired.
@@ -242,6 +238,32 @@ Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef
     count_event(stats, granted.code() == ErrorCode::kTimeout ? shm::Counter::kTimeouts : shm::Counter::kBroken);
   }
   return granted;
+}
+
+void Store::prepare_record(std::uint32_t rec, SessionRef ref, LockMode mode) {
+  auto& r = seg_.record(rec);
+  r.mode = static_cast<std::uint32_t>(mode);
+  shm::store(r.session, ref.slot, std::memory_order_relaxed);
+  shm::store(r.session_gen, ref.gen, std::memory_order_relaxed);
+  r.revoke = 0;
+  r.revoke_at_ns = 0;
+}
+
+// The record is written only once the grant is certain: a busy answer leaves it as it was (kFree,
+// owned by the caller), the session untouched, no holder asked (no request_revoke) and no wait counted.
+Result<Grant> Store::try_acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
+                                 const Caller* caller) {
+  auto& s = seg_.session(ref.slot);
+  SessionGuard g(*this, ref.slot);
+  if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive) || s.generation != ref.gen)
+    return Status(ErrorCode::kNotFound, "session was destroyed or expired");
+  if (s.queue_head != shm::kNil || !compatible(s, mode))
+    return Status(ErrorCode::kBusy, "the session is locked by another process (try-lock: nothing queued)");
+  prepare_record(rec, ref, mode);
+  grant(s, rec, 0);
+  if (Status st = withdraw_if_gone(s, client, rec, caller); !st) return st;
+  count_event(seg_.stats(client), shm::Counter::kGrants);
+  return Grant{rec, seg_.record(rec).token};
 }
 
 // The second half of two store-then-load handshakes, each of which stores its flag (seq_cst) and

@@ -1,6 +1,7 @@
 // Client table and session table: attach, detach, reclaim of dead clients, create/open/destroy.
 // LAYOUT.md sections "Client table", "Session table" and "Reclaim".
-// Everything here runs under the registry mutex (lock order: registry -> session -> alloc).
+// Everything here runs under the registry mutex (lock order: registry -> session -> alloc), except
+// a holder's expiry operations at the end (set_ttl, touch, ttl_remaining: the session mutex only).
 #include <fmt/format.h>
 
 #include "clock.hpp"
@@ -183,10 +184,25 @@ void Store::index_rebuild() {
 
 Result<SessionRef> Store::create_session(std::string_view id, std::uint64_t ttl_ms) {
   if (Status st = check_session_id(id); !st) return st;
-  auto& h = seg_.header();
   auto g = registry_guard(*this);
   if (retired()) return retired_status();
   if (index_find(id, false)) return Status(ErrorCode::kAlreadyExists, fmt::format("session '{}' already exists", id));
+  return create_locked(id, ttl_ms);
+}
+
+Result<SessionRef> Store::open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) {
+  created = false;
+  if (Status st = check_session_id(id); !st) return st;
+  auto g = registry_guard(*this);
+  if (retired()) return retired_status();
+  if (const std::uint32_t* w = index_find(id, false)) return SessionRef{*w, seg_.session(*w).generation};
+  auto ref = create_locked(id, ttl_ms);
+  created = ref.is_ok();
+  return ref;
+}
+
+Result<SessionRef> Store::create_locked(std::string_view id, std::uint64_t ttl_ms) {
+  auto& h = seg_.header();
   const std::uint32_t slot = h.session_free_head;
   std::uint32_t* word = index_find(id, true);
   if (slot == shm::kNil || !word)
@@ -290,6 +306,47 @@ std::optional<std::string> Store::expire_if_idle(std::uint32_t slot, std::uint64
   std::string id(shm::session_id(s));
   destroy_locked(slot, nullptr);
   return id;
+}
+
+}  // namespace sessionbroker::detail
+
+namespace sessionbroker::detail {
+namespace {
+Status stale_grant(const Grant& g) {
+  return Status(ErrorCode::kStaleToken, fmt::format("token {} no longer holds the session lock", g.token));
+}
+}  // namespace
+
+// The holder's expiry operations take the session mutex only: `ttl_ms` and `last_used_ns` are
+// written under it (the broker's first, unlocked look at them in expire_if_idle is a relaxed hint
+// it checks again under the mutexes), and holds() fences a grant lost since it was taken.
+Status Store::set_ttl(SessionRef ref, const Grant& g, std::uint64_t ttl_ms) {
+  auto& s = seg_.session(ref.slot);
+  SessionGuard sg(*this, ref.slot);
+  if (!holds(s, ref, g)) return stale_grant(g);
+  shm::store(s.ttl_ms, ttl_ms ? ttl_ms : seg_.caps().default_ttl_ms, std::memory_order_relaxed);
+  shm::store(s.last_used_ns, mono_ns(), std::memory_order_relaxed);
+  return {};
+}
+
+Status Store::touch(SessionRef ref, const Grant& g) {
+  auto& s = seg_.session(ref.slot);
+  SessionGuard sg(*this, ref.slot);
+  if (!holds(s, ref, g)) return stale_grant(g);
+  shm::store(s.last_used_ns, mono_ns(), std::memory_order_relaxed);
+  return {};
+}
+
+Result<std::optional<std::uint64_t>> Store::ttl_remaining(SessionRef ref, const Grant& g) {
+  auto& s = seg_.session(ref.slot);
+  SessionGuard sg(*this, ref.slot);
+  if (!holds(s, ref, g)) return stale_grant(g);
+  const std::uint64_t ttl = shm::load(s.ttl_ms, std::memory_order_relaxed);
+  if (ttl == 0) return std::optional<std::uint64_t>();
+  const std::uint64_t end = saturating_add(shm::load(s.last_used_ns, std::memory_order_relaxed), ms_to_ns(ttl));
+  const std::uint64_t now = mono_ns();
+  const std::uint64_t left_ns = end > now ? end - now : 0;
+  return std::optional<std::uint64_t>(left_ns / 1'000'000 + (left_ns % 1'000'000 != 0));  // rounded up
 }
 
 }  // namespace sessionbroker::detail

@@ -122,6 +122,10 @@ Result<SessionRef> ShmBackend::create_session(std::string_view id, std::uint64_t
 Result<SessionRef> ShmBackend::open_session(std::string_view id) {
   return call([&] { return store_.open_session(id); });
 }
+Result<SessionRef> ShmBackend::open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) {
+  created = false;
+  return call([&] { return store_.open_or_create_session(id, ttl_ms, created); });
+}
 Status ShmBackend::destroy_session(SessionRef ref, const Grant* own) {
   if (Status s = check_slot(ref); !s) return s;
   return call([&] {
@@ -147,6 +151,18 @@ Result<Grant> ShmBackend::acquire(SessionRef ref, shm::LockMode mode, Clock::tim
   });
 }
 
+Result<Grant> ShmBackend::try_acquire(SessionRef ref, shm::LockMode mode) {
+  if (Status s = check_slot(ref); !s) return s;
+  return call([&]() -> Result<Grant> {
+    auto rec = take_record();
+    if (!rec) return rec.status();
+    const Caller caller{generation_, &cancelled_};
+    auto g = store_.try_acquire(client_, *rec, ref, mode, &caller);
+    if (!g) return_record(*rec);  // untouched (busy) or withdrawn to kFree
+    return g;
+  });
+}
+
 Status ShmBackend::release(SessionRef ref, const Grant& g) {
   if (Status s = check_slot(ref); !s) return s;
   return call_fenced([&] {
@@ -158,6 +174,19 @@ Status ShmBackend::release(SessionRef ref, const Grant& g) {
 
 void ShmBackend::touch(SessionRef ref) {
   if (check_slot(ref)) (void)call([&] { store_.touch(ref); return Status{}; });
+}
+
+Status ShmBackend::set_ttl(SessionRef ref, const Grant& g, std::uint64_t ttl_ms) {
+  if (Status s = check_slot(ref); !s) return s;
+  return call([&] { return store_.set_ttl(ref, g, ttl_ms); });
+}
+Status ShmBackend::touch(SessionRef ref, const Grant& g) {
+  if (Status s = check_slot(ref); !s) return s;
+  return call([&] { return store_.touch(ref, g); });
+}
+Result<std::optional<std::uint64_t>> ShmBackend::ttl_remaining(SessionRef ref, const Grant& g) {
+  if (Status s = check_slot(ref); !s) return s;
+  return call([&] { return store_.ttl_remaining(ref, g); });
 }
 
 Result<std::optional<std::string>> ShmBackend::read(SessionRef ref, const Grant& g, std::string_view name) {

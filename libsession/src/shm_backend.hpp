@@ -34,15 +34,20 @@ class ShmBackend final : public Backend {
   std::uint32_t max_value_bytes() const override { return segment_->caps().max_value_bytes; }
   Result<SessionRef> create_session(std::string_view id, std::uint64_t ttl_ms) override;
   Result<SessionRef> open_session(std::string_view id) override;
+  Result<SessionRef> open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) override;
   Status destroy_session(SessionRef ref, const Grant* own) override;
   Result<std::vector<std::string>> list_sessions() override;
   Result<Grant> acquire(SessionRef ref, shm::LockMode mode, Clock::time_point deadline) override;
+  Result<Grant> try_acquire(SessionRef ref, shm::LockMode mode) override;
   Status release(SessionRef ref, const Grant& g) override;
   GrantStatus grant_status(const Grant& g) override { return store_.grant_status(g); }
   const shm::LockRecord* grant_record(const Grant& g) override {
     return g.record < segment_->record_count() ? &segment_->record(g.record) : nullptr;
   }
   void touch(SessionRef ref) override;
+  Status set_ttl(SessionRef ref, const Grant& g, std::uint64_t ttl_ms) override;
+  Status touch(SessionRef ref, const Grant& g) override;
+  Result<std::optional<std::uint64_t>> ttl_remaining(SessionRef ref, const Grant& g) override;
   Result<std::optional<std::string>> read(SessionRef ref, const Grant& g, std::string_view name) override;
   Result<AttrMap> read_all(SessionRef ref, const Grant& g) override;
   Status commit(SessionRef ref, const Grant& g, const ChangeSet& changes) override;

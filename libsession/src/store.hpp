@@ -122,6 +122,9 @@ class Store {
   // ---- sessions (registry.cpp) ----
   Result<SessionRef> create_session(std::string_view id, std::uint64_t ttl_ms);
   Result<SessionRef> open_session(std::string_view id);
+  // Opens the session, or creates it (with `ttl_ms`) if absent, in one registry critical section,
+  // so two processes racing on one id both succeed and exactly one creates. `created` says which.
+  Result<SessionRef> open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created);
   // Destroys the session, breaking any lock other than `own` (which may be null). With `own`, the
   // destroy is fenced: kStaleToken (nothing destroyed) unless `own` still holds the session.
   Status destroy_session(SessionRef ref, const Grant* own);
@@ -129,12 +132,23 @@ class Store {
   // Broker: destroys `slot` if it is live, unheld, unqueued and idle past its TTL; if it is held
   // but idle, asks the holders to release. Returns the id of the session it destroyed.
   std::optional<std::string> expire_if_idle(std::uint32_t slot, std::uint64_t now_mono_ns);
+  // A holder's expiry operations, fenced by its grant: kStaleToken (nothing changed) unless `g`
+  // still holds the session. set_ttl writes ttl_ms (0: the segment's default) and restarts the
+  // idle clock; touch restarts it; ttl_remaining gives the ms left before the broker may expire the
+  // session once it is free (0 when already past; nullopt when its TTL is 0, "never").
+  Status set_ttl(SessionRef ref, const Grant& g, std::uint64_t ttl_ms);
+  Status touch(SessionRef ref, const Grant& g);
+  Result<std::optional<std::uint64_t>> ttl_remaining(SessionRef ref, const Grant& g);
 
   // ---- locks (lock_table.cpp) ----
   // REQUIRES: `record` belongs to `client` and is kFree. `caller`, when given, fences a slot that
   // changed hands and lets a detach call the wait back (kDetached).
   Result<Grant> acquire(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
                         Clock::time_point deadline, const Caller* caller = nullptr);
+  // The same, but granted only at once (the queue empty and the mode compatible); otherwise kBusy,
+  // and the try leaves no trace: nothing queued, no revoke request raised, `record` still kFree.
+  Result<Grant> try_acquire(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
+                            const Caller* caller = nullptr);
   // Gives the lock back. kStaleToken if it was broken meanwhile (the record is freed either way).
   Status release(SessionRef ref, const Grant& g);
   // Takes a lock away by force (revoke deadline, break-lock): the token goes stale at once.
@@ -177,11 +191,13 @@ class Store {
   void reclaim_client_locked(std::uint32_t client);                  // REQUIRES: registry mutex
   std::uint32_t* index_find(std::string_view id, bool for_insert);   // REQUIRES: registry mutex
   void index_rebuild();                                               // REQUIRES: registry mutex
+  Result<SessionRef> create_locked(std::string_view id, std::uint64_t ttl_ms);  // REQUIRES: registry mutex, id absent
   void destroy_locked(std::uint32_t slot, const Grant* own);         // REQUIRES: registry + session
   // Every holder and waiter of `s` but `own` ends kBroken (owners woken and notified; `own`, if
   // linked, ends kFree); the lists are emptied without a grant pass. Returns how many broke.
   int break_all_locked(shm::SessionSlot& s, const Grant* own);        // REQUIRES: session mutex
   // lock_table.cpp, all REQUIRES: session mutex of `s`
+  void prepare_record(std::uint32_t rec, SessionRef ref, shm::LockMode mode);  // a request's fields
   bool compatible(const shm::SessionSlot& s, shm::LockMode mode) const;
   void grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns);  // now_ns 0: granted at once, untimed
   void grant_waiters(shm::SessionSlot& s);

@@ -20,6 +20,7 @@ int exit_code_for(ErrorCode code) {
     case ErrorCode::kNotFound:
       return kExitNotFound;
     case ErrorCode::kTimeout:
+    case ErrorCode::kBusy:
       return kExitTimeout;
     case ErrorCode::kStaleToken:
       return kExitLost;

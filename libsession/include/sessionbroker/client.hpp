@@ -67,10 +67,14 @@ struct RevokeEvent {
 };
 using RevokeCallback = std::function<void(const RevokeEvent&)>;
 
+// SessionLock::ttl_remaining() of a session that never expires (its TTL is 0).
+inline constexpr std::chrono::milliseconds kNeverExpires{-1};
+
 namespace detail {
 class ClientImpl;
 class LocalSession;
 struct ThreadLockState;
+struct CApi;  // the C API (sessionbroker.h) locks from arrays of names without copying them
 }  // namespace detail
 
 class SessionLock;
@@ -85,6 +89,13 @@ class SESSIONBROKER_EXPORT Session {
   Result<SessionLock> lock(std::initializer_list<std::string_view> attrs, Mode mode, Deadline deadline);
   // Locks the whole session for the calling thread.
   Result<SessionLock> lock_all(Mode mode, Deadline deadline);
+  // Without waiting: granted at once, else kBusy. A busy try leaves no trace: it queues nothing in
+  // the store and asks no holder to release. It is busy when another process holds the session in
+  // a conflicting mode or is queued for it, when a thread of this process holds a conflicting
+  // portion, and when this process's lock is being acquired, given back or asked back.
+  Result<SessionLock> try_lock(const std::vector<std::string>& attrs, Mode mode);
+  Result<SessionLock> try_lock(std::initializer_list<std::string_view> attrs, Mode mode);
+  Result<SessionLock> try_lock_all(Mode mode);
 
   // Gives the process-level lock back as soon as no thread holds a lock on the session.
   // kNotHeld when the process does not hold it.
@@ -96,10 +107,15 @@ class SESSIONBROKER_EXPORT Session {
  private:
   friend class detail::ClientImpl;
   friend class Client;
+  friend struct detail::CApi;
   Session(std::shared_ptr<detail::ClientImpl> client, std::shared_ptr<detail::LocalSession> local);
   // `names` points at `count` names (this header stays C++17: no std::span).
   Result<SessionLock> lock_names(const std::string_view* names, std::size_t count, bool whole, Mode mode,
                                  Deadline deadline);
+  Result<SessionLock> try_lock_names(const std::string_view* names, std::size_t count, bool whole, Mode mode);
+  // lock_names (wait) or try_lock_names, not inlined: for detail::CApi.
+  Result<SessionLock> lock_or_try(const std::string_view* names, std::size_t count, bool whole, Mode mode,
+                                  Deadline deadline, bool wait);
   std::shared_ptr<detail::ClientImpl> client_;
   std::shared_ptr<detail::LocalSession> local_;
 };
@@ -125,7 +141,23 @@ class SESSIONBROKER_EXPORT SessionLock {
   Status commit();
   // Commits, then releases the thread lock. The process keeps its lock (cached) unless asked for it.
   Status unlock();
+  // Drops the uncommitted writes, then unlocks (nothing is published).
+  Status discard();
   bool locked() const { return state_ != nullptr; }
+
+  // Expiry of the held session, fenced like every access (kStaleToken once the lock was lost,
+  // and nothing changes). set_ttl: the idle time after which the broker expires the session (zero
+  // = the segment's default), counted from now. touch: the idle clock restarts now. ttl_remaining:
+  // what is left of it, counted from the session's last recorded use (a thread unlock is recorded
+  // within a second), zero when past, kNeverExpires when the TTL is 0. A held session is never
+  // expired: the broker asks its holder for it back first.
+  Status set_ttl(std::chrono::milliseconds ttl);
+  Status touch();
+  Result<std::chrono::milliseconds> ttl_remaining();
+  // Destroys the session. REQUIRES an exclusive lock on the whole session (lock_all), else
+  // kInvalidArgument and the lock stays. Otherwise the lock is consumed whatever the result:
+  // kStaleToken (nothing destroyed) when it was lost meanwhile.
+  Status destroy();
 
  private:
   friend class detail::LocalSession;
@@ -133,6 +165,12 @@ class SESSIONBROKER_EXPORT SessionLock {
   friend class Session;
   explicit SessionLock(std::unique_ptr<detail::ThreadLockState> state);
   std::unique_ptr<detail::ThreadLockState> state_;
+};
+
+// What Client::open_or_create() gives: the session, and whether this call created it.
+struct OpenedSession {
+  Session session;
+  bool created;
 };
 
 class SESSIONBROKER_EXPORT Client {
@@ -148,6 +186,9 @@ class SESSIONBROKER_EXPORT Client {
   // ttl: idle time after which the broker expires the session; zero = the segment's default.
   Result<Session> create(std::string_view id, std::chrono::milliseconds ttl = {});
   Result<Session> open(std::string_view id);
+  // Opens the session, creating it (with `ttl`) if absent: race-free, so processes doing it at
+  // once on one id all succeed and exactly one of them creates it.
+  Result<OpenedSession> open_or_create(std::string_view id, std::chrono::milliseconds ttl = {});
   // Takes the session's exclusive lock (revoking holders politely), then destroys it.
   Status destroy(std::string_view id, Deadline deadline);
   Result<std::vector<std::string>> list();

@@ -29,6 +29,7 @@ enum class ErrorCode {
   kDetached,         // use after detach, or of a parent's handle in a forked child
   kNotHeld,          // release of a lock this process does not hold (double release)
   kSystem,           // an operating-system call failed; message names it
+  kBusy,             // a try-lock could not be granted at once (nothing was queued or asked)
 };
 
 SESSIONBROKER_EXPORT std::string_view to_string(ErrorCode code);
