@@ -128,7 +128,8 @@ SB_API uint64_t sb_lock_token(const sb_lock* l);
 SB_API int sb_get(sb_lock* l, const char* name, size_t name_len, void* buf, size_t cap, size_t* len, int* found);
 /* Reads an attribute into memory from alloc(ctx, size), which returns a buffer of at least size
  * bytes (or NULL: then SB_SYSTEM). On SB_OK with *found, *out is that buffer and *len the size;
- * the caller owns it. alloc is not called when the attribute does not exist. */
+ * the caller owns it. alloc is not called when the attribute does not exist; for an empty value
+ * it is called with size 0 and may return NULL (then *out is NULL and *len 0). */
 typedef void* (*sb_alloc_fn)(void* ctx, size_t size);
 SB_API int sb_get_alloc(sb_lock* l, const char* name, size_t name_len, sb_alloc_fn alloc, void* ctx, void** out,
                         size_t* len, int* found);
