@@ -2,6 +2,7 @@
 #
 #   include/sessionbroker/{client,error,export}.hpp   the public API (no shm_layout headers: the
 #                                                     API does not expose the segment)
+#   include/sessionbroker/sessionbroker.h             the C API (C99), in the same libraries
 #   lib/libsessionbroker.so.0.1, .so, .a              libsession/installable.cmake
 #   bin/session-broker, bin/sessionctl
 #   lib/cmake/sessionbroker/                          find_package(sessionbroker): targets
@@ -27,6 +28,7 @@ install(FILES
   libsession/include/sessionbroker/client.hpp
   libsession/include/sessionbroker/error.hpp
   libsession/include/sessionbroker/export.hpp
+  libsession/include/sessionbroker/sessionbroker.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/sessionbroker)
 # Two export sets: the static one names fmt::fmt, which the package config finds only for it.
 install(TARGETS sessionbroker_shared EXPORT sessionbroker-targets

@@ -3,7 +3,8 @@
 #   1. cmake --install BUILD --prefix TMP; checks the files, and that libsessionbroker.so exports
 #      the public API and nothing of the implementation (hidden visibility).
 #   2. Builds examples/consumer three ways: CMake + libsessionbroker.so, CMake + libsessionbroker.a,
-#      pkg-config + libsessionbroker.so.
+#      pkg-config + libsessionbroker.so; and examples/c_consumer (C99, the C API) with gcc and
+#      pkg-config, and with CMake in a C-only project.
 #   3. Starts the installed session-broker on a private segment (--ready-fd through a FIFO) with a
 #      NOTIFY_SOCKET listener, runs PROCS processes of each build at once on one session, and checks
 #      with the installed sessionctl that the counter is the sum of their increments.
@@ -43,6 +44,7 @@ pc="$(find "$prefix" -name sessionbroker.pc)"
 [ -n "$pc" ] || fail "no sessionbroker.pc installed"
 libdir="$(dirname "$(dirname "$pc")")"
 for f in include/sessionbroker/client.hpp include/sessionbroker/error.hpp include/sessionbroker/export.hpp \
+         include/sessionbroker/sessionbroker.h \
          bin/session-broker bin/sessionctl lib/systemd/system/session-broker.service lib/sysusers.d/sessionbroker.conf; do
   [ -e "$prefix/$f" ] || fail "$f not installed"
 done
@@ -62,6 +64,12 @@ grep -q '^sessionbroker::Client::attach(' <<<"$exported" || fail "Client::attach
 if grep -E '^((typeinfo|typeinfo name|vtable) for )?(sessionbroker::(detail|shm|broker)|fmt::)' <<<"$exported"; then
   fail "implementation symbols leak out of libsessionbroker.so (above)"
 fi
+# The C API: every function sessionbroker.h declares is exported, and no other sb_ symbol is.
+declared="$(grep -oE 'SB_API [^(]*\bsb_[a-z_]+\(' "$prefix/include/sessionbroker/sessionbroker.h" | grep -oE 'sb_[a-z_]+' | sort)"
+[ "$(wc -l <<<"$declared")" -ge 30 ] || fail "found only $(wc -l <<<"$declared") functions in sessionbroker.h"
+c_exported="$(grep -E '^sb_' <<<"$exported" | sort)"
+[ "$declared" = "$c_exported" ] ||
+  fail "the C API exported differs from sessionbroker.h: $(diff <(echo "$declared") <(echo "$c_exported") | tr '\n' ' ')"
 if readelf -d "$libdir/libsessionbroker.so" | grep -q 'NEEDED.*libsystemd'; then
   fail "libsessionbroker.so depends on libsystemd"
 fi
@@ -78,11 +86,19 @@ export PKG_CONFIG_PATH="$(dirname "$pc")"
 c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror examples/consumer/main.cpp -o "$tmp/consumer-pkgconfig" \
   $(pkg-config --cflags --libs sessionbroker) -Wl,-rpath,"$(pkg-config --variable=libdir sessionbroker)" ||
   fail "build with pkg-config"
+# The C consumer: C99 with pedantic warnings, so the installed header is checked as C too.
+# shellcheck disable=SC2046
+gcc -std=c99 -Wall -Wextra -Wpedantic -Werror examples/c_consumer/main.c -o "$tmp/c-consumer" \
+  $(pkg-config --cflags --libs sessionbroker) -Wl,-rpath,"$(pkg-config --variable=libdir sessionbroker)" ||
+  fail "build the C consumer with pkg-config"
+cmake -S examples/c_consumer -B "$tmp/c-consumer-cmake" -DCMAKE_PREFIX_PATH="$prefix" >"$tmp/c-consumer-cmake.log" &&
+  cmake --build "$tmp/c-consumer-cmake" >>"$tmp/c-consumer-cmake.log" || { cat "$tmp/c-consumer-cmake.log"; fail "build the C consumer with CMake"; }
+ldd "$tmp/c-consumer" | grep -q "libsessionbroker.so" || fail "the C consumer does not use libsessionbroker.so"
 ldd "$tmp/consumer-shared/consumer" | grep -q "libsessionbroker.so" || fail "the CMake shared build does not use libsessionbroker.so"
 ldd "$tmp/consumer-pkgconfig" | grep -q "libsessionbroker.so" || fail "the pkg-config build does not use libsessionbroker.so"
 ! ldd "$tmp/consumer-static/consumer" | grep -q "libsessionbroker" || fail "the static build loads libsessionbroker.so"
 
-step "run $((3 * procs)) consumer processes against the installed broker (segment $segment)"
+step "run $((5 * procs)) consumer processes against the installed broker (segment $segment)"
 notify_log="$tmp/notify.log"
 with_systemd=false
 if ldd "$prefix/bin/session-broker" | grep -q libsystemd && command -v python3 >/dev/null; then
@@ -116,7 +132,8 @@ read -r -t 10 ready <"$tmp/ready" || true
 
 pids=()
 for i in $(seq "$procs"); do
-  for variant in consumer-shared/consumer consumer-static/consumer consumer-pkgconfig; do
+  for variant in consumer-shared/consumer consumer-static/consumer consumer-pkgconfig c-consumer \
+                 c-consumer-cmake/c_consumer; do
     "$tmp/$variant" "$segment" counter "$n" >>"$tmp/consumers.log" 2>&1 &
     pids+=($!)
   done
@@ -125,9 +142,9 @@ failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
 [ "$failed" -eq 0 ] || { cat "$tmp/consumers.log" >&2; fail "$failed consumer processes failed"; }
 total="$("$prefix/bin/sessionctl" get --segment "$segment" counter counter)"
-expected=$((3 * procs * n))
+expected=$((5 * procs * n))
 [ "$total" = "$expected" ] || fail "counter is $total, expected $expected: updates were lost"
-echo "counter = $total after $((3 * procs)) processes x $n increments"
+echo "counter = $total after $((5 * procs)) processes (C++ and C) x $n increments"
 "$prefix/bin/sessionctl" dump --segment "$segment"
 
 step "stop the broker"
