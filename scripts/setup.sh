@@ -5,6 +5,7 @@
 set -euo pipefail
 pkgs=(g++ cmake make libboost-dev libfmt-dev libcli11-dev nlohmann-json3-dev
       libgtest-dev libgmock-dev libbenchmark-dev pkgconf libsystemd-dev "$@")
+pkgs+=(python3-django python3-flask gunicorn dpkg-dev)  # python/tests/django_flask/ (dpkg-dev: apt-get source)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
