@@ -81,7 +81,6 @@ class SessionbrokerInterface(SessionInterface):
         self.key_prefix = key_prefix
         self._client = None
         self._mutex = threading.Lock()
-        self._apps = set()  # ids of the apps whose teardown_request_funcs hold _teardown
 
     def client(self):
         """The sessionbroker.Client, attached on first use (a forked child re-attaches itself)."""
@@ -97,11 +96,12 @@ class SessionbrokerInterface(SessionInterface):
     def _install_teardown(self, app):
         # Flask refuses teardown_request() once an app served a request, and the interface first
         # meets its app in a request: register in the dict Flask reads at every teardown instead.
-        if id(app) not in self._apps:
+        funcs = app.teardown_request_funcs.get(None, ())
+        if _teardown not in funcs:
             with self._mutex:
-                if id(app) not in self._apps:
-                    app.teardown_request_funcs.setdefault(None, []).append(_teardown)
-                    self._apps.add(id(app))
+                funcs = app.teardown_request_funcs.setdefault(None, [])
+                if _teardown not in funcs:
+                    funcs.append(_teardown)
 
     def open_session(self, app, request):
         if not app.secret_key:

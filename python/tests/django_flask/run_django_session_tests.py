@@ -26,7 +26,7 @@ EXCLUDED = {
 
 def configure(tests_dir, segment):
     from django.conf import settings
-    sys.path.insert(0, tests_dir)  # the `sessions_tests` package (its models.py is a test app)
+    sys.path.insert(0, tests_dir)  # the `sessions_tests` package (its models module is a test app)
     settings.configure(
         SECRET_KEY="sessionbroker-django-suite",
         INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.sessions", "sessions_tests"],
