@@ -49,7 +49,10 @@ trap 'exit 143' TERM
 echo "== build ($build, Release)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSESSIONBROKER_BUILD_TESTS=OFF \
   -DSESSIONBROKER_BUILD_BENCH=ON >/dev/null
-cmake --build "$build" -j "$jobs" --target bench_suite
+# The Python module and the same loop in C++ and C, when the build has the module (python/).
+py_targets=()
+grep -qx 'SESSIONBROKER_BUILD_PYTHON:BOOL=ON' "$build/CMakeCache.txt" && py_targets=(sessionbroker_python sb_python_cycle)
+cmake --build "$build" -j "$jobs" --target bench_suite "${py_targets[@]}"
 
 mkdir -p "$out"
 rm -rf "$out"/*.json "$out"/samples "$out"/plots "$out"/table.md
@@ -66,6 +69,11 @@ echo "== in-process scenarios (sb_inproc: 1, 2, 4, 5 latency, 7)"
   --benchmark_out="$out/inproc.gbench.json" --benchmark_out_format=json || status=$?
 echo "== multi-process scenarios (sb_multiproc: 3, 5 throughput, 6)"
 "$build/bench/sb_multiproc" "${quick[@]}" --out "$out" || status=$?
+if [ ${#py_targets[@]} -gt 0 ]; then
+  echo "== from Python (bench/python/bench_python.py: the module, the same loop in C++ and C, redis-py)"
+  PYTHONPATH="$build/python" /usr/bin/python3 bench/python/bench_python.py "${quick[@]}" --out "$out" --build "$build" ||
+    status=$?
+fi
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 
 echo "== report"

@@ -10,6 +10,7 @@
 #      with the installed sessionctl that the counter is the sum of their increments.
 #   4. Stops the broker with SIGTERM: exit status 0, READY=1 and STOPPING=1 received (when built
 #      with systemd), the segment removed.
+#   With the Python module built: its installed package, imported with PYTHONPATH only, reads the counter.
 # Everything it made is removed on exit. Exits non-zero on any failure.
 #   BUILD_DIR=build (configured and built here if needed)  JOBS=$(nproc)  PROCS=4  N=100
 set -euo pipefail
@@ -37,7 +38,9 @@ step() { echo "== check-install: $*"; }
 scripts/setup.sh
 step "build and install $build into $tmp"
 cmake -S . -B "$build" >/dev/null
-cmake --build "$build" -j "$jobs" --target sessionbroker_shared sessionbroker_static session-broker sessionctl >/dev/null
+py_target=()  # the Python module, when this build has it (python/)
+grep -qx 'SESSIONBROKER_BUILD_PYTHON:BOOL=ON' "$build/CMakeCache.txt" && py_target=(sessionbroker_python)
+cmake --build "$build" -j "$jobs" --target sessionbroker_shared sessionbroker_static session-broker sessionctl "${py_target[@]}" >/dev/null
 cmake --install "$build" --prefix "$tmp/prefix" >"$tmp/install.log"
 prefix="$tmp/prefix"
 pc="$(find "$prefix" -name sessionbroker.pc)"
@@ -146,6 +149,17 @@ expected=$((5 * procs * n))
 [ "$total" = "$expected" ] || fail "counter is $total, expected $expected: updates were lost"
 echo "counter = $total after $((5 * procs)) processes (C++ and C) x $n increments"
 "$prefix/bin/sessionctl" dump --segment "$segment"
+if [ ${#py_target[@]} -gt 0 ]; then
+  step "the installed Python package (Debian's layout, no LD_LIBRARY_PATH) reads the same counter"
+  pydir="$prefix/lib/python3/dist-packages"
+  py_total="$(env -u LD_LIBRARY_PATH PYTHONPATH="$pydir" /usr/bin/python3 -c 'import sys, sessionbroker
+with sessionbroker.Client.attach(sys.argv[1]).open("counter").lock(["counter"], exclusive=False, timeout=5) as lock:
+    print(int(lock["counter"]))' "$segment")" || fail "import sessionbroker from $pydir"
+  [ "$py_total" = "$total" ] || fail "Python read $py_total, sessionctl $total"
+  [ -e "$pydir/sessionbroker/py.typed" ] && [ -e "$pydir/sessionbroker/_sessionbroker.pyi" ] || fail "no type stubs installed"
+  [ "$(nm -D --defined-only "$pydir"/sessionbroker/_sessionbroker*.so | awk '{print $3}')" = PyInit__sessionbroker ] ||
+    fail "the Python module exports more than PyInit__sessionbroker"
+fi
 
 step "stop the broker"
 kill -TERM "$broker_pid"

@@ -4,7 +4,8 @@
 # only when something is missing.
 set -euo pipefail
 pkgs=(g++ cmake make libboost-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-      libgtest-dev libgmock-dev libbenchmark-dev pkgconf libsystemd-dev "$@")
+      libgtest-dev libgmock-dev libbenchmark-dev pkgconf libsystemd-dev
+      python3-dev python3-pytest "$@")  # python3-*: the Python module (python/) and its tests
 pkgs+=(python3-django python3-flask gunicorn dpkg-dev)  # python/tests/django_flask/ (dpkg-dev: apt-get source)
 missing=()
 for p in "${pkgs[@]}"; do
