@@ -96,7 +96,9 @@ def native_rows(build, store, count, ops):
                          capture_output=True, text=True).stdout
     got = json.loads(out)
     return [stats("sessionbroker C++ API: the same loop", "base.cxx", "base", got["cxx"], f"batches of {ops}"),
-            stats("sessionbroker C API: the same loop", "base.c", "base", got["c"], f"batches of {ops}")]
+            stats("sessionbroker C API: the same loop", "base.c", "base", got["c"], f"batches of {ops}"),
+            stats("sessionbroker C API: the same, a try-lock first (as the module locks)", "base.c_try", "base",
+                  got["c_try"], f"batches of {ops}")]
 
 
 def redis_rows(count, ops, skipped):

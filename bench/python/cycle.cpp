@@ -1,7 +1,8 @@
 // sb_python_cycle STORE BATCHES OPS_PER_BATCH: the loop bench_python.py times from Python
 // (lock(["cart"]) + get + put of 64 B + unlock, on a cached process lock), here through the C++
-// API and through the C API, so the table shows what the Python layer adds to each. Prints one
-// JSON object: {"cxx": [ns per op of each batch], "c": [...]}. Built by python/CMakeLists.txt.
+// API and through the C API (a waiting lock, and a try-lock first as the module locks), so the
+// table shows what the Python layer adds. Prints one JSON object: {"cxx": [ns per op of each
+// batch], "c": [...], "c_try": [...]}. Built by python/CMakeLists.txt.
 // Process safety: the only client of its session ("cycle-native"); run it alone.
 #include <chrono>
 #include <cstdio>
@@ -45,7 +46,8 @@ std::vector<double> cxx_cycle(Session& s, int count, int ops) {
   });
 }
 
-std::vector<double> c_cycle(sb_session* s, int count, int ops) {
+// try_first: as the Python module locks (a try-lock, then a wait only if busy).
+std::vector<double> c_cycle(sb_session* s, int count, int ops, bool try_first) {
   static const char* const names[] = {"cart"};
   static const size_t lens[] = {4};
   return batches(count, ops, [&] {
@@ -53,7 +55,9 @@ std::vector<double> c_cycle(sb_session* s, int count, int ops) {
     char buf[128];
     size_t len = 0;
     int found = 0;
-    if (sb_lock_attrs(s, names, lens, 1, SB_EXCLUSIVE, -1, &l) != SB_OK ||
+    int rc = try_first ? sb_lock_attrs(s, names, lens, 1, SB_EXCLUSIVE, 0, &l) : SB_BUSY;
+    if (rc == SB_BUSY) rc = sb_lock_attrs(s, names, lens, 1, SB_EXCLUSIVE, -1, &l);
+    if (rc != SB_OK ||
         sb_get(l, "cart", 4, buf, sizeof buf, &len, &found) != SB_OK ||
         sb_put(l, "cart", 4, kValue.data(), kValue.size()) != SB_OK || sb_unlock(l) != SB_OK)
       die(std::string("C cycle failed: ") + sb_last_error());
@@ -72,7 +76,7 @@ int main(int argc, char** argv) {
   if (argc != 4) die("usage: sb_python_cycle STORE BATCHES OPS_PER_BATCH");
   const int count = std::atoi(argv[2]), ops = std::atoi(argv[3]);
   if (count <= 0 || ops <= 0) die("BATCHES and OPS_PER_BATCH must be positive");
-  std::vector<double> cxx, c;
+  std::vector<double> cxx, c, c_try;
   {
     auto client = Client::attach(argv[1]);
     if (!client) die(client.status().to_string());
@@ -83,12 +87,14 @@ int main(int argc, char** argv) {
   sb_client* client = nullptr;
   sb_session* s = nullptr;
   if (sb_attach(argv[1], &client) != SB_OK || sb_open(client, "cycle-native", 12, &s) != SB_OK) die(sb_last_error());
-  c = c_cycle(s, count, ops);
+  c = c_cycle(s, count, ops, false);
+  c_try = c_cycle(s, count, ops, true);
   sb_session_free(s);
   sb_client_free(client);
   std::printf("{");
   print("cxx", cxx, false);
-  print("c", c, true);
+  print("c", c, false);
+  print("c_try", c_try, true);
   std::printf("}\n");
   return 0;
 }
