@@ -148,13 +148,15 @@ SB_API int sb_unlock(sb_lock* l);
 SB_API void sb_discard(sb_lock* l);
 
 /* ---- expiry and destroy under a lock ---- */
-/* The session's idle time to live: set it (0 = the store's default), renew it (touch: the idle
- * clock restarts now), read what is left (*ms; -1 when it never expires). */
+/* The session's idle time to live: set it (0 = the store's default; the idle clock restarts
+ * too), renew it (touch: the idle clock restarts now), read what is left (*ms; -1 when it never
+ * expires). Any lock mode; fenced: SB_STALE_TOKEN, and nothing changes, once the lock was lost. */
 SB_API int sb_set_ttl(sb_lock* l, int64_t ttl_ms);
 SB_API int sb_touch(sb_lock* l);
 SB_API int sb_ttl_remaining(sb_lock* l, int64_t* ms);
 /* Destroys the session this lock holds. REQUIRES an exclusive lock on the whole session
- * (sb_lock_all). Frees l whatever the result; SB_STALE_TOKEN (nothing destroyed) if it was lost. */
+ * (sb_lock_all; any other lock: SB_INVALID_ARGUMENT, and l is discarded). Frees l whatever the
+ * result; SB_STALE_TOKEN (nothing destroyed) if it was lost. */
 SB_API int sb_destroy_locked(sb_lock* l);
 
 #ifdef __cplusplus

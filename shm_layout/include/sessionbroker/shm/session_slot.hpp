@@ -10,8 +10,9 @@
 //   * `blob` changes only under the session mutex AND the alloc mutex (commit, destroy), so the
 //     alloc repair, which holds only the alloc mutex, sees a whole value; that repair itself
 //     clears the `blob` of a free slot (I10).
-//   * `last_used_ns` is a relaxed hint for idle expiry: releases and queued grants write it under
-//     the session mutex, a client's revoke thread (thread unlocks, within a second) without it.
+//   * `last_used_ns` is a relaxed hint for idle expiry: releases, queued grants and a holder's
+//     set_ttl/touch write it under the session mutex, a client's revoke thread (thread unlocks,
+//     within a second) without it. `ttl_ms` is written at create and by a holder's set_ttl.
 //   * `grants` and `waits` are read by tools without the mutex.
 // Crash of a session-mutex holder: the session repair (Store::repair_session in
 // libsession/src/repair.cpp) rebuilds holders, queue and mode from the lock records, then grants
