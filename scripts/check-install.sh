@@ -96,10 +96,12 @@ gcc -std=c99 -Wall -Wextra -Wpedantic -Werror examples/c_consumer/main.c -o "$tm
   fail "build the C consumer with pkg-config"
 cmake -S examples/c_consumer -B "$tmp/c-consumer-cmake" -DCMAKE_PREFIX_PATH="$prefix" >"$tmp/c-consumer-cmake.log" &&
   cmake --build "$tmp/c-consumer-cmake" >>"$tmp/c-consumer-cmake.log" || { cat "$tmp/c-consumer-cmake.log"; fail "build the C consumer with CMake"; }
-ldd "$tmp/c-consumer" | grep -q "libsessionbroker.so" || fail "the C consumer does not use libsessionbroker.so"
-ldd "$tmp/consumer-shared/consumer" | grep -q "libsessionbroker.so" || fail "the CMake shared build does not use libsessionbroker.so"
-ldd "$tmp/consumer-pkgconfig" | grep -q "libsessionbroker.so" || fail "the pkg-config build does not use libsessionbroker.so"
-! ldd "$tmp/consumer-static/consumer" | grep -q "libsessionbroker" || fail "the static build loads libsessionbroker.so"
+# ldd's output is taken whole first: `ldd | grep -q` under pipefail fails when grep quits early.
+uses_shared() { local deps; deps="$(ldd "$1")" || fail "ldd $1"; grep -q "libsessionbroker.so" <<<"$deps"; }
+uses_shared "$tmp/c-consumer" || fail "the C consumer does not use libsessionbroker.so"
+uses_shared "$tmp/consumer-shared/consumer" || fail "the CMake shared build does not use libsessionbroker.so"
+uses_shared "$tmp/consumer-pkgconfig" || fail "the pkg-config build does not use libsessionbroker.so"
+! uses_shared "$tmp/consumer-static/consumer" || fail "the static build loads libsessionbroker.so"
 
 step "run $((5 * procs)) consumer processes against the installed broker (segment $segment)"
 notify_log="$tmp/notify.log"
