@@ -1,12 +1,14 @@
 """Fixtures of the Django and Flask backend tests: one session-broker for the whole run (its
 segment removed at the end), Django configured on it (djproject), and fork helpers for the
-multi-process tests in procs.py."""
+multi-process tests in ../support/procs.py."""
 import os
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _here)
+sys.path.insert(0, os.path.join(os.path.dirname(_here), "support"))  # broker.py, procs.py
 from broker import Broker  # noqa: E402
 
 

@@ -66,7 +66,8 @@ def main():
     except ImportError:
         print("SKIP: Django is not installed (Debian: apt-get install python3-django)")
         return 77
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:0] = [here, os.path.join(os.path.dirname(here), "support")]
     from broker import Broker
     from django.test.runner import DiscoverRunner
 

@@ -1,9 +1,10 @@
-"""A session-broker process for the Django and Flask tests: a private segment, removed at the end.
+"""A session-broker process for the Python tests (the module's and the Django/Flask backends'): a
+private segment, removed at the end.
 
-    with Broker() as segment: ...           # segment name, for sessionbroker.Client.attach
+    with Broker("py", "--max-sessions", "64") as segment: ...   # segment name, for Client.attach
 
 The broker binary comes from SESSIONBROKER_BROKER (ctest sets it to the build tree's
-session-broker). The segment is named sbtest-web-<pid>-<n> (CI checks that no sbtest-* is left in
+session-broker). The segment is named sbtest-<tag>-<pid>-<n> (CI checks that no sbtest-* is left in
 /dev/shm); the broker runs with --remove-on-exit and says "ready" on a pipe (--ready-fd) once
 the segment is usable.
 """
@@ -20,9 +21,9 @@ _seq = itertools.count()
 class Broker:
     """session-broker on a fresh segment; on exit stops it (SIGTERM) and removes the segment."""
 
-    def __init__(self, *args):
+    def __init__(self, tag="web", *args):
         self.args = list(args)
-        self.segment = "sbtest-web-%d-%d" % (os.getpid(), next(_seq))
+        self.segment = "sbtest-%s-%d-%d" % (tag, os.getpid(), next(_seq))
         self.proc = None
         self.log = None
 
