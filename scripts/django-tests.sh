@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Django 3.2's own session tests (SessionTestsMixin, SessionMiddlewareTests from
-# SRC/tests/sessions_tests/tests.py, SRC: Debian's python-django source package), unmodified,
+# Django 3.2's own session tests (SessionTestsMixin, SessionMiddlewareTests from sessions_tests'
+# tests.py in the test tree of Debian's python-django source package), unmodified,
 # against sessionbroker.django: fetches that source with `apt-get source` into DIR once, then runs
 # python/tests/django_flask/run_django_session_tests.py on it (which starts its own broker).
 #   scripts/django-tests.sh DIR        # ctest (Python.django_suite): DIR = <build>/django-src,
