@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Django 3.2's own session tests (SessionTestsMixin, SessionMiddlewareTests from sessions_tests'
-# tests.py in the test tree of Debian's python-django source package), unmodified,
+# Django 3.2's own session tests (SessionTestsMixin, SessionMiddlewareTests of the sessions_tests
+# suite in the test tree of Debian's python-django source package), unmodified,
 # against sessionbroker.django: fetches that source with `apt-get source` into DIR once, then runs
 # python/tests/django_flask/run_django_session_tests.py on it (which starts its own broker).
 #   scripts/django-tests.sh DIR        # ctest (Python.django_suite): DIR = <build>/django-src,
@@ -63,7 +63,8 @@ fetch() {
 }
 
 tests="$(ls -d "$dir"/fetch/python-django-*/tests 2>/dev/null | head -1 || true)"
-if [ -z "$tests" ] || [ ! -e "$tests/sessions_tests/tests.py" ]; then
+suite=sessions_tests/tests.py  # in Django's test tree
+if [ -z "$tests" ] || [ ! -e "$tests/$suite" ]; then
   mkdir -p "$dir"
   fetch
   tests="$(ls -d "$dir"/fetch/python-django-*/tests | head -1)"
