@@ -33,6 +33,19 @@ Child spawn_holder(const std::string& segment, const std::string& id, Mode mode)
   });
 }
 
+// A child that queues for `id` exclusively (whole session) and reports "granted" or "failed".
+Child spawn_exclusive_waiter(const std::string& segment, const std::string& id) {
+  return Child::spawn([segment, id](Channel& ch) {
+    auto c = Client::attach(segment);
+    if (!c) return 10;
+    auto s = (*c)->open(id);
+    if (!s) return 11;
+    auto l = s->lock_all(Mode::kExclusive, in(20s));
+    ch.send(l ? "granted" : "failed");
+    return l ? 0 : 1;
+  });
+}
+
 // The store's view of the session is what a waiter would leave behind: the try must leave none.
 TEST_F(ClaimTest, TryLockOnAHeldSessionIsBusyAndLeavesNoTrace) {
   auto holder = spawn_holder(name_, "s", Mode::kExclusive);
@@ -88,12 +101,7 @@ TEST_F(ClaimTest, TryLockGrantsAtOnceWhenFreeOrCompatible) {
 TEST_F(ClaimTest, TryLockIsBusyWhileAnotherProcessIsQueued) {
   auto holder = spawn_holder(name_, "s", Mode::kShared);
   ASSERT_EQ(holder.channel().receive(), "held");
-  auto waiter = Child::spawn([&](Channel& ch) {
-    auto cc = Client::attach(name_);
-    auto l = (*cc)->open("s")->lock_all(Mode::kExclusive, in(20s));
-    ch.send(l ? "granted" : "failed");
-    return l ? 0 : 1;
-  });
+  auto waiter = spawn_exclusive_waiter(name_, "s");
   ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
   auto c = attach();
   auto s = c->open("s");
@@ -134,12 +142,7 @@ TEST_F(ClaimTest, TryLockIsBusyWhileTheCachedLockIsAskedBack) {
   auto s = c->create("s");
   auto a = s->lock({"a"}, Mode::kExclusive, in(5s));
   ASSERT_TRUE(a);
-  auto waiter = Child::spawn([&](Channel& ch) {
-    auto cc = Client::attach(name_);
-    auto l = (*cc)->open("s")->lock_all(Mode::kExclusive, in(20s));
-    ch.send(l ? "granted" : "failed");
-    return l ? 0 : 1;
-  });
+  auto waiter = spawn_exclusive_waiter(name_, "s");
   ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
   ASSERT_TRUE(eventually([&] { return s->try_lock({"b"}, Mode::kExclusive).code() == ErrorCode::kBusy; }));
   EXPECT_EQ(queue_len("s"), 1u) << "the try joined the queue";
