@@ -39,8 +39,9 @@ SB_SAME(SB_DETACHED, kDetached);
 SB_SAME(SB_NOT_HELD, kNotHeld);
 SB_SAME(SB_SYSTEM, kSystem);
 SB_SAME(SB_BUSY, kBusy);
+SB_SAME(SB_UNAVAILABLE, kUnavailable);
 #undef SB_SAME
-constexpr int kLastCode = SB_BUSY;
+constexpr int kLastCode = SB_UNAVAILABLE;
 
 static_assert(static_cast<int>(RevokeEvent::Kind::kRequested) == SB_REVOKE_REQUESTED &&
               static_cast<int>(RevokeEvent::Kind::kReleased) == SB_REVOKE_RELEASED &&

@@ -20,6 +20,7 @@ std::string_view to_string(ErrorCode code) {
     case ErrorCode::kNotHeld: return "not held";
     case ErrorCode::kSystem: return "system error";
     case ErrorCode::kBusy: return "busy";
+    case ErrorCode::kUnavailable: return "store unavailable";
   }
   return "unknown error";
 }

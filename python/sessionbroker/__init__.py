@@ -31,10 +31,12 @@ from ._sessionbroker import (
     SystemFailure,
     Timeout,
     TooLarge,
+    Unavailable,
 )
 
 __all__ = [
     "AlreadyExists", "Busy", "CapacityExceeded", "Client", "Corrupt", "Detached", "Error",
     "Incompatible", "InvalidArgument", "Lock", "NoSegment", "NotFound", "NotHeld",
     "PermissionDenied", "Session", "StaleToken", "SystemFailure", "Timeout", "TooLarge",
+    "Unavailable",
 ]

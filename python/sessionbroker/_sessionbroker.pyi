@@ -42,6 +42,8 @@ class SystemFailure(Error):
     code: ClassVar[int]
 class Busy(Error):
     code: ClassVar[int]
+class Unavailable(Error):
+    code: ClassVar[int]
 
 class Client:
     @staticmethod

@@ -18,13 +18,13 @@ namespace {
 PyObject* g_error = nullptr;
 // Indexed by result code; [0] unused. Names as in the Python API (SB_SYSTEM is SystemFailure:
 // SystemError is a builtin).
-constexpr int kCodes = SB_BUSY + 1;
+constexpr int kCodes = SB_UNAVAILABLE + 1;
 PyObject* g_classes[kCodes] = {};
 const char* const kClassNames[kCodes] = {
     nullptr,       "InvalidArgument", "TooLarge",         "NotFound", "AlreadyExists",
     "StaleToken",  "Timeout",         "CapacityExceeded", "NoSegment", "Incompatible",
     "Corrupt",     "PermissionDenied", "Detached",        "NotHeld",  "SystemFailure",
-    "Busy"};
+    "Busy",        "Unavailable"};
 
 PyObject* class_of(int code) { return code > 0 && code < kCodes ? g_classes[code] : nullptr; }
 

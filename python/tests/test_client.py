@@ -8,6 +8,7 @@ CODES = {
     "InvalidArgument": 1, "TooLarge": 2, "NotFound": 3, "AlreadyExists": 4, "StaleToken": 5,
     "Timeout": 6, "CapacityExceeded": 7, "NoSegment": 8, "Incompatible": 9, "Corrupt": 10,
     "PermissionDenied": 11, "Detached": 12, "NotHeld": 13, "SystemFailure": 14, "Busy": 15,
+    "Unavailable": 16,
 }
 
 

@@ -19,7 +19,8 @@ TEST_F(CApiTest, CodesHaveTheErrorCodeNames) {
   EXPECT_STREQ(sb_code_name(SB_OK), "ok");
   EXPECT_STREQ(sb_code_name(SB_STALE_TOKEN), "stale token");
   EXPECT_STREQ(sb_code_name(SB_BUSY), "busy");
-  EXPECT_STREQ(sb_code_name(SB_BUSY + 1), "unknown");
+  EXPECT_STREQ(sb_code_name(SB_UNAVAILABLE), "store unavailable");
+  EXPECT_STREQ(sb_code_name(SB_UNAVAILABLE + 1), "unknown");
   EXPECT_STREQ(sb_code_name(-1), "unknown");
 }
 

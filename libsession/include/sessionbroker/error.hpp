@@ -30,6 +30,7 @@ enum class ErrorCode {
   kNotHeld,          // release of a lock this process does not hold (double release)
   kSystem,           // an operating-system call failed; message names it
   kBusy,             // a try-lock could not be granted at once (nothing was queued or asked)
+  kUnavailable,      // the store cannot be reached: no etcd member answers, or none has a leader
 };
 
 SESSIONBROKER_EXPORT std::string_view to_string(ErrorCode code);

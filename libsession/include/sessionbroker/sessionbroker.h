@@ -62,7 +62,8 @@ enum {
   SB_DETACHED = 12,         /* use after detach, or of a parent's handle in a forked child */
   SB_NOT_HELD = 13,         /* release or unlock of a lock that is not held */
   SB_SYSTEM = 14,           /* an operating-system call failed; the message names it */
-  SB_BUSY = 15              /* a try-lock (timeout 0) could not be granted at once */
+  SB_BUSY = 15,             /* a try-lock (timeout 0) could not be granted at once */
+  SB_UNAVAILABLE = 16       /* the store cannot be reached (no etcd member answers, or none has a leader) */
 };
 
 /* The code's name ("stale token"), a static string; "unknown" for other numbers. */
