@@ -1,17 +1,38 @@
-// The lock protocol as seen by the client library: the seam where a second backend (for example a
-// multi-host one on an existing distributed store) plugs in without changing the public API.
+// The seam between the client library (ClientImpl, LocalSession: lock caching, thread locks, the
+// fast lane, revoke handling) and a store that holds sessions and grants process-level locks. Two
+// backends implement it: ShmBackend (a shared-memory segment on this host, shm_backend.hpp) and
+// EtcdBackend (an etcd cluster, etcd/etcd_backend.hpp). open_backend() picks one by the store's
+// address. Nothing here names a segment structure: handles are opaque, modes are the public Mode.
+//
+// What a backend promises (the claims, in the library's terms):
+//   - A grant is exclusive or shared as asked, FIFO among waiters of one session, and carries a
+//     token that is strictly increasing across the whole store and never reused.
+//   - Reads, commits, expiry changes and destroys under a grant are fenced by its token: once the
+//     grant is lost they change nothing and return kStaleToken (no data).
+//   - A grant's state is readable without a call: grant_words() gives two words the lane loads
+//     on every cached thread lock. They live wherever the backend keeps them (the lock record in
+//     the segment; process memory updated by a watch for etcd) and stay mapped while the backend
+//     lives. state == kGrantHeldWord while the grant holds, anything else once it is lost (never
+//     back); revoke != 0 once another process asked for the lock.
+//   - A revoke request or a loss of one of this process's grants bumps the notification epoch
+//     (notification_epoch/wait_notification): the revoke thread waits on it and then looks at
+//     every session's grant.
 //
 // Thread safety: every method may be called concurrently from any thread of the attached process.
+// Process safety: in a child forked after attach every call fails with kDetached, and close(),
+// detach() and the destructor leave the parent's registration alone.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "session_types.hpp"
+#include "sessionbroker/client.hpp"
 #include "sessionbroker/error.hpp"
-#include "store.hpp"
 
 namespace sessionbroker::detail {
 
@@ -26,42 +47,56 @@ class Backend {
   // close(), then frees the registration and everything it still holds. Idempotent; a no-op in a
   // forked child, which must never touch its parent's registration.
   virtual Status detach() = 0;
-  // True once an administrator evicted this process (sessionctl evict-client): every later call
-  // fails with kDetached; detach() still frees the registration.
+  // True once an administrator evicted this process (sessionctl evict-client) or the store
+  // dropped it (etcd: its lease expired): every later call fails with kDetached; detach() still
+  // frees what is left.
   virtual bool evicted() const = 0;
   virtual std::uint32_t max_value_bytes() const = 0;
 
-  virtual Result<SessionRef> create_session(std::string_view id, std::uint64_t ttl_ms) = 0;
-  virtual Result<SessionRef> open_session(std::string_view id) = 0;
+  virtual Result<SessionHandle> create_session(std::string_view id, std::uint64_t ttl_ms) = 0;
+  virtual Result<SessionHandle> open_session(std::string_view id) = 0;
   // Race-free create-if-absent; `created` says whether this call created it.
-  virtual Result<SessionRef> open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) = 0;
-  virtual Status destroy_session(SessionRef ref, const Grant* own) = 0;
+  virtual Result<SessionHandle> open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) = 0;
+  // Destroys the session, breaking any other holder's lock. With `own`, fenced: kStaleToken
+  // (nothing destroyed) unless `own` still holds it; `own` is released either way.
+  virtual Status destroy_session(SessionHandle s, const Grant* own) = 0;
   virtual Result<std::vector<std::string>> list_sessions() = 0;
 
   // Process-level lock. Blocks (queued FIFO) until granted or the deadline.
-  virtual Result<Grant> acquire(SessionRef ref, shm::LockMode mode, Clock::time_point deadline) = 0;
+  virtual Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) = 0;
   // Granted at once or kBusy; a busy try queues nothing and asks no holder for anything.
-  virtual Result<Grant> try_acquire(SessionRef ref, shm::LockMode mode) = 0;
-  virtual Status release(SessionRef ref, const Grant& g) = 0;
+  virtual Result<Grant> try_acquire(SessionHandle s, Mode mode) = 0;
+  // Gives the lock back; kStaleToken if it was lost meanwhile (released either way).
+  virtual Status release(SessionHandle s, const Grant& g) = 0;
   virtual GrantStatus grant_status(const Grant& g) = 0;
-  // The segment record of a grant this process holds, for grant_status_of() without a call (the
-  // fast lane asks on every thread lock); valid while the backend lives. nullptr if `g` names none.
-  virtual const shm::LockRecord* grant_record(const Grant& g) = 0;
-  virtual void touch(SessionRef ref) = 0;
-  // Expiry of a held session, fenced by the grant's token (Store::set_ttl and the two after it).
-  virtual Status set_ttl(SessionRef ref, const Grant& g, std::uint64_t ttl_ms) = 0;
-  virtual Status touch(SessionRef ref, const Grant& g) = 0;
-  virtual Result<std::optional<std::uint64_t>> ttl_remaining(SessionRef ref, const Grant& g) = 0;
+  // The words of a grant this process holds (see the top of this file); valid while the backend
+  // lives. Both null if `g` names none.
+  virtual GrantWords grant_words(const Grant& g) = 0;
+  // The session was used just now (idle expiry), without a grant.
+  virtual void touch(SessionHandle s) = 0;
+  // Expiry of a held session, fenced by the grant's token: set_ttl writes the idle TTL (0: the
+  // store's default) and restarts the idle clock; touch restarts it; ttl_remaining gives the ms
+  // left (nullopt: never expires).
+  virtual Status set_ttl(SessionHandle s, const Grant& g, std::uint64_t ttl_ms) = 0;
+  virtual Status touch(SessionHandle s, const Grant& g) = 0;
+  virtual Result<std::optional<std::uint64_t>> ttl_remaining(SessionHandle s, const Grant& g) = 0;
 
-  // Primary state, fenced by the grant's token.
-  virtual Result<std::optional<std::string>> read(SessionRef ref, const Grant& g, std::string_view name) = 0;
-  virtual Result<AttrMap> read_all(SessionRef ref, const Grant& g) = 0;
-  virtual Status commit(SessionRef ref, const Grant& g, const ChangeSet& changes) = 0;
+  // Primary state, fenced by the grant's token. A commit replaces the named attributes at once:
+  // other processes see all of it or none.
+  virtual Result<std::optional<std::string>> read(SessionHandle s, const Grant& g, std::string_view name) = 0;
+  virtual Result<AttrMap> read_all(SessionHandle s, const Grant& g) = 0;
+  virtual Status commit(SessionHandle s, const Grant& g, const ChangeSet& changes) = 0;
 
-  // Revoke notifications for this process: wait until the epoch moves past `seen` or the deadline.
+  // The notification primitive: the epoch moves on every revoke request or loss of a grant of this
+  // process. wait_notification returns when it moved past `seen`, at the deadline, or when
+  // interrupted (spurious returns are allowed).
   virtual std::uint32_t notification_epoch() = 0;
   virtual void wait_notification(std::uint32_t seen, Clock::time_point deadline) = 0;
   virtual void interrupt_notification_wait() = 0;
 };
+
+// The backend for a store address: "etcd://HOST:PORT[,HOST:PORT...]/PREFIX" is an etcd cluster,
+// anything else the name of a shared-memory segment on this host (backends.cpp).
+Result<std::unique_ptr<Backend>> open_backend(const std::string& store);
 
 }  // namespace sessionbroker::detail

@@ -93,7 +93,7 @@ void Store::free_chain(std::uint32_t head) {
 
 namespace {
 
-Status stale(const Grant& g) {
+Status stale(const RecordGrant& g) {
   return Status(ErrorCode::kStaleToken, fmt::format("token {} no longer holds the session lock", g.token));
 }
 Status corrupt_blob() { return Status(ErrorCode::kCorrupt, "session state blob is corrupt"); }
@@ -110,7 +110,7 @@ void append_entry(std::string& out, std::string_view name, std::string_view valu
 
 }  // namespace
 
-Result<std::optional<std::string>> Store::read(SessionRef ref, const Grant& g, std::string_view name) {
+Result<std::optional<std::string>> Store::read(SessionRef ref, const RecordGrant& g, std::string_view name) {
   SessionGuard guard(*this, ref.slot);
   const auto& s = seg_.session(ref.slot);
   if (!holds(s, ref, g)) return stale(g);
@@ -124,7 +124,7 @@ Result<std::optional<std::string>> Store::read(SessionRef ref, const Grant& g, s
   return found;
 }
 
-Result<AttrMap> Store::read_all(SessionRef ref, const Grant& g) {
+Result<AttrMap> Store::read_all(SessionRef ref, const RecordGrant& g) {
   SessionGuard guard(*this, ref.slot);
   const auto& s = seg_.session(ref.slot);
   if (!holds(s, ref, g)) return stale(g);
@@ -139,7 +139,7 @@ Result<AttrMap> Store::read_all(SessionRef ref, const Grant& g) {
   return all;
 }
 
-Status Store::commit(std::uint32_t client, std::uint32_t generation, SessionRef ref, const Grant& g,
+Status Store::commit(std::uint32_t client, std::uint32_t generation, SessionRef ref, const RecordGrant& g,
                      const ChangeSet& changes) {
   if (changes.empty()) return {};
   // 1. Merge the committed state with the changes (both sorted by name) into a local buffer.

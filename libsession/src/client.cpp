@@ -9,7 +9,6 @@
 #include <fmt/format.h>
 
 #include "client_impl.hpp"
-#include "shm_backend.hpp"
 
 namespace sessionbroker {
 
@@ -24,8 +23,8 @@ Status not_covered(std::string_view name) {
 }
 Status check_attr_name(std::string_view name) {
   if (name.empty()) return Status(ErrorCode::kInvalidArgument, "attribute name is empty");
-  if (name.size() > shm::kMaxAttrNameBytes)
-    return Status(ErrorCode::kTooLarge, fmt::format("attribute name is {} bytes; the limit is {}", name.size(), shm::kMaxAttrNameBytes));
+  if (name.size() > detail::kMaxAttrNameBytes)
+    return Status(ErrorCode::kTooLarge, fmt::format("attribute name is {} bytes; the limit is {}", name.size(), detail::kMaxAttrNameBytes));
   return {};
 }
 }  // namespace
@@ -34,7 +33,7 @@ Status check_attr_name(std::string_view name) {
 
 Result<std::unique_ptr<Client>> Client::attach(const std::string& segment) {
   try {
-    auto backend = detail::ShmBackend::attach(segment);
+    auto backend = detail::open_backend(segment);
     if (!backend) return backend.status();
     auto impl = std::make_shared<ClientImpl>(std::move(*backend));
     impl->start();
@@ -178,17 +177,17 @@ Result<std::optional<std::string>> SessionLock::get(std::string_view name) {
   if (!state_->covers(name)) return not_covered(name);
   if (auto it = state_->changes.find(name); it != state_->changes.end()) {
     // Our own uncommitted write, but only while the lock is still ours.
-    auto committed = state_->client->backend().read(state_->session->ref(), state_->grant, name);
+    auto committed = state_->client->backend().read(state_->session->handle(), state_->grant, name);
     if (!committed) return committed.status();
     return it->second;
   }
-  return state_->client->backend().read(state_->session->ref(), state_->grant, name);
+  return state_->client->backend().read(state_->session->handle(), state_->grant, name);
 }
 
 Result<std::map<std::string, std::string>> SessionLock::get_all() {
   if (!state_) return not_locked();
   if (Status st = state_->client->usable(); !st) return st;
-  auto all = state_->client->backend().read_all(state_->session->ref(), state_->grant);
+  auto all = state_->client->backend().read_all(state_->session->handle(), state_->grant);
   if (!all) return all.status();
   std::map<std::string, std::string> out;
   for (auto& [name, value] : *all)
@@ -239,19 +238,19 @@ Status SessionLock::set_ttl(std::chrono::milliseconds ttl) {
   if (!state_) return not_locked();
   if (ttl.count() < 0) return Status(ErrorCode::kInvalidArgument, "ttl must not be negative");
   if (Status st = state_->client->usable(); !st) return st;
-  return state_->client->backend().set_ttl(state_->session->ref(), state_->grant, static_cast<std::uint64_t>(ttl.count()));
+  return state_->client->backend().set_ttl(state_->session->handle(), state_->grant, static_cast<std::uint64_t>(ttl.count()));
 }
 
 Status SessionLock::touch() {
   if (!state_) return not_locked();
   if (Status st = state_->client->usable(); !st) return st;
-  return state_->client->backend().touch(state_->session->ref(), state_->grant);
+  return state_->client->backend().touch(state_->session->handle(), state_->grant);
 }
 
 Result<std::chrono::milliseconds> SessionLock::ttl_remaining() {
   if (!state_) return not_locked();
   if (Status st = state_->client->usable(); !st) return st;
-  auto left = state_->client->backend().ttl_remaining(state_->session->ref(), state_->grant);
+  auto left = state_->client->backend().ttl_remaining(state_->session->handle(), state_->grant);
   if (!left) return left.status();
   if (!*left) return kNeverExpires;
   constexpr auto kMax = static_cast<std::uint64_t>(std::chrono::milliseconds::max().count());

@@ -64,7 +64,7 @@ Status ClientImpl::detach() {
 Status ClientImpl::orphan() {
   if (detached_.exchange(true)) return {};
   if (revoke_thread_.joinable()) revoke_thread_.detach();  // no such thread exists in the child
-  std::map<std::uint32_t, std::shared_ptr<LocalSession>> sessions;
+  std::map<std::uint64_t, std::shared_ptr<LocalSession>> sessions;
   {
     std::unique_lock lk(mu_, std::try_to_lock);
     if (lk) sessions.swap(sessions_);
@@ -82,28 +82,28 @@ std::vector<std::shared_ptr<LocalSession>> ClientImpl::snapshot_sessions() {
 void ClientImpl::snapshot_sessions_into(std::vector<std::shared_ptr<LocalSession>>& out) {
   out.clear();
   std::lock_guard lk(mu_);
-  for (auto& [slot, s] : sessions_) out.push_back(s);
+  for (auto& [key, s] : sessions_) out.push_back(s);
 }
 
 Result<std::shared_ptr<LocalSession>> ClientImpl::session(std::string_view id, Open how, std::uint64_t ttl_ms,
                                                           bool* created) {
   if (Status st = usable(); !st) return st;
   bool made = how == Open::kCreate;
-  auto ref = how == Open::kExisting ? backend_->open_session(id)
+  auto handle = how == Open::kExisting ? backend_->open_session(id)
              : how == Open::kCreate ? backend_->create_session(id, ttl_ms)
                                     : backend_->open_or_create_session(id, ttl_ms, made);
-  if (!ref) return ref.status();
+  if (!handle) return handle.status();
   if (created) *created = made;
-  std::shared_ptr<LocalSession> replaced;  // an earlier session in the same slot, destroyed since
+  std::shared_ptr<LocalSession> replaced;  // an earlier session under the same key, destroyed since
   std::shared_ptr<LocalSession> current;
   {
     std::lock_guard lk(mu_);
-    auto& slot = sessions_[ref->slot];
-    if (!slot || slot->ref().gen != ref->gen) {
-      replaced = std::move(slot);
-      slot = std::make_shared<LocalSession>(*this, *backend_, std::string(id), *ref);
+    auto& known = sessions_[handle->key];
+    if (!known || known->handle().generation != handle->generation) {
+      replaced = std::move(known);
+      known = std::make_shared<LocalSession>(*this, *backend_, std::string(id), *handle);
     }
-    current = slot;
+    current = known;
   }
   if (replaced) replaced->drop_spares();
   return current;
@@ -112,7 +112,7 @@ Result<std::shared_ptr<LocalSession>> ClientImpl::session(std::string_view id, O
 void ClientImpl::forget(LocalSession& s) {
   {
     std::lock_guard lk(mu_);
-    auto it = sessions_.find(s.ref().slot);
+    auto it = sessions_.find(s.handle().key);
     if (it != sessions_.end() && it->second.get() == &s) sessions_.erase(it);
   }
   s.drop_spares();

@@ -55,7 +55,7 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   std::atomic<bool> stopping_{false};
   std::thread revoke_thread_;
   std::mutex mu_;
-  std::map<std::uint32_t, std::shared_ptr<LocalSession>> sessions_;  // GUARDED_BY(mu_), by slot
+  std::map<std::uint64_t, std::shared_ptr<LocalSession>> sessions_;  // GUARDED_BY(mu_), by SessionHandle::key
   std::mutex callback_mu_;
   RevokeCallback callback_;  // GUARDED_BY(callback_mu_)
 };

@@ -10,7 +10,6 @@
 namespace sessionbroker::detail {
 namespace {
 
-shm::LockMode needed_mode(Mode m) { return m == Mode::kExclusive ? shm::LockMode::kExclusive : shm::LockMode::kShared; }
 
 Status timeout() { return Status(ErrorCode::kTimeout, "lock not granted before the deadline"); }
 
@@ -131,8 +130,8 @@ Status LocalSession::names_error(std::span<const std::string_view> attrs, bool w
   if (!whole && attrs.empty()) return Status(ErrorCode::kInvalidArgument, "lock needs at least one attribute");
   for (const auto& a : attrs) {
     if (a.empty()) return Status(ErrorCode::kInvalidArgument, "attribute name is empty");
-    if (a.size() > shm::kMaxAttrNameBytes)
-      return Status(ErrorCode::kTooLarge, fmt::format("attribute name is {} bytes; the limit is {}", a.size(), shm::kMaxAttrNameBytes));
+    if (a.size() > kMaxAttrNameBytes)
+      return Status(ErrorCode::kTooLarge, fmt::format("attribute name is {} bytes; the limit is {}", a.size(), kMaxAttrNameBytes));
   }
   return Status(ErrorCode::kInvalidArgument, "bad attribute names");  // not reached: names_valid was false
 }
@@ -141,7 +140,7 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const
                                                                  Mode mode, Clock::time_point deadline, bool wait) {
   // Checked before mu_ is taken: in a forked child mu_ may have been held by a parent's thread.
   if (Status st = client_.usable(); !st) return st;
-  const shm::LockMode need = needed_mode(mode);
+  const Mode need = mode;
   std::unique_ptr<ThreadLockState> unkept;  // destroyed after lk lets go of mu_
   Held lk(*this);
   auto t = new_state(attrs, whole, mode);
@@ -214,10 +213,10 @@ Status LocalSession::usable_locked() const {
   return {};
 }
 
-Status LocalSession::acquire_process_lock(Held& lk, shm::LockMode need, Clock::time_point deadline, bool wait) {
+Status LocalSession::acquire_process_lock(Held& lk, Mode need, Clock::time_point deadline, bool wait) {
   state_ = ProcState::kAcquiring;
   lk.unlock();
-  auto get = [&] { return wait ? backend_.acquire(ref_, need, deadline) : backend_.try_acquire(ref_, need); };
+  auto get = [&] { return wait ? backend_.acquire(handle_, need, deadline) : backend_.try_acquire(handle_, need); };
   auto g = get();
   if (!g && g.code() == ErrorCode::kCapacityExceeded && client_.release_idle_locks(this) > 0) g = get();
   lk.lock();
@@ -243,12 +242,11 @@ void LocalSession::release_process_lock(Held& lk) {
   const Grant g = grant_;
   const bool was_revoked = revoke_seen_ && !lost_;
   lk.unlock();
-  (void)backend_.release(ref_, g);  // kStaleToken when it was broken meanwhile: released either way
+  (void)backend_.release(handle_, g);  // kStaleToken when it was broken meanwhile: released either way
   if (was_revoked) client_.notify(RevokeEvent::Kind::kReleased, id_, g.token);
   lk.lock();
   state_ = ProcState::kNone;
   grant_ = {};
-  held_mode_ = shm::LockMode::kNone;
   revoke_seen_ = lost_ = false;
   cv_.notify_all();
 }
@@ -256,7 +254,7 @@ void LocalSession::release_process_lock(Held& lk) {
 Status LocalSession::commit(ThreadLockState& t) {
   if (t.changes.empty()) return {};  // unlock's path: nothing to publish, nothing to check
   std::lock_guard c(commit_mu_);
-  Status st = backend_.commit(ref_, t.grant, t.changes);
+  Status st = backend_.commit(handle_, t.grant, t.changes);
   t.changes.clear();
   return st;
 }
@@ -307,7 +305,7 @@ Status LocalSession::destroy_with(ThreadLockState& t) {
     t.via_lane = false;
     lane_.store(kClosed, std::memory_order_relaxed);
   }
-  Status st = backend_.destroy_session(ref_, &grant_);  // fenced by the grant's token
+  Status st = backend_.destroy_session(handle_, &grant_);  // fenced by the grant's token
   state_ = ProcState::kNone;
   grant_ = {};
   destroyed_ = st.is_ok();
@@ -363,7 +361,7 @@ void LocalSession::observe_segment_flags(Held& lk) {
 void LocalSession::on_notification() {
   if (used_.load(std::memory_order_relaxed)) {  // a use racing this store is covered by the touch after it
     used_.store(false, std::memory_order_relaxed);
-    backend_.touch(ref_);
+    backend_.touch(handle_);
   }
   Held lk(*this);
   observe_segment_flags(lk);

@@ -1,7 +1,7 @@
 // The process-local side of one session: the process-level lock (acquired, cached, released on a
 // revoke request) and the thread locks on attributes or the whole session.
 //
-// Thread safety: every member is guarded by mu_ except the immutable ones (id_, ref_, client_)
+// Thread safety: every member is guarded by mu_ except the immutable ones (id_, handle_, client_)
 // and the fast lane's (lane_ and what it hands over, below). Threads wait on cv_ with their
 // deadline. The process lock is never released while a thread lock is held (users_ > 0); a revoke
 // request or an explicit release stops new thread locks from being granted on the cached process
@@ -42,7 +42,7 @@
 
 #include "fork_guard.hpp"
 #include "sessionbroker/client.hpp"
-#include "store.hpp"
+#include "backend.hpp"
 
 namespace sessionbroker::detail {
 
@@ -87,11 +87,11 @@ struct ThreadLockState {
 
 class LocalSession : public std::enable_shared_from_this<LocalSession> {
  public:
-  LocalSession(ClientImpl& client, Backend& backend, std::string id, SessionRef ref)
-      : client_(client), backend_(backend), id_(std::move(id)), ref_(ref), fork_epoch_(fork_epoch()) {}
+  LocalSession(ClientImpl& client, Backend& backend, std::string id, SessionHandle handle)
+      : client_(client), backend_(backend), id_(std::move(id)), handle_(handle), fork_epoch_(fork_epoch()) {}
 
   const std::string& id() const { return id_; }
-  SessionRef ref() const { return ref_; }
+  SessionHandle handle() const { return handle_; }
 
   // A thread lock on `attrs` (any order, duplicates allowed) or, with `whole`, on the session.
   // In steady state (the process lock cached, names seen before, at most kSpareStates locks
@@ -184,7 +184,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   static bool names_valid(std::span<const std::string_view> attrs, bool whole) {
     if (!whole && attrs.empty()) return false;
     for (const auto& a : attrs)
-      if (a.empty() || a.size() > shm::kMaxAttrNameBytes) return false;
+      if (a.empty() || a.size() > kMaxAttrNameBytes) return false;
     return true;
   }
   static Status names_error(std::span<const std::string_view> attrs, bool whole);  // REQUIRES: !names_valid
@@ -211,7 +211,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   void close_lane();      // REQUIRES: mu_ (Held calls it)
   void maybe_open_lane(); // REQUIRES: mu_
   Status usable_locked() const;                                                  // REQUIRES: mu_
-  Status acquire_process_lock(Held& lk, shm::LockMode need, Clock::time_point deadline, bool wait);
+  Status acquire_process_lock(Held& lk, Mode need, Clock::time_point deadline, bool wait);
   void release_process_lock(Held& lk);
   bool must_give_back() const { return revoke_seen_ || lost_ || release_waiters_ > 0; }  // REQUIRES: mu_
   // May the process lock be given back now? Not while a thread uses it, nor while the grant is
@@ -225,13 +225,13 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   ClientImpl& client_;
   Backend& backend_;
   const std::string id_;
-  const SessionRef ref_;
+  const SessionHandle handle_;
   const std::uint64_t fork_epoch_;  // a forked child's copy of the lane is not its own
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   ProcState state_ = ProcState::kNone;
-  shm::LockMode held_mode_ = shm::LockMode::kNone;
+  Mode held_mode_ = Mode::kShared;  // while state_ is kHeld
   Grant grant_;
   bool revoke_seen_ = false;     // the store asked for the lock back
   bool lost_ = false;            // the lock was taken away by force; the token is stale
@@ -252,7 +252,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   std::uint32_t lane_open_ = kClosed;            // the kOpen* value the lane was opened with
   std::unique_ptr<ThreadLockState> lane_spare_;  // the lane's state while the lane is not kTaken
   ThreadLockState* lane_holder_ = nullptr;       // while kTaken: the state the holder owns
-  const shm::LockRecord* lane_record_ = nullptr; // grant_'s record, published with kOpen*
+  GrantWords lane_words_;                        // grant_'s words, published with kOpen*
   // Set by every thread unlock, which reads no clock (a clock read costs more than the whole fast
   // lane): the revoke thread writes the session's last use for idle expiry within
   // kRevokeThreadSlice (on_notification). A release writes it at once (Store::release).
@@ -270,7 +270,7 @@ inline std::unique_ptr<ThreadLockState> LocalSession::try_lane(std::span<const s
   if (!lane_.compare_exchange_strong(open, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return nullptr;
   // A revoke request or a loss flagged in the segment (an eviction breaks every grant of the
   // client, a detach closes the lane) is for the mutex side to notice and act on.
-  if (grant_status_of(*lane_record_) != GrantStatus::kHeld) {
+  if (grant_status_of(lane_words_) != GrantStatus::kHeld) {
     lane_.store(open, std::memory_order_release);
     return nullptr;
   }
@@ -283,11 +283,11 @@ inline std::unique_ptr<ThreadLockState> LocalSession::try_lane(std::span<const s
   return t;
 }
 
-// lane_record_ is stable here: maybe_open_lane, its only writer, needs kClosed, which the holder's
+// lane_words_ is stable here: maybe_open_lane, its only writer, needs kClosed, which the holder's
 // own unlock is the next to store.
 inline bool LocalSession::return_lane(std::unique_ptr<ThreadLockState>& t) {
   // A flag raised while the lock was held: the mutex side releases at once, as a waiter wants.
-  if (grant_status_of(*lane_record_) != GrantStatus::kHeld) return false;
+  if (grant_status_of(lane_words_) != GrantStatus::kHeld) return false;
   std::uint32_t taken = kTaken;
   if (!lane_.compare_exchange_strong(taken, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return false;
   t->clear_use();

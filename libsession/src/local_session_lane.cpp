@@ -49,9 +49,9 @@ void LocalSession::maybe_open_lane() {
       lane_spare_->client = client_.shared_from_this();
     }
   }
-  lane_record_ = backend_.grant_record(grant_);
-  if (!lane_record_) return;
-  lane_open_ = held_mode_ == shm::LockMode::kExclusive ? kOpenExclusive : kOpenShared;
+  lane_words_ = backend_.grant_words(grant_);
+  if (lane_words_.state == nullptr) return;
+  lane_open_ = held_mode_ == Mode::kExclusive ? kOpenExclusive : kOpenShared;
   lane_.store(lane_open_, std::memory_order_release);
 }
 

@@ -170,7 +170,7 @@ void Store::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordState fi
   if (s.queue_head == shm::kNil) clear_revoke_flags(s);
 }
 
-int Store::break_all_locked(shm::SessionSlot& s, const Grant* own) {
+int Store::break_all_locked(shm::SessionSlot& s, const RecordGrant* own) {
   int broken = 0;
   for (std::uint32_t* head : {&s.holders_head, &s.queue_head}) {
     while (*head != shm::kNil) {
@@ -192,14 +192,14 @@ int Store::break_all_locked(shm::SessionSlot& s, const Grant* own) {
   return broken;
 }
 
-bool Store::holds(const shm::SessionSlot& s, SessionRef ref, const Grant& g) const {
+bool Store::holds(const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g) const {
   if (g.record >= seg_.record_count()) return false;
   const auto& r = seg_.record(g.record);
   return s.state == static_cast<std::uint32_t>(shm::SessionState::kLive) && s.generation == ref.gen &&
          state_of(r) == RecordState::kGranted && r.token == g.token && r.session == ref.slot;
 }
 
-Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
+Result<RecordGrant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                              Clock::time_point deadline, const Caller* caller) {
   auto& s = seg_.session(ref.slot);
   auto& r = seg_.record(rec);
@@ -220,7 +220,7 @@ Result<Grant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef
     if (Status st = withdraw_if_gone(s, client, rec, caller); !st) return st;
     if (at_once) {
       count_event(stats, shm::Counter::kGrants);  // its zero wait is added by collect_stats
-      return Grant{rec, r.token};
+      return RecordGrant{rec, r.token};
     }
     request_revoke(s);
     queued_ns = r.since_ns;
@@ -251,7 +251,7 @@ void Store::prepare_record(std::uint32_t rec, SessionRef ref, LockMode mode) {
 
 // The record is written only once the grant is certain: a busy answer leaves it as it was (kFree,
 // owned by the caller), the session untouched, no holder asked (no request_revoke) and no wait counted.
-Result<Grant> Store::try_acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
+Result<RecordGrant> Store::try_acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                                  const Caller* caller) {
   auto& s = seg_.session(ref.slot);
   SessionGuard g(*this, ref.slot);
@@ -263,7 +263,7 @@ Result<Grant> Store::try_acquire(std::uint32_t client, std::uint32_t rec, Sessio
   grant(s, rec, 0);
   if (Status st = withdraw_if_gone(s, client, rec, caller); !st) return st;
   count_event(seg_.stats(client), shm::Counter::kGrants);
-  return Grant{rec, seg_.record(rec).token};
+  return RecordGrant{rec, seg_.record(rec).token};
 }
 
 // The second half of two store-then-load handshakes, each of which stores its flag (seq_cst) and
@@ -289,7 +289,7 @@ Status Store::withdraw(shm::SessionSlot& s, std::uint32_t rec, Status why) {
 
 // The waiting owner's loop: sleep on the record's wake word until granted or the deadline, or
 // until the caller's detach calls it back (it raises `cancelled`, then bumps `wake`).
-Result<Grant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::time_point deadline, const Caller* caller) {
+Result<RecordGrant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::time_point deadline, const Caller* caller) {
   auto& r = seg_.record(rec);
   Clock::duration slice = kLivenessSliceMin;
   for (;;) {
@@ -299,7 +299,7 @@ Result<Grant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::ti
       return withdraw(seg_.session(ref.slot), rec, Status(ErrorCode::kDetached, "client detached while waiting for the lock"));
     }
     const RecordState st = state_of(r);
-    if (st == RecordState::kGranted) return Grant{rec, r.token};
+    if (st == RecordState::kGranted) return RecordGrant{rec, r.token};
     if (st != RecordState::kWaiting) {  // broken while we waited: destroyed, or the segment retired
       SessionGuard g(*this, ref.slot);
       shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
@@ -317,7 +317,7 @@ Result<Grant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::ti
   // Deadline passed: leave the queue without a trace, unless the grant raced us.
   SessionGuard g(*this, ref.slot);
   const RecordState st = state_of(r);
-  if (st == RecordState::kGranted) return Grant{rec, r.token};
+  if (st == RecordState::kGranted) return RecordGrant{rec, r.token};
   if (st != RecordState::kWaiting) {
     shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
     if (retired()) return retired_status();
@@ -327,7 +327,7 @@ Result<Grant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::ti
   return Status(ErrorCode::kTimeout, "lock not granted before the deadline");
 }
 
-Status Store::release(SessionRef ref, const Grant& g) {
+Status Store::release(SessionRef ref, const RecordGrant& g) {
   if (g.record >= seg_.record_count()) return Status(ErrorCode::kNotHeld, "no such lock");
   auto& r = seg_.record(g.record);
   SessionGuard guard(*this, ref.slot);
@@ -358,7 +358,7 @@ bool Store::break_lock(std::uint32_t rec, std::uint64_t token) {
   return true;
 }
 
-GrantStatus Store::grant_status(const Grant& g) const {
+GrantStatus Store::grant_status(const RecordGrant& g) const {
   if (g.record >= seg_.record_count()) return GrantStatus::kLost;
   return grant_status_of(seg_.record(g.record));
 }

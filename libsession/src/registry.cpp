@@ -237,7 +237,7 @@ Result<SessionRef> Store::open_session(std::string_view id) {
   return SessionRef{*w, seg_.session(*w).generation};
 }
 
-Status Store::destroy_session(SessionRef ref, const Grant* own) {
+Status Store::destroy_session(SessionRef ref, const RecordGrant* own) {
   auto g = registry_guard(*this);
   auto& s = seg_.session(ref.slot);
   SessionGuard sg(*this, ref.slot);
@@ -255,7 +255,7 @@ Status Store::destroy_session(SessionRef ref, const Grant* own) {
 
 // Breaks every lock (waiters see kBroken and return kNotFound; holders' tokens go stale), frees the
 // committed blob and returns the slot to the free list. REQUIRES: registry mutex + session mutex.
-void Store::destroy_locked(std::uint32_t slot, const Grant* own) {
+void Store::destroy_locked(std::uint32_t slot, const RecordGrant* own) {
   auto& h = seg_.header();
   auto& s = seg_.session(slot);
   break_all_locked(s, own);
@@ -312,7 +312,7 @@ std::optional<std::string> Store::expire_if_idle(std::uint32_t slot, std::uint64
 
 namespace sessionbroker::detail {
 namespace {
-Status stale_grant(const Grant& g) {
+Status stale_grant(const RecordGrant& g) {
   return Status(ErrorCode::kStaleToken, fmt::format("token {} no longer holds the session lock", g.token));
 }
 }  // namespace
@@ -320,7 +320,7 @@ Status stale_grant(const Grant& g) {
 // The holder's expiry operations take the session mutex only: `ttl_ms` and `last_used_ns` are
 // written under it (the broker's first, unlocked look at them in expire_if_idle is a relaxed hint
 // it checks again under the mutexes), and holds() fences a grant lost since it was taken.
-Status Store::set_ttl(SessionRef ref, const Grant& g, std::uint64_t ttl_ms) {
+Status Store::set_ttl(SessionRef ref, const RecordGrant& g, std::uint64_t ttl_ms) {
   auto& s = seg_.session(ref.slot);
   SessionGuard sg(*this, ref.slot);
   if (!holds(s, ref, g)) return stale_grant(g);
@@ -329,7 +329,7 @@ Status Store::set_ttl(SessionRef ref, const Grant& g, std::uint64_t ttl_ms) {
   return {};
 }
 
-Status Store::touch(SessionRef ref, const Grant& g) {
+Status Store::touch(SessionRef ref, const RecordGrant& g) {
   auto& s = seg_.session(ref.slot);
   SessionGuard sg(*this, ref.slot);
   if (!holds(s, ref, g)) return stale_grant(g);
@@ -337,7 +337,7 @@ Status Store::touch(SessionRef ref, const Grant& g) {
   return {};
 }
 
-Result<std::optional<std::uint64_t>> Store::ttl_remaining(SessionRef ref, const Grant& g) {
+Result<std::optional<std::uint64_t>> Store::ttl_remaining(SessionRef ref, const RecordGrant& g) {
   auto& s = seg_.session(ref.slot);
   SessionGuard sg(*this, ref.slot);
   if (!holds(s, ref, g)) return stale_grant(g);

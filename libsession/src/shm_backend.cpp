@@ -95,9 +95,13 @@ Status ShmBackend::detach() {
   return {};
 }
 
-Status ShmBackend::check_slot(SessionRef ref) const {
-  if (ref.slot >= segment_->caps().max_sessions) return Status(ErrorCode::kInvalidArgument, "bad session handle");
-  return {};
+static_assert(kMaxSessionIdBytes == shm::kMaxSessionIdBytes && kMaxAttrNameBytes == shm::kMaxAttrNameBytes,
+              "the library's limits are the segment's");
+
+Result<SessionRef> ShmBackend::session_ref(SessionHandle s) const {
+  if (s.key >= segment_->caps().max_sessions || s.generation > UINT32_MAX)
+    return Status(ErrorCode::kInvalidArgument, "bad session handle");
+  return SessionRef{static_cast<std::uint32_t>(s.key), static_cast<std::uint32_t>(s.generation)};
 }
 
 Result<std::uint32_t> ShmBackend::take_record() {
@@ -116,22 +120,42 @@ void ShmBackend::return_record(std::uint32_t rec) {
   free_records_.push_back(rec);
 }
 
-Result<SessionRef> ShmBackend::create_session(std::string_view id, std::uint64_t ttl_ms) {
-  return call([&] { return store_.create_session(id, ttl_ms); });
+namespace {
+
+shm::LockMode lock_mode(Mode m) { return m == Mode::kExclusive ? shm::LockMode::kExclusive : shm::LockMode::kShared; }
+
+}  // namespace
+
+Result<SessionHandle> ShmBackend::create_session(std::string_view id, std::uint64_t ttl_ms) {
+  return call([&]() -> Result<SessionHandle> {
+    auto ref = store_.create_session(id, ttl_ms);
+    if (!ref) return ref.status();
+    return handle(*ref);
+  });
 }
-Result<SessionRef> ShmBackend::open_session(std::string_view id) {
-  return call([&] { return store_.open_session(id); });
+Result<SessionHandle> ShmBackend::open_session(std::string_view id) {
+  return call([&]() -> Result<SessionHandle> {
+    auto ref = store_.open_session(id);
+    if (!ref) return ref.status();
+    return handle(*ref);
+  });
 }
-Result<SessionRef> ShmBackend::open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) {
+Result<SessionHandle> ShmBackend::open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) {
   created = false;
-  return call([&] { return store_.open_or_create_session(id, ttl_ms, created); });
+  return call([&]() -> Result<SessionHandle> {
+    auto ref = store_.open_or_create_session(id, ttl_ms, created);
+    if (!ref) return ref.status();
+    return handle(*ref);
+  });
 }
-Status ShmBackend::destroy_session(SessionRef ref, const Grant* own) {
-  if (Status s = check_slot(ref); !s) return s;
+Status ShmBackend::destroy_session(SessionHandle s, const Grant* own) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
   return call([&] {
-    Status st = store_.destroy_session(ref, own);
+    const RecordGrant g = own ? record_grant(*own) : RecordGrant{};
+    Status st = store_.destroy_session(*ref, own ? &g : nullptr);
     // The record is free now unless it still holds (another error than a stale token).
-    if (own && (st.is_ok() || st.code() == ErrorCode::kStaleToken)) return_record(own->record);
+    if (own && (st.is_ok() || st.code() == ErrorCode::kStaleToken)) return_record(g.record);
     return st;
   });
 }
@@ -139,67 +163,83 @@ Result<std::vector<std::string>> ShmBackend::list_sessions() {
   return call([&]() -> Result<std::vector<std::string>> { return store_.list_sessions(); });
 }
 
-Result<Grant> ShmBackend::acquire(SessionRef ref, shm::LockMode mode, Clock::time_point deadline) {
-  if (Status s = check_slot(ref); !s) return s;
+Result<Grant> ShmBackend::acquire(SessionHandle s, Mode mode, Clock::time_point deadline) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
   return call([&]() -> Result<Grant> {
     auto rec = take_record();
     if (!rec) return rec.status();
     const Caller caller{generation_, &cancelled_};
-    auto g = store_.acquire(client_, *rec, ref, mode, deadline, &caller);
-    if (!g) return_record(*rec);
-    return g;
+    auto g = store_.acquire(client_, *rec, *ref, lock_mode(mode), deadline, &caller);
+    if (!g) {
+      return_record(*rec);
+      return g.status();
+    }
+    return grant(*g);
   });
 }
 
-Result<Grant> ShmBackend::try_acquire(SessionRef ref, shm::LockMode mode) {
-  if (Status s = check_slot(ref); !s) return s;
+Result<Grant> ShmBackend::try_acquire(SessionHandle s, Mode mode) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
   return call([&]() -> Result<Grant> {
     auto rec = take_record();
     if (!rec) return rec.status();
     const Caller caller{generation_, &cancelled_};
-    auto g = store_.try_acquire(client_, *rec, ref, mode, &caller);
-    if (!g) return_record(*rec);  // untouched (busy) or withdrawn to kFree
-    return g;
+    auto g = store_.try_acquire(client_, *rec, *ref, lock_mode(mode), &caller);
+    if (!g) {
+      return_record(*rec);  // untouched (busy) or withdrawn to kFree
+      return g.status();
+    }
+    return grant(*g);
   });
 }
 
-Status ShmBackend::release(SessionRef ref, const Grant& g) {
-  if (Status s = check_slot(ref); !s) return s;
+Status ShmBackend::release(SessionHandle s, const Grant& g) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
   return call_fenced([&] {
-    Status st = store_.release(ref, g);
-    if (st.code() != ErrorCode::kNotHeld) return_record(g.record);  // kOk and kStaleToken both freed it
+    const RecordGrant rg = record_grant(g);
+    Status st = store_.release(*ref, rg);
+    if (st.code() != ErrorCode::kNotHeld) return_record(rg.record);  // kOk and kStaleToken both freed it
     return st;
   });
 }
 
-void ShmBackend::touch(SessionRef ref) {
-  if (check_slot(ref)) (void)call([&] { store_.touch(ref); return Status{}; });
+void ShmBackend::touch(SessionHandle s) {
+  if (auto ref = session_ref(s)) (void)call([&] { store_.touch(*ref); return Status{}; });
 }
 
-Status ShmBackend::set_ttl(SessionRef ref, const Grant& g, std::uint64_t ttl_ms) {
-  if (Status s = check_slot(ref); !s) return s;
-  return call([&] { return store_.set_ttl(ref, g, ttl_ms); });
+Status ShmBackend::set_ttl(SessionHandle s, const Grant& g, std::uint64_t ttl_ms) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
+  return call([&] { return store_.set_ttl(*ref, record_grant(g), ttl_ms); });
 }
-Status ShmBackend::touch(SessionRef ref, const Grant& g) {
-  if (Status s = check_slot(ref); !s) return s;
-  return call([&] { return store_.touch(ref, g); });
+Status ShmBackend::touch(SessionHandle s, const Grant& g) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
+  return call([&] { return store_.touch(*ref, record_grant(g)); });
 }
-Result<std::optional<std::uint64_t>> ShmBackend::ttl_remaining(SessionRef ref, const Grant& g) {
-  if (Status s = check_slot(ref); !s) return s;
-  return call([&] { return store_.ttl_remaining(ref, g); });
+Result<std::optional<std::uint64_t>> ShmBackend::ttl_remaining(SessionHandle s, const Grant& g) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
+  return call([&] { return store_.ttl_remaining(*ref, record_grant(g)); });
 }
 
-Result<std::optional<std::string>> ShmBackend::read(SessionRef ref, const Grant& g, std::string_view name) {
-  if (Status s = check_slot(ref); !s) return s;
-  return call_fenced([&] { return store_.read(ref, g, name); });
+Result<std::optional<std::string>> ShmBackend::read(SessionHandle s, const Grant& g, std::string_view name) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
+  return call_fenced([&] { return store_.read(*ref, record_grant(g), name); });
 }
-Result<AttrMap> ShmBackend::read_all(SessionRef ref, const Grant& g) {
-  if (Status s = check_slot(ref); !s) return s;
-  return call_fenced([&] { return store_.read_all(ref, g); });
+Result<AttrMap> ShmBackend::read_all(SessionHandle s, const Grant& g) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
+  return call_fenced([&] { return store_.read_all(*ref, record_grant(g)); });
 }
-Status ShmBackend::commit(SessionRef ref, const Grant& g, const ChangeSet& changes) {
-  if (Status s = check_slot(ref); !s) return s;
-  return call([&] { return store_.commit(client_, generation_, ref, g, changes); });
+Status ShmBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
+  return call([&] { return store_.commit(client_, generation_, *ref, record_grant(g), changes); });
 }
 
 // The notify word is only waited on and bumped: harmless after a detach, so no gate.

@@ -1,4 +1,7 @@
-// Backend over a shared-memory segment on this host (the only backend so far).
+// Backend over a shared-memory segment on this host (backend.hpp). Its handles are the segment's
+// own: a SessionHandle is a session slot and its generation, a Grant's id its lock record; the
+// grant's words are the record's state and revoke words; notifications are the client slot's
+// futex word (LAYOUT.md "Client table").
 //
 // Thread safety: every method may be called from any thread. Process safety: every call that
 // could change the segment on the client's behalf without a token check (acquire, commit, create,
@@ -32,25 +35,26 @@ class ShmBackend final : public Backend {
     return shm::load(*client_state_) == static_cast<std::uint32_t>(shm::ClientState::kEvicted);
   }
   std::uint32_t max_value_bytes() const override { return segment_->caps().max_value_bytes; }
-  Result<SessionRef> create_session(std::string_view id, std::uint64_t ttl_ms) override;
-  Result<SessionRef> open_session(std::string_view id) override;
-  Result<SessionRef> open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) override;
-  Status destroy_session(SessionRef ref, const Grant* own) override;
+  Result<SessionHandle> create_session(std::string_view id, std::uint64_t ttl_ms) override;
+  Result<SessionHandle> open_session(std::string_view id) override;
+  Result<SessionHandle> open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) override;
+  Status destroy_session(SessionHandle s, const Grant* own) override;
   Result<std::vector<std::string>> list_sessions() override;
-  Result<Grant> acquire(SessionRef ref, shm::LockMode mode, Clock::time_point deadline) override;
-  Result<Grant> try_acquire(SessionRef ref, shm::LockMode mode) override;
-  Status release(SessionRef ref, const Grant& g) override;
-  GrantStatus grant_status(const Grant& g) override { return store_.grant_status(g); }
-  const shm::LockRecord* grant_record(const Grant& g) override {
-    return g.record < segment_->record_count() ? &segment_->record(g.record) : nullptr;
+  Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) override;
+  Result<Grant> try_acquire(SessionHandle s, Mode mode) override;
+  Status release(SessionHandle s, const Grant& g) override;
+  GrantStatus grant_status(const Grant& g) override { return store_.grant_status(record_grant(g)); }
+  GrantWords grant_words(const Grant& g) override {
+    return g.id < segment_->record_count() ? grant_words_of(segment_->record(static_cast<std::uint32_t>(g.id)))
+                                           : GrantWords{};
   }
-  void touch(SessionRef ref) override;
-  Status set_ttl(SessionRef ref, const Grant& g, std::uint64_t ttl_ms) override;
-  Status touch(SessionRef ref, const Grant& g) override;
-  Result<std::optional<std::uint64_t>> ttl_remaining(SessionRef ref, const Grant& g) override;
-  Result<std::optional<std::string>> read(SessionRef ref, const Grant& g, std::string_view name) override;
-  Result<AttrMap> read_all(SessionRef ref, const Grant& g) override;
-  Status commit(SessionRef ref, const Grant& g, const ChangeSet& changes) override;
+  void touch(SessionHandle s) override;
+  Status set_ttl(SessionHandle s, const Grant& g, std::uint64_t ttl_ms) override;
+  Status touch(SessionHandle s, const Grant& g) override;
+  Result<std::optional<std::uint64_t>> ttl_remaining(SessionHandle s, const Grant& g) override;
+  Result<std::optional<std::string>> read(SessionHandle s, const Grant& g, std::string_view name) override;
+  Result<AttrMap> read_all(SessionHandle s, const Grant& g) override;
+  Status commit(SessionHandle s, const Grant& g, const ChangeSet& changes) override;
   std::uint32_t notification_epoch() override;
   void wait_notification(std::uint32_t seen, Clock::time_point deadline) override;
   void interrupt_notification_wait() override;
@@ -65,7 +69,13 @@ class ShmBackend final : public Backend {
   auto call_fenced(F&& f) -> decltype(f());
   Result<std::uint32_t> take_record();
   void return_record(std::uint32_t rec);
-  Status check_slot(SessionRef ref) const;
+  // The segment's names for the library's handles; kInvalidArgument for a handle no store made.
+  Result<SessionRef> session_ref(SessionHandle s) const;
+  static RecordGrant record_grant(const Grant& g) {
+    return {g.id < shm::kNil ? static_cast<std::uint32_t>(g.id) : shm::kNil, g.token};
+  }
+  static SessionHandle handle(SessionRef r) { return {r.slot, r.gen}; }
+  static Grant grant(RecordGrant g) { return {g.token, g.record}; }
   bool forked() const { return forked_since(fork_epoch_); }
 
   std::unique_ptr<Segment> segment_;

@@ -20,19 +20,18 @@
 #include <vector>
 
 #include "segment.hpp"
+#include "session_types.hpp"
 #include "sessionbroker/error.hpp"
 #include "sessionbroker/shm/futex.hpp"
 
 namespace sessionbroker::detail {
-
-using shm::Clock;
 
 struct SessionRef {
   std::uint32_t slot = shm::kNil;
   std::uint32_t gen = 0;
 };
 
-struct Grant {
+struct RecordGrant {
   std::uint32_t record = shm::kNil;
   std::uint64_t token = 0;
 };
@@ -53,27 +52,19 @@ struct Caller {
   const std::atomic<bool>* cancelled;
 };
 
-// What the segment says of a grant the process holds: still its own, asked back by a revoke
-// request, or taken away (broken, expired, evicted: the token is stale).
-enum class GrantStatus { kHeld, kRevokeRequested, kLost };
-
 // The status a grant's own record gives, read without a mutex: two loads of one cache line that
 // only the owner, the store (revoke requests, breaks) and repairs write. The owner may ask at any
-// time; a record it holds leaves kGranted only by its own release or by force (kBroken).
-inline GrantStatus grant_status_of(const shm::LockRecord& r) {
-  if (shm::load(r.state) != static_cast<std::uint32_t>(shm::RecordState::kGranted)) return GrantStatus::kLost;
-  return shm::load(r.revoke) != 0 ? GrantStatus::kRevokeRequested : GrantStatus::kHeld;
-}
+// time; a record it holds leaves kGranted only by its own release or by force (kBroken). The
+// record's state and revoke words are the grant's GrantWords (session_types.hpp).
+static_assert(kGrantHeldWord == static_cast<std::uint32_t>(shm::RecordState::kGranted));
+inline GrantWords grant_words_of(const shm::LockRecord& r) { return {&r.state, &r.revoke}; }
+inline GrantStatus grant_status_of(const shm::LockRecord& r) { return grant_status_of(grant_words_of(r)); }
 
 // What a client of a retired segment hears (LAYOUT.md "Retirement").
 inline Status retired_status() {
   return Status(ErrorCode::kNoSegment,
                 "the segment was removed (its broker stopped with --remove-on-exit): attach again to the new one");
 }
-
-// Attribute changes of one commit: a value to set, or nullopt to erase.
-using ChangeSet = std::map<std::string, std::optional<std::string>, std::less<>>;
-using AttrMap = std::map<std::string, std::string, std::less<>>;
 
 struct AttrInfo {
   std::string name;
@@ -127,7 +118,7 @@ class Store {
   Result<SessionRef> open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created);
   // Destroys the session, breaking any lock other than `own` (which may be null). With `own`, the
   // destroy is fenced: kStaleToken (nothing destroyed) unless `own` still holds the session.
-  Status destroy_session(SessionRef ref, const Grant* own);
+  Status destroy_session(SessionRef ref, const RecordGrant* own);
   std::vector<std::string> list_sessions();
   // Broker: destroys `slot` if it is live, unheld, unqueued and idle past its TTL; if it is held
   // but idle, asks the holders to release. Returns the id of the session it destroyed.
@@ -136,34 +127,34 @@ class Store {
   // still holds the session. set_ttl writes ttl_ms (0: the segment's default) and restarts the
   // idle clock; touch restarts it; ttl_remaining gives the ms left before the broker may expire the
   // session once it is free (0 when already past; nullopt when its TTL is 0, "never").
-  Status set_ttl(SessionRef ref, const Grant& g, std::uint64_t ttl_ms);
-  Status touch(SessionRef ref, const Grant& g);
-  Result<std::optional<std::uint64_t>> ttl_remaining(SessionRef ref, const Grant& g);
+  Status set_ttl(SessionRef ref, const RecordGrant& g, std::uint64_t ttl_ms);
+  Status touch(SessionRef ref, const RecordGrant& g);
+  Result<std::optional<std::uint64_t>> ttl_remaining(SessionRef ref, const RecordGrant& g);
 
   // ---- locks (lock_table.cpp) ----
   // REQUIRES: `record` belongs to `client` and is kFree. `caller`, when given, fences a slot that
   // changed hands and lets a detach call the wait back (kDetached).
-  Result<Grant> acquire(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
+  Result<RecordGrant> acquire(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
                         Clock::time_point deadline, const Caller* caller = nullptr);
   // The same, but granted only at once (the queue empty and the mode compatible); otherwise kBusy,
   // and the try leaves no trace: nothing queued, no revoke request raised, `record` still kFree.
-  Result<Grant> try_acquire(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
+  Result<RecordGrant> try_acquire(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
                             const Caller* caller = nullptr);
   // Gives the lock back. kStaleToken if it was broken meanwhile (the record is freed either way).
-  Status release(SessionRef ref, const Grant& g);
+  Status release(SessionRef ref, const RecordGrant& g);
   // Takes a lock away by force (revoke deadline, break-lock): the token goes stale at once.
   bool break_lock(std::uint32_t record, std::uint64_t token);
   // grant_status_of() the grant's own record; kLost when `g` names no record.
-  GrantStatus grant_status(const Grant& g) const;
+  GrantStatus grant_status(const RecordGrant& g) const;
   void touch(SessionRef ref);
   // Checks the holders of `slot` and reclaims dead ones (used by waiters while the broker is down).
   void reclaim_dead_holders(std::uint32_t slot);
 
   // ---- data (blob_store.cpp) ----
-  Result<std::optional<std::string>> read(SessionRef ref, const Grant& g, std::string_view name);
-  Result<AttrMap> read_all(SessionRef ref, const Grant& g);
+  Result<std::optional<std::string>> read(SessionRef ref, const RecordGrant& g, std::string_view name);
+  Result<AttrMap> read_all(SessionRef ref, const RecordGrant& g);
   // `generation`: the committer's slot generation (its pending blob is its own only while it holds).
-  Status commit(std::uint32_t client, std::uint32_t generation, SessionRef ref, const Grant& g, const ChangeSet& changes);
+  Status commit(std::uint32_t client, std::uint32_t generation, SessionRef ref, const RecordGrant& g, const ChangeSet& changes);
   std::uint32_t free_blocks() const { return shm::load(seg_.header().free_count); }
 
   // ---- tools ----
@@ -192,10 +183,10 @@ class Store {
   std::uint32_t* index_find(std::string_view id, bool for_insert);   // REQUIRES: registry mutex
   void index_rebuild();                                               // REQUIRES: registry mutex
   Result<SessionRef> create_locked(std::string_view id, std::uint64_t ttl_ms);  // REQUIRES: registry mutex, id absent
-  void destroy_locked(std::uint32_t slot, const Grant* own);         // REQUIRES: registry + session
+  void destroy_locked(std::uint32_t slot, const RecordGrant* own);         // REQUIRES: registry + session
   // Every holder and waiter of `s` but `own` ends kBroken (owners woken and notified; `own`, if
   // linked, ends kFree); the lists are emptied without a grant pass. Returns how many broke.
-  int break_all_locked(shm::SessionSlot& s, const Grant* own);        // REQUIRES: session mutex
+  int break_all_locked(shm::SessionSlot& s, const RecordGrant* own);        // REQUIRES: session mutex
   // lock_table.cpp, all REQUIRES: session mutex of `s`
   void prepare_record(std::uint32_t rec, SessionRef ref, shm::LockMode mode);  // a request's fields
   bool compatible(const shm::SessionSlot& s, shm::LockMode mode) const;
@@ -208,8 +199,8 @@ class Store {
   void request_revoke(shm::SessionSlot& s, std::uint32_t just_granted = 0);
   void clear_revoke_flags(shm::SessionSlot& s);
   void remove_record(shm::SessionSlot& s, std::uint32_t rec, shm::RecordState final_state);
-  bool holds(const shm::SessionSlot& s, SessionRef ref, const Grant& g) const;
-  Result<Grant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline, const Caller* caller);
+  bool holds(const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g) const;
+  Result<RecordGrant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline, const Caller* caller);
   // REQUIRES: session mutex. kDetached/kNoSegment after taking `record` back out of the session.
   Status withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, std::uint32_t record, const Caller* caller);
   // REQUIRES: session mutex. Takes a waiter's record out of the queue (or a grant that raced it

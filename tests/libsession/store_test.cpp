@@ -10,7 +10,7 @@
 namespace sbtest {
 namespace {
 
-using sessionbroker::detail::Grant;
+using sessionbroker::detail::RecordGrant;
 using sessionbroker::shm::LockMode;
 namespace shm = sessionbroker::shm;
 
@@ -44,7 +44,7 @@ TEST_F(StoreTest, ReleaseWithAnotherTokenIsNotHeld) {
   const std::uint32_t rec = seg_->first_record_of(*client);
   auto g = store_->acquire(*client, rec, *ref, LockMode::kExclusive, shm::Clock::now());
   ASSERT_TRUE(g);
-  EXPECT_EQ(store_->release(*ref, Grant{rec, g->token + 1}).code(), ErrorCode::kNotHeld);
+  EXPECT_EQ(store_->release(*ref, RecordGrant{rec, g->token + 1}).code(), ErrorCode::kNotHeld);
   EXPECT_TRUE(store_->release(*ref, *g));
   EXPECT_EQ(store_->release(*ref, *g).code(), ErrorCode::kNotHeld);
   store_->detach_client(*client, seg_->client(*client).generation);
@@ -68,7 +68,7 @@ TEST_F(StoreTest, GranteeWithWaitersBehindItSeesItsFlagWithoutANotification) {
   };
   auto a = acquire(0);
   ASSERT_TRUE(a);
-  std::optional<sessionbroker::Result<Grant>> b, c;
+  std::optional<sessionbroker::Result<RecordGrant>> b, c;
   std::thread tb([&] { b.emplace(acquire(1)); });
   ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
   std::thread tc([&] { c.emplace(acquire(2)); });

@@ -1,0 +1,18 @@
+// open_backend(): the store address picks the backend (backend.hpp).
+#include <fmt/format.h>
+
+#include "backend.hpp"
+#include "shm_backend.hpp"
+
+namespace sessionbroker::detail {
+
+Result<std::unique_ptr<Backend>> open_backend(const std::string& store) {
+  if (store.starts_with("etcd://"))
+    return Status(ErrorCode::kInvalidArgument,
+                  fmt::format("store '{}': this build of sessionbroker has no etcd backend", store));
+  auto shm = ShmBackend::attach(store);
+  if (!shm) return shm.status();
+  return std::unique_ptr<Backend>(std::move(*shm));
+}
+
+}  // namespace sessionbroker::detail
