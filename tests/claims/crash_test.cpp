@@ -8,7 +8,7 @@
 namespace sbtest {
 namespace {
 
-TEST_F(ClaimTest, KilledHolderPassesLockOnWithoutBroker) {
+TEST_P(ClaimTest, KilledHolderPassesLockOnWithoutBroker) {
   auto c = attach();
   ASSERT_TRUE(c->create("s"));
   auto holder = Child::spawn([&](Channel& ch) {
@@ -38,7 +38,7 @@ TEST_F(ClaimTest, KilledHolderPassesLockOnWithoutBroker) {
 // A client killed while it holds a session's mutex (inside the protocol's critical section): the
 // next process to lock that mutex gets EOWNERDEAD, rebuilds the session's lock state from the lock
 // records and goes on; the dead client's grant is then reclaimed like any dead holder's.
-TEST_F(ClaimTest, DeathInsideSessionMutexIsRepaired) {
+TEST_F(ShmClaimTest, DeathInsideSessionMutexIsRepaired) {
   auto c = attach();
   auto s = c->create("s");
   { ASSERT_TRUE(s->lock({"a"}, Mode::kExclusive, in(5s))->put("a", "kept")); }
@@ -70,7 +70,7 @@ TEST_F(ClaimTest, DeathInsideSessionMutexIsRepaired) {
 
 // Many processes increment one counter under exclusive attribute locks, with lock caching and
 // revoke requests handing the lock around. Any lost update shows as a final count below the total.
-TEST_F(ClaimTest, NoLostUpdatesUnderContention) {
+TEST_P(ClaimTest, NoLostUpdatesUnderContention) {
   auto c = attach();
   ASSERT_TRUE(c->create("counter"));
   constexpr int kWorkers = 4, kIncrements = 200;

@@ -14,7 +14,7 @@ using namespace std::chrono_literals;
 using sessionbroker::kNeverExpires;
 using sessionbroker::detail::mono_ns;
 
-TEST_F(ClaimTest, DiscardDropsUncommittedWritesAndUnlocks) {
+TEST_P(ClaimTest, DiscardDropsUncommittedWritesAndUnlocks) {
   auto c = attach();
   auto s = c->create("s");
   {
@@ -32,7 +32,7 @@ TEST_F(ClaimTest, DiscardDropsUncommittedWritesAndUnlocks) {
 
 // The broker expires by the TTL a holder set (Store::expire_if_idle is the broker's pass), not by
 // the one the session was created with; the TTL counts from the set_ttl.
-TEST_F(ClaimTest, ATtlSetUnderALockIsWhatTheBrokerExpiresBy) {
+TEST_F(ShmClaimTest, ATtlSetUnderALockIsWhatTheBrokerExpiresBy) {
   auto c = attach();
   auto s = c->create("s", 1ms);
   const std::uint64_t set_at = mono_ns();
@@ -47,7 +47,7 @@ TEST_F(ClaimTest, ATtlSetUnderALockIsWhatTheBrokerExpiresBy) {
   EXPECT_EQ(store_->expire_if_idle(slot, set_at + 7'200'000'000'000ull), "s");
 }
 
-TEST_F(ClaimTest, SetTtlZeroMeansTheSegmentDefault) {
+TEST_F(ShmClaimTest, SetTtlZeroMeansTheSegmentDefault) {
   auto caps = small_caps();
   caps.default_ttl_ms = 90'000;
   create(caps);
@@ -62,7 +62,7 @@ TEST_F(ClaimTest, SetTtlZeroMeansTheSegmentDefault) {
 
 // touch() restarts the idle clock: with the last use moved back to the clock's start, less is
 // left (a TTL minus the host's uptime, or nothing); after touch, more is left than before.
-TEST_F(ClaimTest, TouchRestartsTheIdleClock) {
+TEST_F(ShmClaimTest, TouchRestartsTheIdleClock) {
   auto c = attach();
   auto s = c->create("s", 1h);
   const std::uint32_t slot = store_->open_session("s")->slot;
@@ -78,7 +78,7 @@ TEST_F(ClaimTest, TouchRestartsTheIdleClock) {
   EXPECT_GT(sessionbroker::shm::load(seg_->session(slot).last_used_ns), 0u);
 }
 
-TEST_F(ClaimTest, TtlRemainingOfASessionThatNeverExpiresIsTheSentinel) {
+TEST_F(ShmClaimTest, TtlRemainingOfASessionThatNeverExpiresIsTheSentinel) {
   auto c = attach();
   auto s = c->create("s");  // small_caps: the segment's default TTL is 0, "never"
   auto l = s->lock({"a"}, Mode::kShared, in(5s));
@@ -90,7 +90,7 @@ TEST_F(ClaimTest, TtlRemainingOfASessionThatNeverExpiresIsTheSentinel) {
 
 // A grant broken by an operator (break-lock) is stale: no TTL is set, no clock restarted, nothing
 // read, nothing destroyed.
-TEST_F(ClaimTest, AStaleGrantCannotSetTheTtlTouchOrDestroy) {
+TEST_F(ShmClaimTest, AStaleGrantCannotSetTheTtlTouchOrDestroy) {
   auto c = attach();
   auto s = c->create("s", 1h);
   auto l = s->lock_all(Mode::kExclusive, in(5s));
@@ -111,7 +111,7 @@ TEST_F(ClaimTest, AStaleGrantCannotSetTheTtlTouchOrDestroy) {
   EXPECT_TRUE(s->lock_all(Mode::kExclusive, in(5s))) << "the session is usable after the stale destroy";
 }
 
-TEST_F(ClaimTest, DestroyUnderAWholeExclusiveLock) {
+TEST_F(ShmClaimTest, DestroyUnderAWholeExclusiveLock) {
   auto c = attach();
   auto s = c->create("s");
   auto part = s->lock({"a"}, Mode::kExclusive, in(5s));
@@ -138,7 +138,7 @@ TEST_F(ClaimTest, DestroyUnderAWholeExclusiveLock) {
 }
 
 // Another process waiting for the session when the holder destroys it hears "not found".
-TEST_F(ClaimTest, DestroyUnderALockSendsWaitersAway) {
+TEST_P(ClaimTest, DestroyUnderALockSendsWaitersAway) {
   auto c = attach();
   auto s = c->create("s");
   auto l = s->lock_all(Mode::kExclusive, in(5s));
@@ -154,7 +154,7 @@ TEST_F(ClaimTest, DestroyUnderALockSendsWaitersAway) {
   EXPECT_EQ(waiter.wait(), 0);
 }
 
-TEST_F(ClaimTest, OpenOrCreateOpensWhatExists) {
+TEST_P(ClaimTest, OpenOrCreateOpensWhatExists) {
   auto c = attach();
   auto first = c->open_or_create("s", 5s);
   ASSERT_TRUE(first);
@@ -170,7 +170,7 @@ TEST_F(ClaimTest, OpenOrCreateOpensWhatExists) {
 
 // Processes racing on one id all succeed and exactly one creates: no kAlreadyExists, no kNotFound
 // (an open-then-create would give one of those to the loser of the race).
-TEST_F(ClaimTest, OpenOrCreateRacingProcessesCreateOnce) {
+TEST_P(ClaimTest, OpenOrCreateRacingProcessesCreateOnce) {
   constexpr int kProcs = 6;
   constexpr int kRounds = 20;
   std::vector<Child> children;

@@ -17,7 +17,7 @@ namespace {
 // first liveness check (after 5 ms) took that for death, reclaimed the holder and was granted, and
 // the holder's commit then failed with a stale token. Here the waiter must time out instead, and
 // the holder's worker thread must still commit.
-TEST_F(ClaimTest, HolderWhoseMainThreadExitedKeepsItsLock) {
+TEST_F(ShmClaimTest, HolderWhoseMainThreadExitedKeepsItsLock) {
   auto c = attach();
   auto s = c->create("s");
   ASSERT_TRUE(s);

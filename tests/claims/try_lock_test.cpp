@@ -47,7 +47,7 @@ Child spawn_exclusive_waiter(const std::string& segment, const std::string& id) 
 }
 
 // The store's view of the session is what a waiter would leave behind: the try must leave none.
-TEST_F(ClaimTest, TryLockOnAHeldSessionIsBusyAndLeavesNoTrace) {
+TEST_F(ShmClaimTest, TryLockOnAHeldSessionIsBusyAndLeavesNoTrace) {
   auto holder = spawn_holder(name_, "s", Mode::kExclusive);
   ASSERT_EQ(holder.channel().receive(), "held");
   auto c = attach();
@@ -76,7 +76,7 @@ TEST_F(ClaimTest, TryLockOnAHeldSessionIsBusyAndLeavesNoTrace) {
   EXPECT_EQ(holder.wait(), 0);
 }
 
-TEST_F(ClaimTest, TryLockGrantsAtOnceWhenFreeOrCompatible) {
+TEST_P(ClaimTest, TryLockGrantsAtOnceWhenFreeOrCompatible) {
   auto holder = spawn_holder(name_, "s", Mode::kShared);
   ASSERT_EQ(holder.channel().receive(), "held");
   auto c = attach();
@@ -98,7 +98,7 @@ TEST_F(ClaimTest, TryLockGrantsAtOnceWhenFreeOrCompatible) {
 
 // A compatible mode is not enough: a process queued ahead is served first (FIFO), so the try is
 // busy, and the queue is as it was.
-TEST_F(ClaimTest, TryLockIsBusyWhileAnotherProcessIsQueued) {
+TEST_P(ClaimTest, TryLockIsBusyWhileAnotherProcessIsQueued) {
   auto holder = spawn_holder(name_, "s", Mode::kShared);
   ASSERT_EQ(holder.channel().receive(), "held");
   auto waiter = spawn_exclusive_waiter(name_, "s");
@@ -108,7 +108,7 @@ TEST_F(ClaimTest, TryLockIsBusyWhileAnotherProcessIsQueued) {
   EXPECT_EQ(s->try_lock({"a"}, Mode::kShared).code(), ErrorCode::kBusy);
   auto after = snap("s");
   ASSERT_EQ(after->queue.size(), 1u);
-  EXPECT_EQ(after->queue[0].mode, sessionbroker::shm::LockMode::kExclusive);
+  EXPECT_EQ(after->queue[0].mode, Mode::kExclusive);
   holder.channel().send("done");
   EXPECT_EQ(waiter.channel().receive(), "granted");
   EXPECT_EQ(waiter.wait(), 0);
@@ -117,7 +117,7 @@ TEST_F(ClaimTest, TryLockIsBusyWhileAnotherProcessIsQueued) {
 
 // Inside the process the try waits for no thread: a conflicting portion is kBusy at once, a
 // disjoint one is granted beside it.
-TEST_F(ClaimTest, TryLockIsBusyOnAConflictingThreadLockOfThisProcess) {
+TEST_P(ClaimTest, TryLockIsBusyOnAConflictingThreadLockOfThisProcess) {
   auto c = attach();
   auto s = c->create("s");
   auto a = s->lock({"a"}, Mode::kExclusive, in(5s));
@@ -137,7 +137,7 @@ TEST_F(ClaimTest, TryLockIsBusyOnAConflictingThreadLockOfThisProcess) {
 
 // While this process's lock is asked back (another process queued), new thread locks must not
 // extend it: a try is busy even on a portion no thread holds.
-TEST_F(ClaimTest, TryLockIsBusyWhileTheCachedLockIsAskedBack) {
+TEST_P(ClaimTest, TryLockIsBusyWhileTheCachedLockIsAskedBack) {
   auto c = attach();
   auto s = c->create("s");
   auto a = s->lock({"a"}, Mode::kExclusive, in(5s));
@@ -153,7 +153,7 @@ TEST_F(ClaimTest, TryLockIsBusyWhileTheCachedLockIsAskedBack) {
 
 // An idle cached shared lock does not block an exclusive try forever: it is given back (as a
 // blocking lock would) and the exclusive lock is taken at once when nobody else holds the session.
-TEST_F(ClaimTest, TryLockUpgradesAnIdleCachedSharedLock) {
+TEST_P(ClaimTest, TryLockUpgradesAnIdleCachedSharedLock) {
   auto c = attach();
   auto s = c->create("s");
   ASSERT_TRUE(s->lock({"a"}, Mode::kShared, in(5s)));  // unlocked at once; the process lock stays cached
@@ -161,10 +161,10 @@ TEST_F(ClaimTest, TryLockUpgradesAnIdleCachedSharedLock) {
   auto x = s->try_lock({"a"}, Mode::kExclusive);
   ASSERT_TRUE(x) << x.status().to_string();
   ASSERT_EQ(snap("s")->holders.size(), 1u);
-  EXPECT_EQ(snap("s")->holders[0].mode, sessionbroker::shm::LockMode::kExclusive);
+  EXPECT_EQ(snap("s")->holders[0].mode, Mode::kExclusive);
 }
 
-TEST_F(ClaimTest, TryLockRefusesWhatLockRefuses) {
+TEST_P(ClaimTest, TryLockRefusesWhatLockRefuses) {
   auto c = attach();
   auto s = c->create("s");
   EXPECT_EQ(s->try_lock(std::vector<std::string>{}, Mode::kShared).code(), ErrorCode::kInvalidArgument);
