@@ -7,6 +7,8 @@ pkgs=(g++ cmake make libboost-dev libfmt-dev libcli11-dev nlohmann-json3-dev
       libgtest-dev libgmock-dev libbenchmark-dev pkgconf libsystemd-dev
       python3-dev python3-pytest "$@")  # python3-*: the Python module (python/) and its tests
 pkgs+=(python3-django python3-flask gunicorn dpkg-dev)  # python/tests/django_flask/ (dpkg-dev: apt-get source)
+# The etcd client layer (libsession/src/etcd/) and its tests' 3-member cluster (scripts/etcd-cluster.sh).
+pkgs+=(libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc etcd-server etcd-client iproute2)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,206 @@
+#include "keep_alive.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace sessionbroker::detail::etcd {
+
+using Req = etcdserverpb::LeaseKeepAliveRequest;
+using Resp = etcdserverpb::LeaseKeepAliveResponse;
+
+struct KeepAlive::Stream {
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<Req, Resp>> rw;
+  std::thread reader;
+  Clock::time_point opened;  // when the reader began opening it
+  bool ready = false;     // GUARDED_BY(KeepAlive::mu_): rw is set (opening can block on a stopped member)
+  bool done = false;      // GUARDED_BY(KeepAlive::mu_): the reader saw the stream end
+  bool answered = false;  // GUARDED_BY(KeepAlive::mu_): at least one answer arrived
+};
+
+KeepAlive::KeepAlive(Client& client, OnLost on_lost) : client_(client), on_lost_(std::move(on_lost)) {
+  supervisor_ = std::thread([this] { run(); });
+}
+
+KeepAlive::~KeepAlive() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+    if (stream_) stream_->ctx.TryCancel();
+  }
+  cv_.notify_all();
+  supervisor_.join();
+}
+
+void KeepAlive::add(const Lease& lease) {
+  {
+    std::lock_guard lk(mu_);
+    const auto ttl = std::chrono::seconds(lease.ttl_seconds);
+    leases_[lease.id] = Entry{ttl, lease.sent_at + ttl, Clock::now(), std::nullopt};
+  }
+  cv_.notify_all();
+}
+
+void KeepAlive::remove(std::int64_t lease_id) {
+  std::lock_guard lk(mu_);
+  leases_.erase(lease_id);
+}
+
+std::optional<Clock::time_point> KeepAlive::alive_until(std::int64_t lease_id) const {
+  std::lock_guard lk(mu_);
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) return std::nullopt;
+  return it->second.deadline;
+}
+
+milliseconds KeepAlive::answer_timeout(const Entry& e) const {
+  const auto third = std::chrono::duration_cast<milliseconds>(e.ttl) / 3;
+  return std::min(client_.options().attempt_timeout, std::max(third, milliseconds(200)));
+}
+
+void KeepAlive::read_loop(Stream& s) {
+  Resp r;
+  while (s.rw->Read(&r)) {
+    on_answer(r);
+    std::lock_guard lk(mu_);
+    s.answered = true;
+  }
+  {
+    std::lock_guard lk(mu_);
+    s.done = true;
+  }
+  cv_.notify_all();
+}
+
+void KeepAlive::on_answer(const Resp& r) {
+  {
+    std::lock_guard lk(mu_);
+    auto it = leases_.find(r.id());
+    if (it == leases_.end()) return;  // removed meanwhile
+    Entry& e = it->second;
+    if (r.ttl() <= 0) {
+      lost_.emplace_back(r.id(), "etcd answered TTL " + std::to_string(r.ttl()) + ": the lease expired or was revoked");
+      leases_.erase(it);
+    } else if (e.in_flight) {
+      e.deadline = std::max(e.deadline, *e.in_flight + std::chrono::seconds(r.ttl()));
+      e.in_flight.reset();
+    }
+  }
+  cv_.notify_all();
+}
+
+// One round of the supervisor's plan: what to renew now, whether the stream went quiet too long,
+// and when to look again.
+namespace {
+struct Round {
+  std::vector<std::int64_t> to_send;
+  Clock::time_point wake;
+  bool stream_dead = false;
+};
+}  // namespace
+
+void KeepAlive::run() {
+  const std::size_t n = client_.endpoint_count();
+  std::size_t ep = client_.preferred();
+  milliseconds pause{10};
+  std::unique_lock lk(mu_);
+  auto report_lost = [&] {
+    auto lost = std::move(lost_);
+    lost_.clear();
+    lk.unlock();
+    for (auto& [id, why] : lost) on_lost_(id, why);
+    lk.lock();
+  };
+  auto plan = [&](Clock::time_point now, bool connected) {
+    Round r{{}, now + client_.options().watch_heartbeat};
+    for (auto it = leases_.begin(); it != leases_.end();) {
+      Entry& e = it->second;
+      if (e.deadline <= now) {
+        lost_.emplace_back(it->first, "no renewal answered before its TTL ran out (" +
+                                          std::to_string(e.ttl.count()) + " s after the last answered renewal)");
+        it = leases_.erase(it);
+        continue;
+      }
+      r.wake = std::min(r.wake, e.deadline);
+      if (connected && e.in_flight) {
+        const auto limit = *e.in_flight + answer_timeout(e);
+        if (limit <= now) r.stream_dead = true;
+        r.wake = std::min(r.wake, limit);
+      } else if (connected && e.next_send <= now) {
+        e.in_flight = now;  // not later than the actual send: conservative
+        e.next_send = now + std::chrono::duration_cast<milliseconds>(e.ttl) / 3;
+        r.to_send.push_back(it->first);
+      } else if (connected) {
+        r.wake = std::min(r.wake, e.next_send);
+      }
+      ++it;
+    }
+    return r;
+  };
+
+  while (!stop_) {
+    auto s = std::make_unique<Stream>();
+    Client::prepare_stream_context(s->ctx);
+    stream_ = s.get();
+    for (auto& [id, e] : leases_) {
+      e.in_flight.reset();
+      e.next_send = Clock::now();  // renew everything at once on a new stream
+    }
+    s->opened = Clock::now();
+    // The reader opens the stream: opening waits for a connection, which a stopped member never
+    // completes, and the supervisor must keep counting deadlines meanwhile.
+    s->reader = std::thread([this, st = s.get(), ep] {
+      auto rw = client_.endpoint(ep).lease->LeaseKeepAlive(&st->ctx);
+      {
+        std::lock_guard g(mu_);
+        st->rw = std::move(rw);
+        st->ready = true;
+      }
+      cv_.notify_all();
+      read_loop(*st);
+    });
+    const auto patience = client_.options().attempt_timeout;
+    while (!stop_ && !s->done) {
+      Round r = plan(Clock::now(), s->ready);
+      if (!lost_.empty()) report_lost();
+      if (r.stream_dead || (!s->ready && s->opened + patience <= Clock::now())) break;
+      if (!s->ready) r.wake = std::min(r.wake, s->opened + patience);
+      if (!r.to_send.empty()) {
+        lk.unlock();
+        bool ok = true;
+        for (auto id : r.to_send) {
+          Req req;
+          req.set_id(id);
+          if (!(ok = s->rw->Write(req))) break;
+        }
+        lk.lock();
+        if (!ok) break;
+        continue;
+      }
+      cv_.wait_until(lk, r.wake);
+    }
+    stream_ = nullptr;
+    const bool answered = s->answered;
+    const bool ended = s->done;
+    lk.unlock();
+    if (!ended) s->ctx.TryCancel();
+    s->reader.join();
+    (void)s->rw->Finish();
+    s.reset();
+    lk.lock();
+    if (stop_) break;
+    if (answered) client_.prefer(ep);
+    ep = (ep + 1) % n;  // the member failed us: the next one
+    // Between attempts, keep counting deadlines (a lease may run out while no member answers).
+    const auto resume = Clock::now() + (answered ? milliseconds(0) : pause);
+    pause = answered ? milliseconds(10) : std::min(pause * 2, milliseconds(200));
+    while (!stop_ && Clock::now() < resume) {
+      Round r = plan(Clock::now(), false);
+      if (!lost_.empty()) report_lost();
+      cv_.wait_until(lk, std::min(resume, r.wake));
+    }
+  }
+  stream_ = nullptr;
+}
+
+}  // namespace sessionbroker::detail::etcd
