@@ -95,6 +95,27 @@ TEST_F(EtcdKv, FailsOverWhenTheFirstEndpointIsStopped) {
   ASSERT_TRUE(cluster_->resume(0));
 }
 
+TEST_F(EtcdKv, StatusFindsTheLeader) {
+  const int expected = cluster_->leader_index();
+  ASSERT_GE(expected, 0);
+  auto leader = client_->leader();
+  ASSERT_TRUE(leader) << leader.status().to_string();
+  EXPECT_EQ(*leader, static_cast<std::size_t>(expected));
+}
+
+// etcd's own lock service, the bench's reference point, through the same client.
+TEST_F(EtcdKv, V3LockServiceLocksAndUnlocks) {
+  auto lease = client_->grant(5);
+  ASSERT_TRUE(lease);
+  std::string key;
+  auto held = client_->lock("bench/lock", lease->id, &key);
+  ASSERT_TRUE(held) << held.status().to_string();
+  EXPECT_EQ(key.rfind("bench/lock/", 0), 0u) << key;
+  EXPECT_EQ(client_->range(key)->kvs(0).create_revision(), held->revision());
+  ASSERT_TRUE(client_->unlock(key));
+  EXPECT_EQ(client_->range(key)->kvs_size(), 0);
+}
+
 TEST_F(EtcdKv, UnavailableNamesEveryEndpointWhenNoneAnswers) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(cluster_->kill(i));
   auto o = quick();

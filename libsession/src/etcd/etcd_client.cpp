@@ -220,6 +220,14 @@ Result<etcdserverpb::StatusResponse> Client::status(std::size_t endpoint) {
       true, endpoint);
 }
 
+Result<std::size_t> Client::leader() {
+  for (std::size_t i = 0; i < endpoints_.size(); ++i) {
+    auto st = status(i);
+    if (st && st->leader() != 0 && st->leader() == st->header().member_id()) return i;
+  }
+  return Status{ErrorCode::kUnavailable, "etcd: no listed member is the leader"};
+}
+
 Result<etcdserverpb::ResponseHeader> Client::lock(const std::string& name, std::int64_t lease, std::string* key) {
   v3lockpb::LockRequest req;
   req.set_name(name);

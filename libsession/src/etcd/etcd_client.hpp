@@ -103,6 +103,8 @@ class Client {
 
   // Maintenance: one member's status (its id, the leader it follows), asked of that member only.
   Result<etcdserverpb::StatusResponse> status(std::size_t endpoint);
+  // The index of the endpoint that is the leader, by asking each member (kUnavailable if none is).
+  Result<std::size_t> leader();
 
   // etcd's own lock service (the bench's reference point).
   Result<etcdserverpb::ResponseHeader> lock(const std::string& name, std::int64_t lease, std::string* key);

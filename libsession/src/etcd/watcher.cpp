@@ -84,6 +84,8 @@ void Watcher::send_creates() {
 
 Result<WatchStarted> Watcher::watch(const std::string& key, const std::string& range_end, std::int64_t start_revision,
                                     OnEvents on_events, OnCompacted on_compacted) {
+  if (tl_dispatching == this)  // the reader that would confirm it is busy running this callback
+    return Status{ErrorCode::kInvalidArgument, "etcd watch: watch() called from a watch callback"};
   auto w = std::make_shared<Watch>();
   w->key = key;
   w->range_end = range_end;
@@ -120,7 +122,9 @@ void Watcher::cancel(std::int64_t handle) {
     gen = gen_;
     watches_.erase(it);
   }
-  if (tl_dispatching != this) std::lock_guard dl(dispatch_mu_);  // wait out a callback in progress
+  if (tl_dispatching != this) {
+    std::lock_guard dl(dispatch_mu_);  // waits out a callback in progress: none runs after we return
+  }
   if (sent_on == gen) {
     WatchRequest req;
     req.mutable_cancel_request()->set_watch_id(handle);

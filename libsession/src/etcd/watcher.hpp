@@ -30,9 +30,9 @@
 // watch() returned is seen by it. (Start at the revision after your read to get both.)
 //
 // Thread safety: all methods from any thread. Callbacks run on the reader thread, one at a time,
-// never under a Watcher lock; a callback may call watch()/cancel() (not wait for another watch's
-// creation from inside a callback: the reader is busy running it) but must not destroy the
-// Watcher. A watch's first callbacks may run before watch() has returned its handle. After
+// never under a Watcher lock; a callback may call cancel() and status(), not watch() (it would
+// wait for a confirmation that the busy reader cannot deliver: kInvalidArgument), and must not
+// destroy the Watcher. A watch's first callbacks may run before watch() has returned its handle. After
 // cancel(h) returns, no callback for h runs (unless cancel was called from a callback).
 #pragma once
 
