@@ -89,55 +89,75 @@ void KeepAlive::on_answer(const Resp& r) {
   cv_.notify_all();
 }
 
-// One round of the supervisor's plan: what to renew now, whether the stream went quiet too long,
-// and when to look again.
-namespace {
-struct Round {
-  std::vector<std::int64_t> to_send;
-  Clock::time_point wake;
-  bool stream_dead = false;
-};
-}  // namespace
+// REQUIRES: mu_ held. Forgets (and queues for on_lost) the leases whose deadline passed; when
+// connected, picks the renewals due and notes a renewal unanswered too long (the stream's member
+// is stopped or cut off); says when to look again.
+KeepAlive::Round KeepAlive::plan(Clock::time_point now, bool connected) {
+  Round r{{}, now + client_.options().watch_heartbeat, false};
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    Entry& e = it->second;
+    if (e.deadline <= now) {
+      lost_.emplace_back(it->first, "no renewal answered before its TTL ran out (" + std::to_string(e.ttl.count()) +
+                                        " s after the last answered renewal)");
+      it = leases_.erase(it);
+      continue;
+    }
+    r.wake = std::min(r.wake, e.deadline);
+    if (connected && e.in_flight) {
+      const auto limit = *e.in_flight + answer_timeout(e);
+      r.stream_dead = r.stream_dead || limit <= now;
+      r.wake = std::min(r.wake, limit);
+    } else if (connected && e.next_send <= now) {
+      e.in_flight = now;  // not later than the actual send: conservative
+      e.next_send = now + std::chrono::duration_cast<milliseconds>(e.ttl) / 3;
+      r.to_send.push_back(it->first);
+    } else if (connected) {
+      r.wake = std::min(r.wake, e.next_send);
+    }
+    ++it;
+  }
+  return r;
+}
+
+// REQUIRES: lk holds mu_. Runs on_lost for the queued leases with mu_ released.
+void KeepAlive::report_lost(std::unique_lock<std::mutex>& lk) {
+  auto lost = std::move(lost_);
+  lost_.clear();
+  lk.unlock();
+  for (auto& [id, why] : lost) on_lost_(id, why);
+  lk.lock();
+}
+
+// REQUIRES: lk holds mu_. Renews over one stream until it ends, fails a write, or goes quiet
+// (not opened, or a renewal unanswered, within its patience).
+void KeepAlive::serve(std::unique_lock<std::mutex>& lk, Stream& s) {
+  const auto patience = client_.options().attempt_timeout;
+  while (!stop_ && !s.done) {
+    Round r = plan(Clock::now(), s.ready);
+    if (!lost_.empty()) report_lost(lk);
+    if (r.stream_dead || (!s.ready && s.opened + patience <= Clock::now())) return;
+    if (!s.ready) r.wake = std::min(r.wake, s.opened + patience);
+    if (r.to_send.empty()) {
+      cv_.wait_until(lk, r.wake);
+      continue;
+    }
+    lk.unlock();
+    bool ok = true;
+    for (auto id : r.to_send) {
+      Req req;
+      req.set_id(id);
+      if (!(ok = s.rw->Write(req))) break;
+    }
+    lk.lock();
+    if (!ok) return;
+  }
+}
 
 void KeepAlive::run() {
   const std::size_t n = client_.endpoint_count();
   std::size_t ep = client_.preferred();
   milliseconds pause{10};
   std::unique_lock lk(mu_);
-  auto report_lost = [&] {
-    auto lost = std::move(lost_);
-    lost_.clear();
-    lk.unlock();
-    for (auto& [id, why] : lost) on_lost_(id, why);
-    lk.lock();
-  };
-  auto plan = [&](Clock::time_point now, bool connected) {
-    Round r{{}, now + client_.options().watch_heartbeat};
-    for (auto it = leases_.begin(); it != leases_.end();) {
-      Entry& e = it->second;
-      if (e.deadline <= now) {
-        lost_.emplace_back(it->first, "no renewal answered before its TTL ran out (" +
-                                          std::to_string(e.ttl.count()) + " s after the last answered renewal)");
-        it = leases_.erase(it);
-        continue;
-      }
-      r.wake = std::min(r.wake, e.deadline);
-      if (connected && e.in_flight) {
-        const auto limit = *e.in_flight + answer_timeout(e);
-        if (limit <= now) r.stream_dead = true;
-        r.wake = std::min(r.wake, limit);
-      } else if (connected && e.next_send <= now) {
-        e.in_flight = now;  // not later than the actual send: conservative
-        e.next_send = now + std::chrono::duration_cast<milliseconds>(e.ttl) / 3;
-        r.to_send.push_back(it->first);
-      } else if (connected) {
-        r.wake = std::min(r.wake, e.next_send);
-      }
-      ++it;
-    }
-    return r;
-  };
-
   while (!stop_) {
     auto s = std::make_unique<Stream>();
     Client::prepare_stream_context(s->ctx);
@@ -159,26 +179,7 @@ void KeepAlive::run() {
       cv_.notify_all();
       read_loop(*st);
     });
-    const auto patience = client_.options().attempt_timeout;
-    while (!stop_ && !s->done) {
-      Round r = plan(Clock::now(), s->ready);
-      if (!lost_.empty()) report_lost();
-      if (r.stream_dead || (!s->ready && s->opened + patience <= Clock::now())) break;
-      if (!s->ready) r.wake = std::min(r.wake, s->opened + patience);
-      if (!r.to_send.empty()) {
-        lk.unlock();
-        bool ok = true;
-        for (auto id : r.to_send) {
-          Req req;
-          req.set_id(id);
-          if (!(ok = s->rw->Write(req))) break;
-        }
-        lk.lock();
-        if (!ok) break;
-        continue;
-      }
-      cv_.wait_until(lk, r.wake);
-    }
+    serve(lk, *s);
     stream_ = nullptr;
     const bool answered = s->answered;
     const bool ended = s->done;
@@ -196,7 +197,7 @@ void KeepAlive::run() {
     pause = answered ? milliseconds(10) : std::min(pause * 2, milliseconds(200));
     while (!stop_ && Clock::now() < resume) {
       Round r = plan(Clock::now(), false);
-      if (!lost_.empty()) report_lost();
+      if (!lost_.empty()) report_lost(lk);
       cv_.wait_until(lk, std::min(resume, r.wake));
     }
   }

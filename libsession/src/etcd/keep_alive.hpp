@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "etcd_client.hpp"
 
@@ -58,8 +59,16 @@ class KeepAlive {
     std::optional<Clock::time_point> in_flight;  // send time of the unanswered renewal
   };
   struct Stream;
+  struct Round {
+    std::vector<std::int64_t> to_send;  // renewals due now
+    Clock::time_point wake;             // when to plan again
+    bool stream_dead;                   // a renewal went unanswered too long
+  };
 
   void run();
+  void serve(std::unique_lock<std::mutex>& lk, Stream& s);
+  Round plan(Clock::time_point now, bool connected);
+  void report_lost(std::unique_lock<std::mutex>& lk);
   void read_loop(Stream& s);
   void on_answer(const etcdserverpb::LeaseKeepAliveResponse& r);
   milliseconds answer_timeout(const Entry& e) const;
