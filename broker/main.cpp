@@ -8,6 +8,7 @@
 #endif
 
 #include "broker.hpp"
+#include "etcd_broker.hpp"
 #include "log.hpp"
 #include "units.hpp"
 
@@ -29,6 +30,23 @@ void notify_service_manager([[maybe_unused]] const char* state) {
 #if defined(SESSIONBROKER_WITH_SYSTEMD)
   sd_notify(0, state);
 #endif
+}
+
+// Tells whoever waits that the broker is ready, runs it, and gives the exit status.
+template <class B>
+int serve(B& broker, int ready_fd) {
+  if (ready_fd >= 0) {
+    (void)!write(ready_fd, "ready\n", 6);
+    close(ready_fd);
+  }
+  notify_service_manager("READY=1");
+  Status st = broker.run();
+  notify_service_manager("STOPPING=1");
+  if (!st) {
+    broker::log(broker::Level::kError, "{}", st.to_string());
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -66,8 +84,20 @@ int main(int argc, char** argv) {
   std::uint32_t max_clients = 64, max_sessions = 4096, locks_per_client = 256;
   std::string attr_memory = "64M", max_value = "1M", default_ttl = "30m", revoke_deadline = "0", mode = "0600", group;
   int ready_fd = -1;
+  std::string store;
+  broker::EtcdBrokerOptions etcd_opts;
   app.add_option("--segment", opts.segment, "segment name: the object /dev/shm/NAME")
       ->type_name("NAME")->capture_default_str();
+  app.add_option("--store", store,
+                 "the store: a segment name (as --segment), or an etcd cluster\n"
+                 "etcd://HOST:PORT[,HOST:PORT...]/PREFIX: then the broker watches\n"
+                 "this host's clients and revokes a dead one's lease at once\n"
+                 "(docs/etcd.md); the capacity options do not apply")
+      ->type_name("ADDR");
+  app.add_option("--host-id", etcd_opts.host_id,
+                 "with an etcd store: the host whose clients this broker watches\n"
+                 "(clients set SESSIONBROKER_HOST_ID; default: the hostname)")
+      ->type_name("ID");
   app.add_option("--max-clients", max_clients, "most processes attached at once")
       ->capture_default_str()->check(CLI::Range(1u, 4096u));
   app.add_option("--max-sessions", max_sessions, "most sessions at once")
@@ -101,6 +131,23 @@ int main(int argc, char** argv) {
       ->type_name("FD");
   app.add_flag("-v,--verbose", opts.verbose, "log debug events too (default: info, warnings and errors)");
   CLI11_PARSE(app, argc, argv);
+  if (store.empty() && opts.segment.starts_with("etcd://")) store = opts.segment;  // --segment: an alias
+  if (store.starts_with("etcd://")) {
+#if defined(SESSIONBROKER_WITH_ETCD)
+    etcd_opts.store = store;
+    etcd_opts.verbose = opts.verbose;
+    auto b = broker::EtcdBroker::start(etcd_opts);
+    if (!b) {
+      broker::log(broker::Level::kError, "{}", b.status().to_string());
+      return 1;
+    }
+    return serve(**b, ready_fd);
+#else
+    broker::log(broker::Level::kError, "--store {}: this build of session-broker has no etcd backend", store);
+    return 2;
+#endif
+  }
+  if (!store.empty()) opts.segment = store;
 
   auto& caps = opts.create.caps;
   const std::uint64_t blocks = *detail::parse_size(attr_memory) / shm::kBlockBytes;
@@ -134,16 +181,5 @@ int main(int argc, char** argv) {
     broker::log(broker::Level::kError, "{}", b.status().to_string());
     return 1;
   }
-  if (ready_fd >= 0) {
-    (void)!write(ready_fd, "ready\n", 6);
-    close(ready_fd);
-  }
-  notify_service_manager("READY=1");
-  Status st = (*b)->run();
-  notify_service_manager("STOPPING=1");
-  if (!st) {
-    broker::log(broker::Level::kError, "{}", st.to_string());
-    return 1;
-  }
-  return 0;
+  return serve(**b, ready_fd);
 }

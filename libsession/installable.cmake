@@ -3,7 +3,8 @@
 #   sessionbroker_shared  libsessionbroker.so  exported as sessionbroker::session
 #   sessionbroker_static  libsessionbroker.a   exported as sessionbroker::session_static
 #
-# Both hold exactly what the in-tree sessionbroker_core + sessionbroker_session hold, and their
+# Both hold what the in-tree sessionbroker_core + sessionbroker_session hold, with the
+# shared-memory backend only (no etcd: their users need no gRPC yet), and their
 # interface is include/sessionbroker/ and the C++ standard library: fmt and Boost stay private.
 # - The shared library compiles those sources again with hidden visibility and without
 #   SESSIONBROKER_STATIC, so only the SESSIONBROKER_EXPORT classes and functions of the public
@@ -14,7 +15,7 @@
 get_target_property(_sb_core_sources sessionbroker_core SOURCES)
 get_target_property(_sb_session_sources sessionbroker_session SOURCES)
 
-add_library(sessionbroker_shared SHARED ${_sb_core_sources} ${_sb_session_sources})
+add_library(sessionbroker_shared SHARED ${_sb_core_sources} ${_sb_session_sources} ${SESSIONBROKER_SHM_BACKEND_SOURCES})
 set_target_properties(sessionbroker_shared PROPERTIES
   OUTPUT_NAME sessionbroker
   EXPORT_NAME session
@@ -33,7 +34,14 @@ target_link_libraries(sessionbroker_shared PRIVATE
 
 # The archive takes the objects as they are, so they must be position-independent (core already is).
 set_property(TARGET sessionbroker_session PROPERTY POSITION_INDEPENDENT_CODE ON)
-add_library(sessionbroker_static STATIC $<TARGET_OBJECTS:sessionbroker_core> $<TARGET_OBJECTS:sessionbroker_session>)
+# The backends as the shared library has them (shared memory only): an object library of its own.
+add_library(sessionbroker_backends_shm OBJECT ${SESSIONBROKER_SHM_BACKEND_SOURCES})
+target_include_directories(sessionbroker_backends_shm PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+target_link_libraries(sessionbroker_backends_shm PRIVATE sessionbroker_core fmt::fmt sessionbroker_warnings)
+target_compile_options(sessionbroker_backends_shm PRIVATE ${SESSIONBROKER_CODEGEN_OPTIONS})
+set_target_properties(sessionbroker_backends_shm PROPERTIES POSITION_INDEPENDENT_CODE ON)
+add_library(sessionbroker_static STATIC $<TARGET_OBJECTS:sessionbroker_core> $<TARGET_OBJECTS:sessionbroker_session>
+            $<TARGET_OBJECTS:sessionbroker_backends_shm>)
 set_target_properties(sessionbroker_static PROPERTIES OUTPUT_NAME sessionbroker EXPORT_NAME session_static)
 target_include_directories(sessionbroker_static INTERFACE $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>)
 target_compile_definitions(sessionbroker_static INTERFACE SESSIONBROKER_STATIC)

@@ -19,7 +19,7 @@ using sessionbroker::Clock;
 using sessionbroker::RevokeEvent;
 
 // The broker creates the segment itself, so these tests start without the fixture's segment.
-class BrokerTest : public ClaimTest {
+class BrokerTest : public ShmClaimTest {
  protected:
   void SetUp() override { name_ = unique_segment_name("broker"); }
   bool start_broker(std::vector<std::string> extra = {}) {

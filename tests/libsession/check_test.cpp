@@ -11,7 +11,7 @@ namespace {
 using sessionbroker::detail::check_segment;
 namespace shm = sessionbroker::shm;
 
-class CheckTest : public ClaimTest {
+class CheckTest : public ShmClaimTest {
  protected:
   // A segment with committed state, a holder and a queue of two waiters (in child processes).
   void populate() {

@@ -24,7 +24,7 @@ using sessionbroker::detail::parse_duration;
 
 constexpr std::uint64_t kNsPerYear = 365ull * 24 * 3600 * 1'000'000'000ull;
 
-class DurationsTest : public ClaimTest {};
+class DurationsTest : public ShmClaimTest {};
 
 // A session created with the longest TTL there is stays put however long it idles; the control
 // session with a 1 ms TTL shows that the same call does expire what is due.

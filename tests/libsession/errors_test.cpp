@@ -6,7 +6,7 @@
 namespace sbtest {
 namespace {
 
-TEST_F(ClaimTest, BadSessionIdsAreRefused) {
+TEST_F(ShmClaimTest, BadSessionIdsAreRefused) {
   auto c = attach();
   EXPECT_EQ(c->create("").code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(c->create(std::string(129, 'x')).code(), ErrorCode::kTooLarge);
@@ -17,7 +17,7 @@ TEST_F(ClaimTest, BadSessionIdsAreRefused) {
   EXPECT_EQ(seg_->header().session_count, 1u);
 }
 
-TEST_F(ClaimTest, BadAttributesAndValuesAreRefused) {
+TEST_F(ShmClaimTest, BadAttributesAndValuesAreRefused) {
   auto c = attach();
   auto s = c->create("s");
   EXPECT_EQ(s->lock(std::vector<std::string>{}, Mode::kShared, in(1s)).code(), ErrorCode::kInvalidArgument);
@@ -32,7 +32,7 @@ TEST_F(ClaimTest, BadAttributesAndValuesAreRefused) {
   EXPECT_EQ(r->put("z", "x").code(), ErrorCode::kInvalidArgument) << "put needs an exclusive lock";
 }
 
-TEST_F(ClaimTest, DoubleUnlockAndUseAfterDetachAreErrors) {
+TEST_F(ShmClaimTest, DoubleUnlockAndUseAfterDetachAreErrors) {
   auto c = attach();
   auto s = c->create("s");
   auto l = s->lock({"a"}, Mode::kExclusive, in(1s));
@@ -46,7 +46,7 @@ TEST_F(ClaimTest, DoubleUnlockAndUseAfterDetachAreErrors) {
   EXPECT_EQ(holder_count("s"), 0u) << "detach releases the cached lock";
 }
 
-TEST_F(ClaimTest, ForkedChildCannotUseParentsHandles) {
+TEST_F(ShmClaimTest, ForkedChildCannotUseParentsHandles) {
   auto c = attach();
   auto s = c->create("s");
   auto child = Child::spawn([&](Channel&) {
@@ -58,7 +58,7 @@ TEST_F(ClaimTest, ForkedChildCannotUseParentsHandles) {
   EXPECT_TRUE(s->lock({"a"}, Mode::kShared, in(5s))) << "the parent's registration survived the child";
 }
 
-TEST_F(ClaimTest, FullTablesAreCapacityErrors) {
+TEST_F(ShmClaimTest, FullTablesAreCapacityErrors) {
   auto caps = small_caps();
   caps.max_sessions = 2;
   caps.max_clients = 1;
@@ -79,7 +79,7 @@ TEST_F(ClaimTest, FullTablesAreCapacityErrors) {
   EXPECT_TRUE(l->commit());
 }
 
-TEST_F(ClaimTest, RunningOutOfLockRecordsReleasesIdleCachedLocks) {
+TEST_F(ShmClaimTest, RunningOutOfLockRecordsReleasesIdleCachedLocks) {
   auto caps = small_caps();
   caps.locks_per_client = 2;
   create(caps);
@@ -93,7 +93,7 @@ TEST_F(ClaimTest, RunningOutOfLockRecordsReleasesIdleCachedLocks) {
 
 // When every lock record of the process is in use by a thread (nothing idle to give back), a further
 // request is a capacity error that leaves the segment as it was.
-TEST_F(ClaimTest, LockRecordsAllInUseIsACapacityError) {
+TEST_F(ShmClaimTest, LockRecordsAllInUseIsACapacityError) {
   auto caps = small_caps();
   caps.locks_per_client = 2;
   create(caps);

@@ -13,7 +13,7 @@ namespace {
 
 using sessionbroker::RevokeEvent;
 
-class EvictTest : public ClaimTest {
+class EvictTest : public ShmClaimTest {
  protected:
   // Evicts the client of `pid`; returns the records broken or cancelled, or -1.
   int evict(pid_t pid) {

@@ -60,7 +60,7 @@ class Points {
   std::set<TestPoint> held_, reached_;
 };
 
-class LifecycleTest : public ClaimTest {
+class LifecycleTest : public ShmClaimTest {
  protected:
   void expect_segment_sound() {
     auto report = sessionbroker::detail::check_segment(*store_);

@@ -29,7 +29,7 @@ void die_holding(const std::string& name, Lock lock, Damage damage) {
   dier.wait();
 }
 
-TEST_F(ClaimTest, DeathInsideAllocatorIsRepairedWithoutLeaks) {
+TEST_F(ShmClaimTest, DeathInsideAllocatorIsRepairedWithoutLeaks) {
   auto c = attach();
   auto s = c->create("s");
   { ASSERT_TRUE(s->lock({"a"}, Mode::kExclusive, in(5s))->put("a", std::string(5000, 'a'))); }
@@ -50,7 +50,7 @@ TEST_F(ClaimTest, DeathInsideAllocatorIsRepairedWithoutLeaks) {
   EXPECT_GE(free_after_commit, 1u);
 }
 
-TEST_F(ClaimTest, DeathInsideRegistryRebuildsIndexAndFreeList) {
+TEST_F(ShmClaimTest, DeathInsideRegistryRebuildsIndexAndFreeList) {
   auto c = attach();
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(c->create("s" + std::to_string(i)));
   die_holding(name_, [](Store& st) { return sessionbroker::detail::registry_guard(st); },
@@ -66,7 +66,7 @@ TEST_F(ClaimTest, DeathInsideRegistryRebuildsIndexAndFreeList) {
 
 // A client dies while it is a waiter in the middle of the queue; its entry disappears and the
 // waiters behind it are granted in order.
-TEST_F(ClaimTest, DeadWaiterLeavesTheQueue) {
+TEST_F(ShmClaimTest, DeadWaiterLeavesTheQueue) {
   auto c = attach();
   auto s = c->create("s");
   auto held = s->lock_all(Mode::kExclusive, in(5s));

@@ -24,38 +24,38 @@ TEST(Segment, BadNamesAreRefused) {
   EXPECT_EQ(Segment::open("a/b").code(), ErrorCode::kInvalidArgument);
 }
 
-TEST_F(ClaimTest, CreatingAnExistingSegmentFails) {
+TEST_F(ShmClaimTest, CreatingAnExistingSegmentFails) {
   sessionbroker::detail::CreateOptions opts;
   opts.caps = small_caps();
   EXPECT_EQ(Segment::create(name_, opts).code(), ErrorCode::kAlreadyExists);
 }
 
-TEST_F(ClaimTest, SegmentIsCreatedWithMode0600) {
+TEST_F(ShmClaimTest, SegmentIsCreatedWithMode0600) {
   struct stat st {};
   ASSERT_EQ(stat(("/dev/shm/" + name_).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(st.st_uid, geteuid());
 }
 
-TEST_F(ClaimTest, CorruptMagicIsRefused) {
+TEST_F(ShmClaimTest, CorruptMagicIsRefused) {
   seg_->header().magic = 0x1234;
   EXPECT_EQ(Segment::open(name_).code(), ErrorCode::kCorrupt);
   EXPECT_EQ(Client::attach(name_).code(), ErrorCode::kCorrupt);
 }
 
-TEST_F(ClaimTest, OtherLayoutVersionIsIncompatible) {
+TEST_F(ShmClaimTest, OtherLayoutVersionIsIncompatible) {
   seg_->header().layout_version = 99;
   auto r = Segment::open(name_);
   EXPECT_EQ(r.code(), ErrorCode::kIncompatible);
   EXPECT_NE(r.status().message().find("layout version 99"), std::string::npos);
 }
 
-TEST_F(ClaimTest, OtherFingerprintIsIncompatible) {
+TEST_F(ShmClaimTest, OtherFingerprintIsIncompatible) {
   seg_->header().fingerprint ^= 1;
   EXPECT_EQ(Segment::open(name_).code(), ErrorCode::kIncompatible);
 }
 
-TEST_F(ClaimTest, TamperedRegionMapOrCapacitiesAreCorrupt) {
+TEST_F(ShmClaimTest, TamperedRegionMapOrCapacitiesAreCorrupt) {
   seg_->header().regions.blocks += 64;
   EXPECT_EQ(Segment::open(name_).code(), ErrorCode::kCorrupt);
   seg_->header().regions.blocks -= 64;
@@ -63,7 +63,7 @@ TEST_F(ClaimTest, TamperedRegionMapOrCapacitiesAreCorrupt) {
   EXPECT_EQ(Segment::open(name_).code(), ErrorCode::kCorrupt);
 }
 
-TEST_F(ClaimTest, TruncatedSegmentIsCorrupt) {
+TEST_F(ShmClaimTest, TruncatedSegmentIsCorrupt) {
   const int fd = shm_open(name_.c_str(), O_RDWR, 0);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(ftruncate(fd, static_cast<off_t>(seg_->size() - 4096)), 0);
@@ -72,7 +72,7 @@ TEST_F(ClaimTest, TruncatedSegmentIsCorrupt) {
 }
 
 // Root ignores file modes, so the check runs in a child that drops to an unprivileged user.
-TEST_F(ClaimTest, OtherUserGetsPermissionDenied) {
+TEST_F(ShmClaimTest, OtherUserGetsPermissionDenied) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to another user";
   auto other = Child::spawn([&](Channel& ch) {
     if (setgid(65534) != 0 || setuid(65534) != 0) return 10;

@@ -37,7 +37,7 @@ TEST(LatencyHistogram, QuantilesComeFromTheRightBucket) {
   EXPECT_LT(h.quantile_ns(0.99), 1'300'000u);
 }
 
-TEST_F(ClaimTest, GrantsCommitsAndImmediateWaitsAreCounted) {
+TEST_F(ShmClaimTest, GrantsCommitsAndImmediateWaitsAreCounted) {
   const auto before = collect_stats(*seg_, 10);
   auto c = attach();
   auto s = c->create("s");
@@ -66,7 +66,7 @@ TEST_F(ClaimTest, GrantsCommitsAndImmediateWaitsAreCounted) {
 
 // A waiter in another process is counted as a handoff with a handoff latency; the holder's
 // release in answer to the revoke request as a revoke; a request that times out as a timeout.
-TEST_F(ClaimTest, HandoffsRevokesAndTimeoutsAreCounted) {
+TEST_F(ShmClaimTest, HandoffsRevokesAndTimeoutsAreCounted) {
   auto c = attach();
   auto s = c->create("s");
   auto l = s->lock_all(Mode::kExclusive, in(5s));
@@ -97,7 +97,7 @@ TEST_F(ClaimTest, HandoffsRevokesAndTimeoutsAreCounted) {
   EXPECT_EQ(after.sessions[0].waits, 2u);
 }
 
-TEST_F(ClaimTest, TotalsSurviveDetachAndPerClientCountsStartAtZero) {
+TEST_F(ShmClaimTest, TotalsSurviveDetachAndPerClientCountsStartAtZero) {
   {
     auto c = attach();
     auto s = c->create("s");

@@ -14,7 +14,7 @@ using sessionbroker::detail::RecordGrant;
 using sessionbroker::shm::LockMode;
 namespace shm = sessionbroker::shm;
 
-class StoreTest : public ClaimTest {};
+class StoreTest : public ShmClaimTest {};
 
 TEST_F(StoreTest, CreateDestroyCyclesReuseSlotsAndKeepTheIndexUsable) {
   for (int round = 0; round < 20; ++round) {

@@ -15,7 +15,7 @@ namespace {
 
 using sessionbroker::Status;
 
-TEST_F(ClaimTest, Claim05_ThreadLockExcludesOtherThreadsFromItsAttributeOnly) {
+TEST_F(ShmClaimTest, Claim05_ThreadLockExcludesOtherThreadsFromItsAttributeOnly) {
   auto c = attach();
   auto s = c->create("s");
   auto a = s->lock({"a"}, Mode::kExclusive, in(5s));
@@ -29,7 +29,7 @@ TEST_F(ClaimTest, Claim05_ThreadLockExcludesOtherThreadsFromItsAttributeOnly) {
   t.join();
 }
 
-TEST_F(ClaimTest, Claim05_BlockedThreadIsGrantedWhenThePortionIsUnlocked) {
+TEST_F(ShmClaimTest, Claim05_BlockedThreadIsGrantedWhenThePortionIsUnlocked) {
   auto c = attach();
   auto s = c->create("s");
   auto a = s->lock({"a"}, Mode::kExclusive, in(5s));
@@ -47,7 +47,7 @@ TEST_F(ClaimTest, Claim05_BlockedThreadIsGrantedWhenThePortionIsUnlocked) {
   EXPECT_EQ(seen, "from thread 1");
 }
 
-TEST_F(ClaimTest, Claim05_WholeSessionLockExcludesAttributeLocks) {
+TEST_F(ShmClaimTest, Claim05_WholeSessionLockExcludesAttributeLocks) {
   auto c = attach();
   auto s = c->create("s");
   {
@@ -67,7 +67,7 @@ TEST_F(ClaimTest, Claim05_WholeSessionLockExcludesAttributeLocks) {
 
 // Two threads take {a, b} and {b, a} over and over: the set is granted all at once, so no
 // interleaving can deadlock. A deadlock would show as a timeout.
-TEST_F(ClaimTest, Claim05_MultiAttributeLocksDoNotDeadlock) {
+TEST_F(ShmClaimTest, Claim05_MultiAttributeLocksDoNotDeadlock) {
   auto c = attach();
   auto s = c->create("s");
   std::atomic<int> failures{0};
@@ -86,7 +86,7 @@ TEST_F(ClaimTest, Claim05_MultiAttributeLocksDoNotDeadlock) {
 
 // Threads of one process increment per-thread counters and one shared counter; the exclusive
 // attribute lock must make the shared counter exact.
-TEST_F(ClaimTest, Claim05_ThreadsIncrementWithoutLostUpdates) {
+TEST_F(ShmClaimTest, Claim05_ThreadsIncrementWithoutLostUpdates) {
   auto c = attach();
   auto s = c->create("s");
   constexpr int kThreads = 4, kIncrements = 300;
@@ -113,7 +113,7 @@ TEST_F(ClaimTest, Claim05_ThreadsIncrementWithoutLostUpdates) {
 // another thread keeps giving the process lock back, so the lane is opened, taken, absorbed and
 // closed in every order. The counters are plain ints guarded only by the thread locks: a lapse in
 // exclusion is a lost increment here and a data race under ThreadSanitizer.
-TEST_F(ClaimTest, Claim05_FastLaneAndMutexPathExcludeEachOther) {
+TEST_F(ShmClaimTest, Claim05_FastLaneAndMutexPathExcludeEachOther) {
   auto c = attach();
   auto s = c->create("s");
   constexpr int kRounds = 400;
@@ -158,7 +158,7 @@ TEST_F(ClaimTest, Claim05_FastLaneAndMutexPathExcludeEachOther) {
 
 // A thread that needs exclusive access while the process holds only a shared lock: the process
 // lock is upgraded (released and re-acquired exclusive) once the readers are done.
-TEST_F(ClaimTest, SharedProcessLockIsUpgradedForAWriter) {
+TEST_F(ShmClaimTest, SharedProcessLockIsUpgradedForAWriter) {
   auto c = attach();
   auto s = c->create("s");
   std::uint64_t shared_token;
@@ -170,10 +170,10 @@ TEST_F(ClaimTest, SharedProcessLockIsUpgradedForAWriter) {
   auto w = s->lock({"a"}, Mode::kExclusive, in(5s));
   ASSERT_TRUE(w) << w.status().to_string();
   EXPECT_GT(w->token(), shared_token);
-  EXPECT_EQ(snap("s")->mode, sessionbroker::shm::LockMode::kExclusive);
+  EXPECT_EQ(snap("s")->mode, Mode::kExclusive);
 }
 
-TEST_F(ClaimTest, UncommittedWritesAreSeenByTheirThreadOnly) {
+TEST_F(ShmClaimTest, UncommittedWritesAreSeenByTheirThreadOnly) {
   auto c = attach();
   auto s = c->create("s");
   auto w = s->lock({"a"}, Mode::kExclusive, in(5s));
@@ -196,7 +196,7 @@ TEST_F(ClaimTest, UncommittedWritesAreSeenByTheirThreadOnly) {
 // The revoke thread is kept out of the way, blocked on another session's segment mutex (held by
 // the test) while it gives that session ("z") back, so that the first thread is the one that
 // notices the loss of "s" and runs the callback.
-TEST_F(ClaimTest, Claim05_LaneStaysClosedWhileASlowPathHasLetGoOfItsMutex) {
+TEST_F(ShmClaimTest, Claim05_LaneStaysClosedWhileASlowPathHasLetGoOfItsMutex) {
   auto c = attach();
   auto q = attach();
   auto s = c->create("s");
@@ -256,7 +256,7 @@ TEST_F(ClaimTest, Claim05_LaneStaysClosedWhileASlowPathHasLetGoOfItsMutex) {
 // Finding 4, the release() variant: two threads call release() while a third holds a thread lock;
 // one times out. It used to clear the other's request (one flag for both) and reopen the lane, so
 // the remaining release() waited for nothing and a lane lock could start under it.
-TEST_F(ClaimTest, Claim05_ATimedOutReleaseLeavesTheOtherReleaseWaiting) {
+TEST_F(ShmClaimTest, Claim05_ATimedOutReleaseLeavesTheOtherReleaseWaiting) {
   auto c = attach();
   auto s = c->create("s");
   auto held = s->lock({"a"}, Mode::kExclusive, in(5s));

@@ -20,7 +20,7 @@ namespace {
 
 namespace shm = sessionbroker::shm;
 
-class TrustTest : public ClaimTest {
+class TrustTest : public ShmClaimTest {
  protected:
   // The lock call's error code, from a child (a crash there is 128 + signal, not a test abort).
   int lock_code_in_child(const std::string& id) {

@@ -33,6 +33,7 @@ int exit_code_for(ErrorCode code) {
     case ErrorCode::kDetached:
     case ErrorCode::kNotHeld:
     case ErrorCode::kSystem:
+    case ErrorCode::kUnavailable:
       return kExitError;
   }
   return kExitError;
