@@ -192,17 +192,9 @@ class Broker::Loop {
   // A holder that leaves a revoke request unanswered past the deadline loses the lock (fencing).
   void enforce_revoke_deadline(std::uint64_t now) {
     const std::uint64_t deadline_ns = detail::ms_to_ns(seg_.caps().revoke_deadline_ms);  // saturates: "never"
-    if (deadline_ns == 0) return;
-    for (std::uint32_t rec = 0; rec < seg_.record_count(); ++rec) {
-      const auto& r = seg_.record(rec);
-      if (shm::load(r.state) != static_cast<std::uint32_t>(shm::RecordState::kGranted) || shm::load(r.revoke) == 0) continue;
-      const std::uint64_t asked = shm::load(r.revoke_at_ns, std::memory_order_relaxed);
-      const std::uint64_t token = shm::load(r.token, std::memory_order_relaxed);
-      if (asked == 0 || now < detail::saturating_add(asked, deadline_ns)) continue;
-      if (store_.break_lock(rec, token))
-        log(Level::kWarn, "client {} ignored a revoke request for {} ms: token {} broken", seg_.client_of_record(rec),
-            seg_.caps().revoke_deadline_ms, token);
-    }
+    for (const auto& b : store_.break_overdue_revokes(now, deadline_ns))
+      log(Level::kWarn, "client {} ignored a revoke request for {} ms: token {} broken", b.client,
+          seg_.caps().revoke_deadline_ms, b.token);
   }
 
   const BrokerOptions& opts_;

@@ -112,7 +112,7 @@ inline WalkReport walk_segment(const Segment& seg) {
   // Live sessions: their blob (library reader + independent chain walk) and their lock lists.
   for (std::uint32_t i = 0; i < caps.max_sessions; ++i) {
     const shm::SessionSlot& s = seg.session(i);
-    if (shm::load(s.state, std::memory_order_relaxed) != static_cast<std::uint32_t>(shm::SessionState::kLive)) continue;
+    if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive) continue;
     ++rep.live_sessions;
     const std::uint32_t blob = shm::load(s.blob, std::memory_order_acquire);
     if (walk_blob(seg, blob, scratch)) ++rep.blobs_ok; else ++rep.blobs_corrupt;
@@ -126,7 +126,7 @@ inline WalkReport walk_segment(const Segment& seg) {
   // Pending blobs of clients that are not free.
   for (std::uint32_t c = 0; c < caps.max_clients; ++c) {
     const shm::ClientSlot& cs = seg.client(c);
-    if (shm::load(cs.state, std::memory_order_relaxed) == static_cast<std::uint32_t>(shm::ClientState::kFree)) continue;
+    if (shm::state(cs, std::memory_order_relaxed) == shm::ClientState::kFree) continue;
     if (walk_chain(seg, cs.pending_blob, seen) < 0) ++rep.bad_words;
   }
 

@@ -3,6 +3,7 @@
 // there; see LAYOUT.md "Eviction".
 #include <fmt/format.h>
 
+#include "clock.hpp"
 #include "store.hpp"
 
 namespace sessionbroker::detail {
@@ -16,7 +17,7 @@ Result<std::vector<std::uint64_t>> Store::break_session_locks(SessionRef ref) {
   {
     SessionGuard g(*this, ref.slot);
     auto& s = seg_.session(ref.slot);
-    if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive) || s.generation != ref.gen)
+    if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)
       return Status(ErrorCode::kNotFound, "session was destroyed or expired");
     // remove_record grants the queue head into the holder list: take the holders first.
     std::vector<std::uint32_t> holders;
@@ -39,7 +40,7 @@ int Store::retire() {
   int broken = 0;
   for (std::uint32_t slot = 0; slot < seg_.caps().max_sessions; ++slot) {
     auto& s = seg_.session(slot);
-    if (shm::load(s.state) != static_cast<std::uint32_t>(shm::SessionState::kLive)) continue;
+    if (shm::state(s) != shm::SessionState::kLive) continue;
     SessionGuard g(*this, slot);
     broken += break_all_locked(s, nullptr);
   }
@@ -49,7 +50,7 @@ int Store::retire() {
 std::optional<std::uint32_t> Store::find_client(pid_t pid) const {
   for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
     const auto& cs = seg_.client(c);
-    if (shm::load(cs.state) == static_cast<std::uint32_t>(ClientState::kLive) && cs.pid == pid) return c;
+    if (shm::state(cs) == ClientState::kLive && cs.pid == pid) return c;
   }
   return std::nullopt;
 }
@@ -61,19 +62,19 @@ Result<int> Store::evict_client(std::uint32_t client, std::uint32_t generation) 
   if (client >= seg_.caps().max_clients) return Status(ErrorCode::kInvalidArgument, "no such client slot");
   auto& cs = seg_.client(client);
   auto g = registry_guard(*this);
-  if (shm::load(cs.state) != static_cast<std::uint32_t>(ClientState::kLive) || cs.generation != generation)
+  if (shm::state(cs) != ClientState::kLive || cs.generation != generation)
     return Status(ErrorCode::kNotFound, "client is no longer attached");
-  shm::store(cs.state, static_cast<std::uint32_t>(ClientState::kEvicted), std::memory_order_seq_cst);
+  shm::set_state(cs, ClientState::kEvicted, std::memory_order_seq_cst);
   int n = 0;
   const std::uint32_t first = seg_.first_record_of(client);
   for (std::uint32_t rec = first; rec < first + seg_.caps().locks_per_client; ++rec) {
     auto& r = seg_.record(rec);
-    const auto st = static_cast<RecordState>(shm::load(r.state, std::memory_order_seq_cst));
+    const auto st = shm::state(r, std::memory_order_seq_cst);
     if (st != RecordState::kGranted && st != RecordState::kWaiting) continue;
     const std::uint32_t slot = shm::load(r.session, std::memory_order_relaxed);
     if (slot >= seg_.caps().max_sessions) continue;
     SessionGuard sg(*this, slot);
-    const auto now = static_cast<RecordState>(shm::load(r.state));
+    const auto now = shm::state(r);
     if (r.session != slot || (now != RecordState::kGranted && now != RecordState::kWaiting)) continue;
     remove_record(seg_.session(slot), rec, RecordState::kBroken);
     shm::bump_and_wake(r.wake);  // a queued request wakes and sees kBroken
@@ -82,6 +83,22 @@ Result<int> Store::evict_client(std::uint32_t client, std::uint32_t generation) 
   shm::bump_and_wake(cs.notify);
   shm::bump_and_wake(seg_.header().registry_epoch);
   return n;
+}
+
+// The records are read without a mutex (a hint: a record asked and still granted); break_lock
+// re-checks state, token and session under the session mutex before it breaks anything.
+std::vector<BrokenGrant> Store::break_overdue_revokes(std::uint64_t now, std::uint64_t deadline_ns) {
+  std::vector<BrokenGrant> broken;
+  if (deadline_ns == 0) return broken;
+  for (std::uint32_t rec = 0; rec < seg_.record_count(); ++rec) {
+    const auto& r = seg_.record(rec);
+    if (shm::state(r) != RecordState::kGranted || shm::load(r.revoke) == 0) continue;
+    const std::uint64_t asked = shm::load(r.revoke_at_ns, std::memory_order_relaxed);
+    const std::uint64_t token = shm::load(r.token, std::memory_order_relaxed);
+    if (asked == 0 || now < saturating_add(asked, deadline_ns)) continue;
+    if (break_lock(rec, token)) broken.push_back({seg_.client_of_record(rec), token});
+  }
+  return broken;
 }
 
 }  // namespace sessionbroker::detail

@@ -179,7 +179,7 @@ Status Store::commit(std::uint32_t client, std::uint32_t generation, SessionRef 
     auto ag = alloc_guard(*this);
     // The slot must still be the committer's: a pending blob hangs off its slot, and a reclaim of
     // the slot (its generation moves on at the next attach) frees whatever hangs there.
-    if (cs.generation != generation || shm::load(cs.state) == static_cast<std::uint32_t>(shm::ClientState::kFree))
+    if (cs.generation != generation || shm::state(cs) == shm::ClientState::kFree)
       return Status(ErrorCode::kDetached, "this client's registration was reclaimed: attach again");
     if (nblocks > seg_.caps().block_count || (fresh = alloc_chain(static_cast<std::uint32_t>(nblocks))) == shm::kNil)
       return Status(ErrorCode::kCapacityExceeded,

@@ -28,8 +28,6 @@ constexpr auto kLivenessSliceMax = std::chrono::milliseconds(200);
 // How long the queue's head watches its record before it sleeps (see spin_for_grant).
 constexpr auto kSpinBudget = std::chrono::microseconds(20);
 
-RecordState state_of(const shm::LockRecord& r) { return static_cast<RecordState>(shm::load(r.state)); }
-
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -49,7 +47,7 @@ void spin_for_grant(const shm::LockRecord& r, Clock::time_point deadline) {
   if (!multicore) return;
   const auto until = std::min(deadline, Clock::now() + kSpinBudget);
   for (unsigned i = 1;; ++i) {
-    if (state_of(r) != RecordState::kWaiting) return;
+    if (shm::state(r) != RecordState::kWaiting) return;
     cpu_relax();
     if (i % 64 == 0 && Clock::now() >= until) return;  // the clock costs more than a pause
   }
@@ -58,7 +56,7 @@ void spin_for_grant(const shm::LockRecord& r, Clock::time_point deadline) {
 }  // namespace
 
 bool Store::compatible(const shm::SessionSlot& s, LockMode mode) const {
-  return s.holder_count == 0 || (mode == LockMode::kShared && s.lock_mode == static_cast<std::uint32_t>(LockMode::kShared));
+  return s.holder_count == 0 || (mode == LockMode::kShared && shm::lock_mode(s) == LockMode::kShared);
 }
 
 void Store::grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns) {
@@ -70,11 +68,11 @@ void Store::grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns) 
   r.next = s.holders_head;
   s.holders_head = rec;
   ++s.holder_count;
-  s.lock_mode = r.mode;
+  shm::set_lock_mode(s, shm::mode(r));
   ++s.grants;
   if (now_ns != 0) shm::store(s.last_used_ns, now_ns, std::memory_order_relaxed);
   // seq_cst: pairs with evict_client (admin.cpp), see there.
-  shm::store(r.state, static_cast<std::uint32_t>(RecordState::kGranted), std::memory_order_seq_cst);
+  shm::set_state(r, RecordState::kGranted, std::memory_order_seq_cst);
 }
 
 void Store::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
@@ -87,7 +85,7 @@ void Store::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
   s.queue_tail = rec;
   ++s.queue_len;
   ++s.waits;
-  shm::store(r.state, static_cast<std::uint32_t>(RecordState::kWaiting), std::memory_order_seq_cst);
+  shm::set_state(r, RecordState::kWaiting, std::memory_order_seq_cst);
 }
 
 // Grants the head of the queue while it is compatible: one exclusive waiter, or every consecutive
@@ -102,7 +100,7 @@ void Store::grant_waiters(shm::SessionSlot& s) {
   while (s.queue_head != shm::kNil) {
     const std::uint32_t rec = s.queue_head;
     auto& r = seg_.record(rec);
-    const auto mode = static_cast<LockMode>(r.mode);
+    const auto mode = shm::mode(r);
     if (!compatible(s, mode)) break;
     s.queue_head = r.next;
     if (s.queue_head == shm::kNil) s.queue_tail = shm::kNil;
@@ -137,12 +135,12 @@ void Store::clear_revoke_flags(shm::SessionSlot& s) {
 // Unlinks `rec` from the holder list or the queue of `s`. Returns false if it was in neither.
 bool Store::unlink(shm::SessionSlot& s, std::uint32_t rec) {
   auto& r = seg_.record(rec);
-  const RecordState st = state_of(r);
+  const RecordState st = shm::state(r);
   if (st == RecordState::kGranted) {
     for (std::uint32_t* link = &s.holders_head; *link != shm::kNil; link = &seg_.record(*link).next) {
       if (*link != rec) continue;
       *link = r.next;
-      if (--s.holder_count == 0) s.lock_mode = static_cast<std::uint32_t>(LockMode::kNone);
+      if (--s.holder_count == 0) shm::set_lock_mode(s, LockMode::kNone);
       return true;
     }
   } else if (st == RecordState::kWaiting) {
@@ -164,7 +162,7 @@ void Store::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordState fi
   auto& r = seg_.record(rec);
   unlink(s, rec);
   r.next = shm::kNil;
-  shm::store(r.state, static_cast<std::uint32_t>(final_state));
+  shm::set_state(r, final_state);
   shm::store(s.last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
   grant_waiters(s);
   if (s.queue_head == shm::kNil) clear_revoke_flags(s);
@@ -179,7 +177,7 @@ int Store::break_all_locked(shm::SessionSlot& s, const RecordGrant* own) {
       *head = r.next;
       r.next = shm::kNil;
       const bool mine = own && own->record == rec;
-      shm::store(r.state, static_cast<std::uint32_t>(mine ? RecordState::kFree : RecordState::kBroken));
+      shm::set_state(r, mine ? RecordState::kFree : RecordState::kBroken);
       shm::bump_and_wake(r.wake);
       if (mine) continue;
       shm::bump_and_wake(seg_.client(seg_.client_of_record(rec)).notify);
@@ -188,15 +186,15 @@ int Store::break_all_locked(shm::SessionSlot& s, const RecordGrant* own) {
   }
   s.queue_tail = shm::kNil;
   s.holder_count = s.queue_len = 0;
-  s.lock_mode = static_cast<std::uint32_t>(LockMode::kNone);
+  shm::set_lock_mode(s, LockMode::kNone);
   return broken;
 }
 
 bool Store::holds(const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g) const {
   if (g.record >= seg_.record_count()) return false;
   const auto& r = seg_.record(g.record);
-  return s.state == static_cast<std::uint32_t>(shm::SessionState::kLive) && s.generation == ref.gen &&
-         state_of(r) == RecordState::kGranted && r.token == g.token && r.session == ref.slot;
+  return shm::state(s, std::memory_order_relaxed) == shm::SessionState::kLive && s.generation == ref.gen &&
+         shm::state(r) == RecordState::kGranted && r.token == g.token && r.session == ref.slot;
 }
 
 Result<RecordGrant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
@@ -208,7 +206,7 @@ Result<RecordGrant> Store::acquire(std::uint32_t client, std::uint32_t rec, Sess
   bool at_head;
   {
     SessionGuard g(*this, ref.slot);
-    if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive) || s.generation != ref.gen)
+    if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)
       return Status(ErrorCode::kNotFound, "session was destroyed or expired");
     prepare_record(rec, ref, mode);
     // A grant at once reads no clock (a clock read is a sixth of this path): it counts as no
@@ -242,7 +240,7 @@ Result<RecordGrant> Store::acquire(std::uint32_t client, std::uint32_t rec, Sess
 
 void Store::prepare_record(std::uint32_t rec, SessionRef ref, LockMode mode) {
   auto& r = seg_.record(rec);
-  r.mode = static_cast<std::uint32_t>(mode);
+  shm::set_mode(r, mode);
   shm::store(r.session, ref.slot, std::memory_order_relaxed);
   shm::store(r.session_gen, ref.gen, std::memory_order_relaxed);
   r.revoke = 0;
@@ -255,7 +253,7 @@ Result<RecordGrant> Store::try_acquire(std::uint32_t client, std::uint32_t rec, 
                                  const Caller* caller) {
   auto& s = seg_.session(ref.slot);
   SessionGuard g(*this, ref.slot);
-  if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive) || s.generation != ref.gen)
+  if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)
     return Status(ErrorCode::kNotFound, "session was destroyed or expired");
   if (s.queue_head != shm::kNil || !compatible(s, mode))
     return Status(ErrorCode::kBusy, "the session is locked by another process (try-lock: nothing queued)");
@@ -272,7 +270,7 @@ Result<RecordGrant> Store::try_acquire(std::uint32_t client, std::uint32_t rec, 
 // flag is up, or the slot is no longer the caller's, take the request back. REQUIRES: session mutex.
 Status Store::withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, std::uint32_t rec, const Caller* caller) {
   const auto& cs = seg_.client(client);
-  const bool live = shm::load(cs.state, std::memory_order_seq_cst) == static_cast<std::uint32_t>(shm::ClientState::kLive);
+  const bool live = shm::state(cs, std::memory_order_seq_cst) == shm::ClientState::kLive;
   if (shm::load(seg_.header().retired, std::memory_order_seq_cst) != 0)
     return withdraw(s, rec, retired_status());
   if (live && (!caller || cs.generation == caller->generation)) return {};
@@ -281,9 +279,9 @@ Status Store::withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, std::u
 }
 
 Status Store::withdraw(shm::SessionSlot& s, std::uint32_t rec, Status why) {
-  const auto st = state_of(seg_.record(rec));
+  const auto st = shm::state(seg_.record(rec));
   if (st == RecordState::kGranted || st == RecordState::kWaiting) remove_record(s, rec, RecordState::kFree);
-  else shm::store(seg_.record(rec).state, static_cast<std::uint32_t>(RecordState::kFree));
+  else shm::set_state(seg_.record(rec), RecordState::kFree);
   return why;
 }
 
@@ -298,11 +296,11 @@ Result<RecordGrant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clo
       SessionGuard g(*this, ref.slot);
       return withdraw(seg_.session(ref.slot), rec, Status(ErrorCode::kDetached, "client detached while waiting for the lock"));
     }
-    const RecordState st = state_of(r);
+    const RecordState st = shm::state(r);
     if (st == RecordState::kGranted) return RecordGrant{rec, r.token};
     if (st != RecordState::kWaiting) {  // broken while we waited: destroyed, or the segment retired
       SessionGuard g(*this, ref.slot);
-      shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+      shm::set_state(r, RecordState::kFree);
       if (retired()) return retired_status();
       return Status(ErrorCode::kNotFound, "session was destroyed while waiting for its lock");
     }
@@ -316,10 +314,10 @@ Result<RecordGrant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clo
   }
   // Deadline passed: leave the queue without a trace, unless the grant raced us.
   SessionGuard g(*this, ref.slot);
-  const RecordState st = state_of(r);
+  const RecordState st = shm::state(r);
   if (st == RecordState::kGranted) return RecordGrant{rec, r.token};
   if (st != RecordState::kWaiting) {
-    shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+    shm::set_state(r, RecordState::kFree);
     if (retired()) return retired_status();
     return Status(ErrorCode::kNotFound, "session was destroyed while waiting for its lock");
   }
@@ -332,10 +330,10 @@ Status Store::release(SessionRef ref, const RecordGrant& g) {
   auto& r = seg_.record(g.record);
   SessionGuard guard(*this, ref.slot);
   auto& s = seg_.session(ref.slot);
-  const RecordState st = state_of(r);
+  const RecordState st = shm::state(r);
   auto& stats = seg_.stats(seg_.client_of_record(g.record));
   if (st == RecordState::kBroken) {
-    shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+    shm::set_state(r, RecordState::kFree);
     count_event(stats, shm::Counter::kBroken);
     return Status(ErrorCode::kStaleToken, fmt::format("token {} was revoked before release", g.token));
   }
@@ -352,7 +350,7 @@ bool Store::break_lock(std::uint32_t rec, std::uint64_t token) {
   const std::uint32_t slot = shm::load(r.session, std::memory_order_relaxed);
   if (slot >= seg_.caps().max_sessions) return false;
   SessionGuard guard(*this, slot);
-  if (state_of(r) != RecordState::kGranted || r.token != token || r.session != slot) return false;
+  if (shm::state(r) != RecordState::kGranted || r.token != token || r.session != slot) return false;
   remove_record(seg_.session(slot), rec, RecordState::kBroken);
   shm::bump_and_wake(seg_.client(seg_.client_of_record(rec)).notify);  // tell the owner it lost the lock
   return true;

@@ -36,7 +36,7 @@ Result<std::uint32_t> Store::attach_client(pid_t pid) {
       auto g = registry_guard(*this);
       for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
         auto& cs = seg_.client(c);
-        if (shm::load(cs.state) != static_cast<std::uint32_t>(ClientState::kFree)) continue;
+        if (shm::state(cs) != ClientState::kFree) continue;
         ++cs.generation;
         cs.pid = pid;
         cs.start_time = *start;
@@ -44,7 +44,7 @@ Result<std::uint32_t> Store::attach_client(pid_t pid) {
         cs.attached_at_ns = real_ns();
         record_baseline(seg_.stats(c));
         cs.revoke_pending = 0;
-        shm::store(cs.state, static_cast<std::uint32_t>(ClientState::kLive));
+        shm::set_state(cs, ClientState::kLive);
         ++h.client_count;
         shm::bump_and_wake(h.registry_epoch);
         return c;
@@ -59,7 +59,7 @@ Result<std::uint32_t> Store::attach_client(pid_t pid) {
 bool Store::detach_client(std::uint32_t client, std::uint32_t generation) {
   auto& cs = seg_.client(client);
   auto g = registry_guard(*this);
-  if (shm::load(cs.state) == static_cast<std::uint32_t>(ClientState::kFree) || cs.generation != generation)
+  if (shm::state(cs) == ClientState::kFree || cs.generation != generation)
     return false;  // reclaimed already (a slot reused since is not ours to touch)
   reclaim_client_locked(client);
   return true;
@@ -68,7 +68,7 @@ bool Store::detach_client(std::uint32_t client, std::uint32_t generation) {
 bool Store::reclaim_if_dead(std::uint32_t client, std::uint32_t generation) {
   auto& cs = seg_.client(client);
   auto g = registry_guard(*this);
-  const auto st = static_cast<ClientState>(shm::load(cs.state));
+  const auto st = shm::state(cs);
   if (st == ClientState::kFree || cs.generation != generation) return false;  // already reclaimed or reused
   const bool owner_may_live = st == ClientState::kLive || st == ClientState::kEvicted;
   if (owner_may_live && check_liveness(cs.pid, cs.start_time) != Liveness::kDead) return false;
@@ -79,7 +79,7 @@ bool Store::reclaim_if_dead(std::uint32_t client, std::uint32_t generation) {
 bool Store::reclaim_exited(const ClientInfo& watched) {
   auto& cs = seg_.client(watched.slot);
   auto g = registry_guard(*this);
-  if (shm::load(cs.state) == static_cast<std::uint32_t>(ClientState::kFree) || cs.generation != watched.generation ||
+  if (shm::state(cs) == ClientState::kFree || cs.generation != watched.generation ||
       cs.pid != watched.pid || cs.start_time != watched.start_time)
     return false;  // reclaimed or re-attached since: the process that exited is not this slot's
   reclaim_client_locked(watched.slot);
@@ -91,7 +91,7 @@ std::vector<ClientInfo> Store::attached_clients() {
   auto g = registry_guard(*this);
   for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
     const auto& cs = seg_.client(c);
-    const auto st = static_cast<ClientState>(shm::load(cs.state));
+    const auto st = shm::state(cs);
     if (st == ClientState::kLive || st == ClientState::kEvicted) out.push_back({c, cs.generation, cs.pid, cs.start_time});
   }
   return out;
@@ -101,7 +101,7 @@ int Store::reclaim_all_dead() {
   int n = 0;
   for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
     auto& cs = seg_.client(c);
-    if (shm::load(cs.state) == static_cast<std::uint32_t>(ClientState::kFree)) continue;
+    if (shm::state(cs) == ClientState::kFree) continue;
     if (reclaim_if_dead(c, cs.generation)) ++n;
   }
   return n;
@@ -112,20 +112,20 @@ int Store::reclaim_all_dead() {
 void Store::reclaim_client_locked(std::uint32_t client) {
   auto& cs = seg_.client(client);
   auto& h = seg_.header();
-  if (shm::load(cs.state) == static_cast<std::uint32_t>(ClientState::kFree)) return;
-  shm::store(cs.state, static_cast<std::uint32_t>(ClientState::kDead));
+  if (shm::state(cs) == ClientState::kFree) return;
+  shm::set_state(cs, ClientState::kDead);
   const std::uint32_t first = seg_.first_record_of(client);
   for (std::uint32_t rec = first; rec < first + seg_.caps().locks_per_client; ++rec) {
     auto& r = seg_.record(rec);
-    if (shm::load(r.state) == static_cast<std::uint32_t>(RecordState::kFree)) continue;
+    if (shm::state(r) == RecordState::kFree) continue;
     const std::uint32_t slot = shm::load(r.session, std::memory_order_relaxed);
     if (slot >= seg_.caps().max_sessions) {
-      shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+      shm::set_state(r, RecordState::kFree);
       continue;
     }
     SessionGuard sg(*this, slot);
     if (r.session == slot) remove_record(seg_.session(slot), rec, RecordState::kFree);
-    else shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+    else shm::set_state(r, RecordState::kFree);
     shm::bump_and_wake(r.wake);  // a thread of the owner still waiting on it must not sleep on
   }
   {
@@ -135,7 +135,7 @@ void Store::reclaim_client_locked(std::uint32_t client) {
     if (pending != shm::kNil) free_chain(pending);
   }
   cs.pid = 0;
-  shm::store(cs.state, static_cast<std::uint32_t>(ClientState::kFree));
+  shm::set_state(cs, ClientState::kFree);
   --h.client_count;
   shm::bump_and_wake(h.registry_epoch);
 }
@@ -169,14 +169,14 @@ void Store::index_rebuild() {
   h.session_count = 0;
   for (std::uint32_t slot = seg_.caps().max_sessions; slot-- > 0;) {
     auto& s = seg_.session(slot);
-    if (s.state == static_cast<std::uint32_t>(SessionState::kLive) && s.id_len <= shm::kMaxSessionIdBytes) {
+    if (shm::state(s, std::memory_order_relaxed) == SessionState::kLive && s.id_len <= shm::kMaxSessionIdBytes) {
       if (std::uint32_t* w = index_find(shm::session_id(s), true)) {
         *w = slot;
         ++h.session_count;
         continue;
       }
     }
-    s.state = static_cast<std::uint32_t>(SessionState::kFree);
+    shm::set_state(s, SessionState::kFree, std::memory_order_relaxed);
     s.free_next = h.session_free_head;
     h.session_free_head = slot;
   }
@@ -216,12 +216,12 @@ Result<SessionRef> Store::create_locked(std::string_view id, std::uint64_t ttl_m
   shm::store(s.ttl_ms, ttl_ms ? ttl_ms : seg_.caps().default_ttl_ms, std::memory_order_relaxed);
   s.created_at_ns = real_ns();
   s.version = s.grants = 0;
-  s.lock_mode = static_cast<std::uint32_t>(shm::LockMode::kNone);
+  shm::set_lock_mode(s, shm::LockMode::kNone);
   s.holder_count = s.queue_len = 0;
   s.holders_head = s.queue_head = s.queue_tail = shm::kNil;
   shm::store(s.last_used_ns, mono_ns(), std::memory_order_relaxed);
   ++s.generation;
-  shm::store(s.state, static_cast<std::uint32_t>(SessionState::kLive));
+  shm::set_state(s, SessionState::kLive);
   if (*word == shm::kIndexTombstone) --h.index_tombstones;
   *word = slot;
   ++h.session_count;
@@ -243,11 +243,11 @@ Status Store::destroy_session(SessionRef ref, const RecordGrant* own) {
   SessionGuard sg(*this, ref.slot);
   if (own && !holds(s, ref, *own)) {  // fenced: a grant broken since it was taken destroys nothing
     auto& r = seg_.record(own->record);
-    if (shm::load(r.state) == static_cast<std::uint32_t>(RecordState::kBroken))
-      shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+    if (shm::state(r) == RecordState::kBroken)
+      shm::set_state(r, RecordState::kFree);
     return Status(ErrorCode::kStaleToken, fmt::format("token {} no longer holds the session lock: not destroyed", own->token));
   }
-  if (s.state != static_cast<std::uint32_t>(SessionState::kLive) || s.generation != ref.gen)
+  if (shm::state(s, std::memory_order_relaxed) != SessionState::kLive || s.generation != ref.gen)
     return Status(ErrorCode::kNotFound, "session was already destroyed");
   destroy_locked(ref.slot, own);
   return {};
@@ -270,7 +270,7 @@ void Store::destroy_locked(std::uint32_t slot, const RecordGrant* own) {
     ++h.index_tombstones;
   }
   ++s.generation;
-  shm::store(s.state, static_cast<std::uint32_t>(SessionState::kFree));
+  shm::set_state(s, SessionState::kFree);
   s.free_next = h.session_free_head;
   h.session_free_head = slot;
   --h.session_count;
@@ -282,14 +282,14 @@ std::vector<std::string> Store::list_sessions() {
   auto g = registry_guard(*this);
   for (std::uint32_t slot = 0; slot < seg_.caps().max_sessions; ++slot) {
     const auto& s = seg_.session(slot);
-    if (s.state == static_cast<std::uint32_t>(SessionState::kLive)) ids.emplace_back(shm::session_id(s));
+    if (shm::state(s, std::memory_order_relaxed) == SessionState::kLive) ids.emplace_back(shm::session_id(s));
   }
   return ids;
 }
 
 std::optional<std::string> Store::expire_if_idle(std::uint32_t slot, std::uint64_t now) {
   auto& s = seg_.session(slot);
-  if (shm::load(s.state, std::memory_order_relaxed) != static_cast<std::uint32_t>(SessionState::kLive)) return std::nullopt;
+  if (shm::state(s, std::memory_order_relaxed) != SessionState::kLive) return std::nullopt;
   auto idle_past_ttl = [&] {
     const std::uint64_t ttl = shm::load(s.ttl_ms, std::memory_order_relaxed);
     return ttl != 0 && now > saturating_add(shm::load(s.last_used_ns, std::memory_order_relaxed), ms_to_ns(ttl));
@@ -297,7 +297,7 @@ std::optional<std::string> Store::expire_if_idle(std::uint32_t slot, std::uint64
   if (!idle_past_ttl()) return std::nullopt;
   auto g = registry_guard(*this);
   SessionGuard sg(*this, slot);
-  if (s.state != static_cast<std::uint32_t>(SessionState::kLive) || !idle_past_ttl()) return std::nullopt;
+  if (shm::state(s, std::memory_order_relaxed) != SessionState::kLive || !idle_past_ttl()) return std::nullopt;
   if (s.queue_head != shm::kNil) return std::nullopt;
   if (s.holder_count != 0) {  // idle cached lock: ask for it back; expire on a later pass
     request_revoke(s);

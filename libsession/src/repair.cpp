@@ -19,7 +19,7 @@ void Store::repair_registry() {
   index_rebuild();
   std::uint32_t live = 0;
   for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
-    const auto st = static_cast<shm::ClientState>(shm::load(seg_.client(c).state));
+    const auto st = shm::state(seg_.client(c));
     if (st == shm::ClientState::kDead) reclaim_client_locked(c);
     else if (st == shm::ClientState::kLive || st == shm::ClientState::kEvicted) ++live;
   }
@@ -34,10 +34,10 @@ void Store::repair_session(std::uint32_t slot) {
   auto& s = seg_.session(slot);
   shm::fetch_add<std::uint64_t>(seg_.header().repairs, 1);
   std::vector<std::uint32_t> holders, waiters;
-  if (s.state == static_cast<std::uint32_t>(shm::SessionState::kLive)) {
+  if (shm::state(s, std::memory_order_relaxed) == shm::SessionState::kLive) {
     for (std::uint32_t rec = 0; rec < seg_.record_count(); ++rec) {
       auto& r = seg_.record(rec);
-      const auto st = static_cast<RecordState>(shm::load(r.state));
+      const auto st = shm::state(r);
       if ((st != RecordState::kGranted && st != RecordState::kWaiting) ||
           shm::load(r.session, std::memory_order_relaxed) != slot ||
           shm::load(r.session_gen, std::memory_order_relaxed) != s.generation)
@@ -49,13 +49,13 @@ void Store::repair_session(std::uint32_t slot) {
             [&](std::uint32_t a, std::uint32_t b) { return seg_.record(a).ticket < seg_.record(b).ticket; });
   s.holders_head = s.queue_head = s.queue_tail = shm::kNil;
   s.holder_count = s.queue_len = 0;
-  s.lock_mode = static_cast<std::uint32_t>(shm::LockMode::kNone);
+  shm::set_lock_mode(s, shm::LockMode::kNone);
   for (std::uint32_t rec : holders) {
     auto& r = seg_.record(rec);
     r.next = s.holders_head;
     s.holders_head = rec;
     ++s.holder_count;
-    s.lock_mode = std::max(s.lock_mode, r.mode);
+    shm::set_lock_mode(s, std::max(shm::lock_mode(s), shm::mode(r)));
   }
   for (std::uint32_t rec : waiters) {
     auto& r = seg_.record(rec);
@@ -84,12 +84,12 @@ void Store::repair_alloc() {
   };
   for (std::uint32_t slot = 0; slot < seg_.caps().max_sessions; ++slot) {
     auto& s = seg_.session(slot);
-    if (shm::load(s.state) != static_cast<std::uint32_t>(shm::SessionState::kLive)) shm::store(s.blob, shm::kNil);
+    if (shm::state(s) != shm::SessionState::kLive) shm::store(s.blob, shm::kNil);
     mark_chain(s.blob);
   }
   for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
     auto& cs = seg_.client(c);
-    const bool free_slot = shm::load(cs.state) == static_cast<std::uint32_t>(shm::ClientState::kFree);
+    const bool free_slot = shm::state(cs) == shm::ClientState::kFree;
     if (cs.pending_blob != shm::kNil && (free_slot || cs.pending_blob >= nblocks || used[cs.pending_blob]))
       cs.pending_blob = shm::kNil;  // published already (or garbage): not pending any more
     mark_chain(cs.pending_blob);

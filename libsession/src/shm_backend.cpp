@@ -37,7 +37,7 @@ ShmBackend::ShmBackend(std::unique_ptr<Segment> segment, std::uint32_t client)
       client_(client),
       generation_(segment_->client(client).generation),
       fork_epoch_(fork_epoch()),
-      client_state_(&segment_->client(client).state) {
+      client_slot_(&segment_->client(client)) {
   const std::uint32_t first = segment_->first_record_of(client);
   for (std::uint32_t i = segment_->caps().locks_per_client; i-- > 0;) free_records_.push_back(first + i);
 }

@@ -32,7 +32,7 @@ class ShmBackend final : public Backend {
   void close() override;
   Status detach() override;
   bool evicted() const override {
-    return shm::load(*client_state_) == static_cast<std::uint32_t>(shm::ClientState::kEvicted);
+    return shm::state(*client_slot_) == shm::ClientState::kEvicted;
   }
   std::uint32_t max_value_bytes() const override { return segment_->caps().max_value_bytes; }
   Result<SessionHandle> create_session(std::string_view id, std::uint64_t ttl_ms) override;
@@ -83,7 +83,7 @@ class ShmBackend final : public Backend {
   const std::uint32_t client_;
   const std::uint32_t generation_;     // the slot's generation at attach: the slot is ours while it holds
   const std::uint64_t fork_epoch_;
-  std::uint32_t* const client_state_;  // &segment_->client(client_).state, read on every call
+  const shm::ClientSlot* const client_slot_;  // &segment_->client(client_): its state is read on every call
   CallGate gate_;
   std::atomic<bool> cancelled_{false};  // raised by close(): queued requests give up (Caller)
   std::atomic<bool> detached_{false};   // detach() reclaimed (or is reclaiming) the slot

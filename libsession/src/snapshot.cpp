@@ -9,14 +9,14 @@ namespace sessionbroker::detail {
 std::optional<SessionSnapshot> Store::snapshot(std::uint32_t slot) {
   if (slot >= seg_.caps().max_sessions) return std::nullopt;
   auto& s = seg_.session(slot);
-  if (shm::load(s.state, std::memory_order_relaxed) != static_cast<std::uint32_t>(shm::SessionState::kLive))
+  if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive)
     return std::nullopt;
   SessionGuard guard(*this, slot);
-  if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive)) return std::nullopt;
+  if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive) return std::nullopt;
   SessionSnapshot snap{};
   snap.slot = slot;
   snap.id.assign(shm::session_id(s));
-  snap.mode = static_cast<shm::LockMode>(s.lock_mode);
+  snap.mode = shm::lock_mode(s);
   snap.version = s.version;
   snap.grants = s.grants;
   snap.waits = s.waits;
@@ -27,12 +27,12 @@ std::optional<SessionSnapshot> Store::snapshot(std::uint32_t slot) {
   for (std::uint32_t h = s.holders_head; h < seg_.record_count() && guard_steps++ < seg_.record_count(); h = seg_.record(h).next) {
     const auto& r = seg_.record(h);
     const std::uint32_t c = seg_.client_of_record(h);
-    snap.holders.push_back({c, seg_.client(c).pid, static_cast<shm::LockMode>(r.mode), r.token, shm::load(r.revoke) != 0});
+    snap.holders.push_back({c, seg_.client(c).pid, shm::mode(r), r.token, shm::load(r.revoke) != 0});
   }
   for (std::uint32_t w = s.queue_head; w < seg_.record_count() && guard_steps++ < seg_.record_count(); w = seg_.record(w).next) {
     const auto& r = seg_.record(w);
     const std::uint32_t c = seg_.client_of_record(w);
-    snap.queue.push_back({c, seg_.client(c).pid, static_cast<shm::LockMode>(r.mode), r.ticket});
+    snap.queue.push_back({c, seg_.client(c).pid, shm::mode(r), r.ticket});
   }
   for_each_entry(seg_, s.blob, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
     snap.attrs.push_back({std::string(n), len});

@@ -56,7 +56,7 @@ struct Caller {
 // only the owner, the store (revoke requests, breaks) and repairs write. The owner may ask at any
 // time; a record it holds leaves kGranted only by its own release or by force (kBroken). The
 // record's state and revoke words are the grant's GrantWords (session_types.hpp).
-static_assert(kGrantHeldWord == static_cast<std::uint32_t>(shm::RecordState::kGranted));
+static_assert(kGrantHeldWord == shm::word(shm::RecordState::kGranted));
 inline GrantWords grant_words_of(const shm::LockRecord& r) { return {&r.state, &r.revoke}; }
 inline GrantStatus grant_status_of(const shm::LockRecord& r) { return grant_status_of(grant_words_of(r)); }
 
@@ -82,6 +82,12 @@ struct SessionSnapshot {
   std::vector<Waiter> queue;  // FIFO order
   std::vector<AttrInfo> attrs;
   std::uint64_t version, grants, waits, ttl_ms, idle_ms;
+};
+
+// A grant an administrator or the revoke deadline took away: whose it was and its token.
+struct BrokenGrant {
+  std::uint32_t client;
+  std::uint64_t token;
 };
 
 class Store {
@@ -170,6 +176,10 @@ class Store {
   // requests. The owner's next call fails with kDetached and its callback hears kLost; the slot is
   // freed when the owner detaches or dies. Returns how many records were broken or cancelled.
   Result<int> evict_client(std::uint32_t client, std::uint32_t generation);
+  // Broker: breaks every grant whose holder has left a revoke request unanswered for `deadline_ns`
+  // or longer at `now_ns` (CLOCK_MONOTONIC), as break_lock does. deadline_ns 0: none.
+  // Returns the grants it broke, for the broker's log.
+  std::vector<BrokenGrant> break_overdue_revokes(std::uint64_t now_ns, std::uint64_t deadline_ns);
 
   // ---- repairs (repair.cpp): REQUIRES the named mutex, owner died ----
   void repair_registry();

@@ -75,7 +75,7 @@ TEST_F(CheckTest, GrantableWaiterIsALostWakeUp) {
   EXPECT_NE(v.find("ghost"), std::string::npos) << v;
   busy().holders_head = holder;
   busy().holder_count = 1;
-  busy().lock_mode = static_cast<std::uint32_t>(shm::LockMode::kExclusive);
+  shm::set_lock_mode(busy(), shm::LockMode::kExclusive);
 }
 
 TEST_F(CheckTest, QueueOutOfTicketOrderIsNamed) {

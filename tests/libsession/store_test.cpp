@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "claims/claim_fixture.hpp"
+#include "clock.hpp"
 
 namespace sbtest {
 namespace {
@@ -145,7 +146,7 @@ TEST_F(StoreTest, DestroyWithABrokenGrantIsStaleAndDestroysNothing) {
   EXPECT_EQ(store_->destroy_session(*ref, &*ga).code(), ErrorCode::kStaleToken);
   EXPECT_TRUE(store_->open_session("s")) << "the session lives on";
   EXPECT_EQ(store_->grant_status(*gb), sessionbroker::detail::GrantStatus::kHeld);
-  EXPECT_EQ(shm::load(seg_->record(ra).state), static_cast<std::uint32_t>(shm::RecordState::kFree))
+  EXPECT_EQ(shm::state(seg_->record(ra)), shm::RecordState::kFree)
       << "the broken record was given back";
   EXPECT_TRUE(store_->release(*ref, *gb));
   store_->detach_client(*a, seg_->client(*a).generation);
@@ -169,9 +170,48 @@ TEST_F(StoreTest, ExitOfAProcessTheSlotNoLongerNamesReclaimsNothing) {
   sessionbroker::detail::ClientInfo old_start = now;
   old_start.start_time = now.start_time + 1;
   EXPECT_FALSE(store_->reclaim_exited(old_start));
-  EXPECT_EQ(shm::load(seg_->client(*c).state), static_cast<std::uint32_t>(shm::ClientState::kLive));
+  EXPECT_EQ(shm::state(seg_->client(*c)), shm::ClientState::kLive);
   EXPECT_TRUE(store_->reclaim_exited(now)) << "the watched process itself: reclaimed";
-  EXPECT_EQ(shm::load(seg_->client(*c).state), static_cast<std::uint32_t>(shm::ClientState::kFree));
+  EXPECT_EQ(shm::state(seg_->client(*c)), shm::ClientState::kFree);
+}
+
+// The broker's revoke deadline (break_overdue_revokes): a holder asked to release (a waiter
+// queued behind it) loses its grant once the deadline has passed since it was asked, and not
+// before; the waiter is then granted, and a grant nobody asked back is never broken.
+TEST_F(StoreTest, OverdueRevokeRequestsAreBrokenOnlyPastTheDeadline) {
+  auto a = store_->attach_client(getpid());
+  auto b = store_->attach_client(getpid());
+  ASSERT_TRUE(a && b);
+  auto ref = store_->create_session("s", 0);
+  ASSERT_TRUE(ref);
+  constexpr std::uint64_t kDeadlineNs = 1'000'000'000;
+  auto ga = store_->acquire(*a, seg_->first_record_of(*a), *ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(ga);
+  EXPECT_TRUE(store_->break_overdue_revokes(sessionbroker::detail::mono_ns() + 10 * kDeadlineNs, kDeadlineNs).empty())
+      << "nobody asked for the lock back";
+  std::optional<sessionbroker::Result<RecordGrant>> gb;
+  std::thread waiter([&] {
+    gb.emplace(store_->acquire(*b, seg_->first_record_of(*b), *ref, LockMode::kExclusive,
+                               shm::Clock::now() + std::chrono::seconds(20)));
+  });
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
+  const std::uint64_t asked = shm::load(seg_->record(ga->record).revoke_at_ns, std::memory_order_relaxed);
+  ASSERT_NE(asked, 0u);
+  EXPECT_TRUE(store_->break_overdue_revokes(asked + kDeadlineNs - 1, kDeadlineNs).empty()) << "not overdue yet";
+  EXPECT_TRUE(store_->break_overdue_revokes(asked + 10 * kDeadlineNs, 0).empty()) << "deadline 0: none";
+  EXPECT_EQ(store_->grant_status(*ga), sessionbroker::detail::GrantStatus::kRevokeRequested);
+  auto broken = store_->break_overdue_revokes(asked + kDeadlineNs, kDeadlineNs);
+  ASSERT_EQ(broken.size(), 1u);
+  EXPECT_EQ(broken[0].client, *a);
+  EXPECT_EQ(broken[0].token, ga->token);
+  EXPECT_EQ(store_->grant_status(*ga), sessionbroker::detail::GrantStatus::kLost);
+  waiter.join();
+  ASSERT_TRUE(*gb) << "the waiter is granted";
+  EXPECT_TRUE(store_->break_overdue_revokes(asked + 10 * kDeadlineNs, kDeadlineNs).empty()) << "the new grant was not asked";
+  EXPECT_EQ(store_->release(*ref, *ga).code(), ErrorCode::kStaleToken);
+  EXPECT_TRUE(store_->release(*ref, **gb));
+  store_->detach_client(*a, seg_->client(*a).generation);
+  store_->detach_client(*b, seg_->client(*b).generation);
 }
 
 }  // namespace

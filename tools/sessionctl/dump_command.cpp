@@ -34,7 +34,7 @@ std::vector<ClientRow> copy_clients(detail::Store& store) {
   auto guard = detail::registry_guard(store);  // attach/detach/reclaim hold it: a slot is seen whole
   for (std::uint32_t i = 0; i < seg.caps().max_clients; ++i) {
     const auto& c = seg.client(i);
-    const auto state = static_cast<shm::ClientState>(shm::load(c.state));
+    const auto state = shm::state(c);
     if (state == shm::ClientState::kFree) continue;
     const auto counts = detail::counters_since_attach(seg, i);
     const auto at = [&](shm::Counter k) { return counts[static_cast<std::size_t>(k)]; };

@@ -55,7 +55,7 @@ std::uint64_t count_ghosts(detail::Segment& seg, const std::vector<pid_t>& worke
   for (int i = 0; i < 300; ++i, std::this_thread::sleep_for(10ms)) {
     taken.clear();
     for (std::uint32_t c = 0; c < seg.caps().max_clients; ++c)
-      if (shm::load(seg.client(c).state) != static_cast<std::uint32_t>(shm::ClientState::kFree)) taken.push_back(c);
+      if (shm::state(seg.client(c)) != shm::ClientState::kFree) taken.push_back(c);
     if (taken.empty()) return 0;
   }
   for (auto c : taken)
