@@ -77,7 +77,7 @@ inline bool walk_records(const Segment& seg, std::uint32_t head, std::uint32_t m
 }
 
 // Decodes a blob through the library's own reader (detail::for_each_entry), copying values out (as
-// Store::read_all does) or skipping them (as Store::read does for names it is not looking for).
+// BlobStore::read_all does) or skipping them (as BlobStore::read does for names it is not looking for).
 // The callback checks what for_each_entry promises its callers. Returns false
 // for a blob the library reports corrupt; never crashes on garbage (that is the test).
 inline bool walk_blob(const Segment& seg, std::uint32_t head, std::string& scratch) {
@@ -85,7 +85,7 @@ inline bool walk_blob(const Segment& seg, std::uint32_t head, std::string& scrat
   return sessionbroker::detail::for_each_entry(
       seg, head, [&](std::string_view name, std::uint32_t len, sessionbroker::detail::ChainReader& in) {
         if (name.empty() || name.size() > shm::kMaxAttrNameBytes || len > max_value) __builtin_trap();
-        if (len % 2) return in.read(nullptr, len);  // skip, as Store::read does for other names
+        if (len % 2) return in.read(nullptr, len);  // skip, as BlobStore::read does for other names
         scratch.resize(len);
         return in.read(scratch.data(), len);
       });

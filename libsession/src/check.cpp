@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "blob.hpp"
-#include "store.hpp"
+#include "guards.hpp"
 
 namespace sessionbroker::detail {
 namespace {
@@ -31,7 +31,7 @@ constexpr const char* kI12 = "I12 every linked record has an owner";
 
 class Checker {
  public:
-  explicit Checker(Store& store) : store_(store), seg_(store.segment()) {}
+  explicit Checker(Segment& seg) : seg_(seg) {}
 
   CheckReport run() {
     check_registry();
@@ -49,7 +49,7 @@ class Checker {
 
   // Registry mutex (I11): index <-> live sessions, session free list, counts, client states.
   void check_registry() {
-    auto g = registry_guard(store_);
+    auto g = registry_guard(seg_);
     auto& h = seg_.header();
     std::uint32_t live = 0, free_listed = 0;
     std::vector<bool> indexed(seg_.caps().max_sessions, false);
@@ -113,7 +113,7 @@ class Checker {
     if (shm::state(s, std::memory_order_relaxed) != SessionState::kLive &&
         by_session_[slot].empty())
       return;
-    SessionGuard guard(store_, slot);
+    SessionGuard guard(seg_, slot);
     const bool live = shm::state(s, std::memory_order_relaxed) == SessionState::kLive;
     std::vector<std::uint32_t> holders, queue;
     if (!walk(s.holders_head, holders) || !walk(s.queue_head, queue)) {
@@ -201,7 +201,7 @@ class Checker {
 
   // Alloc mutex (I10, I5): every block is exactly one of: in one session blob, in one pending blob, free.
   void check_blocks() {
-    auto g = alloc_guard(store_);
+    auto g = alloc_guard(seg_);
     const std::uint32_t n = seg_.caps().block_count;
     owner_.assign(n, kUnowned);
     for (std::uint32_t slot = 0; slot < seg_.caps().max_sessions; ++slot) {
@@ -254,7 +254,6 @@ class Checker {
   }
 
   static constexpr std::uint32_t kUnowned = shm::kNil, kFreeOwner = shm::kNil - 1, kPendingBase = 1u << 30;
-  Store& store_;
   Segment& seg_;
   CheckReport report_;
   std::vector<std::vector<std::uint32_t>> by_session_;
@@ -264,6 +263,6 @@ class Checker {
 
 }  // namespace
 
-CheckReport check_segment(Store& store) { return Checker(store).run(); }
+CheckReport check_segment(Segment& seg) { return Checker(seg).run(); }
 
 }  // namespace sessionbroker::detail

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "store.hpp"
+#include "lock_table.hpp"
+#include "registry.hpp"
+#include "repair.hpp"
 
 namespace sessionbroker::detail {
 
@@ -13,14 +15,15 @@ using shm::RecordState;
 
 // Registry: the index and the session free list are derived data, rebuilt from the session table;
 // clients the dead owner was reclaiming (kDead) are reclaimed to the end.
-void Store::repair_registry() {
+void Repair::repair_registry() {
   auto& h = seg_.header();
   shm::fetch_add<std::uint64_t>(h.repairs, 1);
-  index_rebuild();
+  Registry registry(seg_);
+  registry.index_rebuild();
   std::uint32_t live = 0;
   for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
     const auto st = shm::state(seg_.client(c));
-    if (st == shm::ClientState::kDead) reclaim_client_locked(c);
+    if (st == shm::ClientState::kDead) registry.reclaim_client_locked(c);
     else if (st == shm::ClientState::kLive || st == shm::ClientState::kEvicted) ++live;
   }
   h.client_count = live;
@@ -30,7 +33,7 @@ void Store::repair_registry() {
 // Session: holders, queue, counts and mode are derived from the records' state words, which are
 // always whole. Waiters keep their FIFO order through their tickets. Then grant what is grantable
 // and wake every waiter (a spurious wake is harmless; a missed one would not be).
-void Store::repair_session(std::uint32_t slot) {
+void Repair::repair_session(std::uint32_t slot) {
   auto& s = seg_.session(slot);
   shm::fetch_add<std::uint64_t>(seg_.header().repairs, 1);
   std::vector<std::uint32_t> holders, waiters;
@@ -66,14 +69,15 @@ void Store::repair_session(std::uint32_t slot) {
     ++s.queue_len;
     s.next_ticket = std::max(s.next_ticket, r.ticket + 1);
   }
-  grant_waiters(s);
+  Registry registry(seg_);
+  LockTable(seg_, registry).grant_waiters(s);
   for (std::uint32_t rec : waiters) shm::bump_and_wake(seg_.record(rec).wake);
 }
 
 // Allocator: a block is in use exactly when a session's committed blob or a client's pending blob
 // reaches it. Mark those, drop pending blobs that were already published, and rebuild the free
 // list from everything unmarked. Walks are bounded, so a corrupt chain cannot hang the repair.
-void Store::repair_alloc() {
+void Repair::repair_alloc() {
   auto& h = seg_.header();
   shm::fetch_add<std::uint64_t>(h.repairs, 1);
   const std::uint32_t nblocks = seg_.caps().block_count;

@@ -20,7 +20,9 @@
 #include "call_gate.hpp"
 #include "fork_guard.hpp"
 #include "segment.hpp"
-#include "store.hpp"
+#include "blob_store.hpp"
+#include "lock_table.hpp"
+#include "registry.hpp"
 
 namespace sessionbroker::detail {
 
@@ -43,7 +45,7 @@ class ShmBackend final : public Backend {
   Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) override;
   Result<Grant> try_acquire(SessionHandle s, Mode mode) override;
   Status release(SessionHandle s, const Grant& g) override;
-  GrantStatus grant_status(const Grant& g) override { return store_.grant_status(record_grant(g)); }
+  GrantStatus grant_status(const Grant& g) override { return locks_.grant_status(record_grant(g)); }
   GrantWords grant_words(const Grant& g) override {
     return g.id < segment_->record_count() ? grant_words_of(segment_->record(static_cast<std::uint32_t>(g.id)))
                                            : GrantWords{};
@@ -79,7 +81,9 @@ class ShmBackend final : public Backend {
   bool forked() const { return forked_since(fork_epoch_); }
 
   std::unique_ptr<Segment> segment_;
-  Store store_;
+  Registry registry_;  // clients and sessions; the lock table's ClientReclaimer
+  LockTable locks_;
+  BlobStore blobs_;
   const std::uint32_t client_;
   const std::uint32_t generation_;     // the slot's generation at attach: the slot is ours while it holds
   const std::uint64_t fork_epoch_;
