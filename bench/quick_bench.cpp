@@ -30,7 +30,8 @@
 #include "sessionbroker/client.hpp"
 #include "sessionbroker/shm/futex.hpp"
 #include "sessionbroker/shm/robust_mutex.hpp"
-#include "store.hpp"
+#include "lock_table.hpp"
+#include "registry.hpp"
 
 using namespace sessionbroker;
 using namespace std::chrono_literals;
@@ -158,7 +159,8 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "{}\n", seg.status().to_string());
     return 1;
   }
-  detail::Store store(**seg);
+  detail::Registry registry(**seg);
+  detail::LockTable locks(**seg, registry);
 
   auto* floor_mutex = shared_anon<shm::RobustMutexData>();
   shm::robust_mutex_init(*floor_mutex);
@@ -176,19 +178,19 @@ int main(int argc, char** argv) {
   row("1. thread re-acquire of a cached lock (lock+unlock)",
       batched(samples, batch, [&] { (void)session->lock({"a"}, Mode::kExclusive, in(1s)); }), &floor);
 
-  auto me = store.attach_client(getpid());
-  auto ref = store.create_session("free", 0);
+  auto me = registry.attach_client(getpid());
+  auto ref = registry.create_session("free", 0);
   const std::uint32_t rec = (*seg)->first_record_of(*me);
   row("2a. process acquire+release, free session (Store)", batched(samples, batch, [&] {
-        auto g = store.acquire(*me, rec, *ref, shm::LockMode::kExclusive, shm::Clock::now());
-        (void)store.release(*ref, *g);
+        auto g = locks.acquire(*me, rec, *ref, shm::LockMode::kExclusive, shm::Clock::now());
+        (void)locks.release(*ref, *g);
       }), &floor);
   auto fresh = (*client)->create("uncached");
   row("2b. process acquire+thread lock+unlock+release (public API)", batched(samples, batch / 10, [&] {
         (void)fresh->lock({"a"}, Mode::kExclusive, in(1s));
         (void)fresh->release(in(1s));
       }), &floor);
-  store.detach_client(*me, store.segment().client(*me).generation);
+  registry.detach_client(*me, (*seg)->client(*me).generation);
 
   const Stats futex_floor = percentiles(futex_ping_pong(rounds));
   row("floor: futex ping-pong between two processes, one way", futex_floor);

@@ -17,13 +17,15 @@
 #include "clock.hpp"
 #include "liveness.hpp"
 #include "log.hpp"
-#include "store.hpp"
+#include "admin.hpp"
+#include "registry.hpp"
 
 namespace sessionbroker::broker {
 namespace {
 
 using detail::Segment;
-using detail::Store;
+using detail::Admin;
+using detail::Registry;
 
 // Revoke deadlines are checked this often (a scan of the lock records); idle expiry every
 // kExpiryEvery-th pass (a scan of the session table). Dead clients are noticed at once (pidfd).
@@ -40,10 +42,11 @@ struct Watched {
 
 }  // namespace
 
-// The event loop. Everything it touches in the segment goes through Store, under the protocol.
+// The event loop. Everything it touches in the segment goes through the registry (clients, idle
+// expiry) and the admin role (revoke deadlines), under the protocol.
 class Broker::Loop {
  public:
-  Loop(const BrokerOptions& opts, Segment& seg) : opts_(opts), seg_(seg), store_(seg) {}
+  Loop(const BrokerOptions& opts, Segment& seg) : opts_(opts), seg_(seg), registry_(seg), admin_(seg) {}
   ~Loop() {
     for (auto& [c, w] : watched_) close(w.pidfd);
     if (eventfd_ >= 0) close(eventfd_);
@@ -142,7 +145,7 @@ class Broker::Loop {
   // the registry mutex, so pid, start time and generation are of one attach, never torn.
   void rescan_clients() {
     std::map<std::uint32_t, detail::ClientInfo> attached;
-    for (const auto& info : store_.attached_clients()) attached[info.slot] = info;
+    for (const auto& info : registry_.attached_clients()) attached[info.slot] = info;
     for (auto it = watched_.begin(); it != watched_.end();) {
       auto now = attached.find(it->first);
       if (now != attached.end() && now->second.generation == it->second.client.generation) {
@@ -158,7 +161,7 @@ class Broker::Loop {
       // The pidfd must name the process that attached: check the start time after opening it.
       if (fd < 0 || detail::check_liveness(info.pid, info.start_time) == detail::Liveness::kDead) {
         if (fd >= 0) close(fd);
-        if (store_.reclaim_if_dead(c, info.generation))
+        if (registry_.reclaim_if_dead(c, info.generation))
           log(Level::kWarn, "client {} (pid {}) was already dead: reclaimed", c, info.pid);
         continue;
       }
@@ -174,7 +177,7 @@ class Broker::Loop {
     close(w.pidfd);
     watched_.erase(it);
     const auto t0 = detail::mono_ns();
-    if (store_.reclaim_exited(w.client))
+    if (registry_.reclaim_exited(w.client))
       log(Level::kWarn, "client {} (pid {}) died: locks and queue entries reclaimed in {} us", c, w.client.pid,
           (detail::mono_ns() - t0) / 1000);
     else
@@ -186,28 +189,21 @@ class Broker::Loop {
     enforce_revoke_deadline(now);
     if (++passes_ % kExpiryEvery != 0) return;
     for (std::uint32_t slot = 0; slot < seg_.caps().max_sessions; ++slot)
-      if (auto id = store_.expire_if_idle(slot, now)) log(Level::kInfo, "session '{}' expired (idle past its TTL)", *id);
+      if (auto id = registry_.expire_if_idle(slot, now)) log(Level::kInfo, "session '{}' expired (idle past its TTL)", *id);
   }
 
   // A holder that leaves a revoke request unanswered past the deadline loses the lock (fencing).
   void enforce_revoke_deadline(std::uint64_t now) {
     const std::uint64_t deadline_ns = detail::ms_to_ns(seg_.caps().revoke_deadline_ms);  // saturates: "never"
-    if (deadline_ns == 0) return;
-    for (std::uint32_t rec = 0; rec < seg_.record_count(); ++rec) {
-      const auto& r = seg_.record(rec);
-      if (shm::load(r.state) != static_cast<std::uint32_t>(shm::RecordState::kGranted) || shm::load(r.revoke) == 0) continue;
-      const std::uint64_t asked = shm::load(r.revoke_at_ns, std::memory_order_relaxed);
-      const std::uint64_t token = shm::load(r.token, std::memory_order_relaxed);
-      if (asked == 0 || now < detail::saturating_add(asked, deadline_ns)) continue;
-      if (store_.break_lock(rec, token))
-        log(Level::kWarn, "client {} ignored a revoke request for {} ms: token {} broken", seg_.client_of_record(rec),
-            seg_.caps().revoke_deadline_ms, token);
-    }
+    for (const auto& b : admin_.break_overdue_revokes(now, deadline_ns))
+      log(Level::kWarn, "client {} ignored a revoke request for {} ms: token {} broken", b.client,
+          seg_.caps().revoke_deadline_ms, b.token);
   }
 
   const BrokerOptions& opts_;
   Segment& seg_;
-  Store store_;
+  Registry registry_;
+  Admin admin_;
   int signalfd_ = -1;
   int eventfd_ = -1;
   std::atomic<bool> stop_{false};
@@ -238,15 +234,15 @@ Result<std::unique_ptr<Broker>> Broker::start(const BrokerOptions& opts) {
     return Status(ErrorCode::kPermissionDenied,
                   fmt::format("segment '{}' belongs to uid {}, not to this broker's user: refusing to adopt it",
                               opts.segment, (*opened)->owner_uid()));
-  Store store(**opened);
-  if (store.retired()) {  // a broker retiring it died before the unlink: finish that, start afresh
+  Registry registry(**opened);
+  if (registry.retired()) {  // a broker retiring it died before the unlink: finish that, start afresh
     Segment::remove(opts.segment);
     log(Level::kWarn, "segment '{}' was retired but not removed: removed it, creating a new one", opts.segment);
     return start(opts);
   }
   int reclaimed = 0;
   try {
-    reclaimed = store.reclaim_all_dead();
+    reclaimed = registry.reclaim_all_dead();
   } catch (const shm::SegmentCorrupt& e) {
     return Status(ErrorCode::kCorrupt, fmt::format("segment '{}': {}", opts.segment, e.what()));
   }
@@ -270,7 +266,7 @@ Broker::~Broker() {
     // while a new broker creates another under the same name (LAYOUT.md "Retirement").
     int broken = 0;
     try {
-      broken = Store(*seg_).retire();
+      broken = Registry(*seg_).retire();
     } catch (const shm::SegmentCorrupt& e) {
       log(Level::kError, "retiring segment '{}': {}", opts_.segment, e.what());
     }

@@ -107,7 +107,7 @@ struct Img {
   // The first live session with a blob, or kNil.
   std::uint32_t session_with_blob() {
     for (std::uint32_t i = 0; i < h().caps.max_sessions; ++i)
-      if (session(i).state == static_cast<std::uint32_t>(shm::SessionState::kLive) && session(i).blob != shm::kNil) return i;
+      if (shm::state(session(i), std::memory_order_relaxed) == shm::SessionState::kLive && session(i).blob != shm::kNil) return i;
     return shm::kNil;
   }
 };
@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
       for (int i = 0; i < 8 && img.block(last).next != shm::kNil && img.block(last).next < 8; ++i) last = img.block(last).next;
       img.block(last).next = img.session(s).blob;
       for (std::uint32_t i = 0; i < 4; ++i)
-        if (i != s && img.session(i).state == static_cast<std::uint32_t>(shm::SessionState::kLive)) img.session(i).blob = 9;
+        if (i != s && shm::state(img.session(i), std::memory_order_relaxed) == shm::SessionState::kLive) img.session(i).blob = 9;
     }
     write_seed("blob_cycle.img", b, true);
   }
@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
     // it, and a holder list that leaves the record table.
     const auto live_session = [](Img& img) {
       for (std::uint32_t i = 0; i < img.h().caps.max_sessions; ++i)
-        if (img.session(i).state == static_cast<std::uint32_t>(shm::SessionState::kLive)) return i;
+        if (shm::state(img.session(i), std::memory_order_relaxed) == shm::SessionState::kLive) return i;
       return 0u;
     };
     {

@@ -8,7 +8,7 @@
 #   fuzz/run.sh --build            build fuzz/build/segment_validate_fuzz only
 #   fuzz/run.sh --repro FILE...    run the target once on each FILE (a crash input, a seed)
 #   fuzz/run.sh --make-corpus      rebuild fuzz/corpus with fuzz/make_corpus.cpp (uses /dev/shm)
-#   SB_FUZZ_DEEP=1 fuzz/run.sh N   also fuzz Store::list_sessions, check_segment and snapshot (the
+#   SB_FUZZ_DEEP=1 fuzz/run.sh N   also fuzz Registry::list_sessions, check_segment and Admin::snapshot (the
 #                                  walks of Client::list, sessionctl check/dump); its former crash reproducers now live in corpus/
 #
 # One core: the fuzzer runs as -jobs=1 -workers=1 (its output goes to fuzz/build/fuzz-0.log and is
@@ -39,7 +39,7 @@ cxx=clang++-14
 
 # ---- build ----------------------------------------------------------------------------------
 # The sources of a library target, read from libsession/CMakeLists.txt so this stays in step with it:
-# sessionbroker_core (Segment, Store) for the fuzzer, plus sessionbroker_session (Client) for make_corpus.
+# sessionbroker_core (Segment and the store's roles) for the fuzzer, plus sessionbroker_session (Client) for make_corpus.
 srcs() {
   for t in "$@"; do
     sed -n "/add_library($t /,/)/p" "$root/libsession/CMakeLists.txt" | grep -o 'src/[A-Za-z0-9_]*\.cpp' |
@@ -107,7 +107,7 @@ rm -rf "$work" "$out/artifacts" "$out"/fuzz-*.log
 mkdir -p "$work" "$out/artifacts"
 cp "$here"/corpus/* "$work"/
 
-deep=""; case "${SB_FUZZ_DEEP:-0}" in 0) ;; *) deep=" (deep: also Store::snapshot)" ;; esac
+deep=""; case "${SB_FUZZ_DEEP:-0}" in 0) ;; *) deep=" (deep: also Admin::snapshot)" ;; esac
 echo "fuzz: ${seconds}s on $(ls "$work" | wc -l) seeds$deep" >&2
 rc=0
 (cd "$out" && "$target" -jobs=1 -workers=1 -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \

@@ -7,9 +7,9 @@
 // 2. When validate() says OK: the walks an attacher or a tool makes read-only without a mutex
 //    (segment_walk.hpp): every live session's blob through detail::for_each_entry, the free list
 //    bounded by block_count, pending blobs, lock lists, the index. Garbage there must not crash.
-// 3. Only with SB_FUZZ_DEEP=1 in the environment: the read-only Store calls that take mutexes,
-//    Store::list_sessions() (Client::list), detail::check_segment() (`sessionctl check`) and
-//    Store::snapshot() of every slot (`sessionctl dump`), on a copy whose mutexes are
+// 3. Only with SB_FUZZ_DEEP=1 in the environment: the read-only store calls that take mutexes,
+//    Registry::list_sessions() (Client::list), detail::check_segment() (`sessionctl check`) and
+//    Admin::snapshot() of every slot (`sessionctl dump`), on a copy whose mutexes are
 //    re-initialised (a corrupt pthread_mutex_t is a separate hazard: it can block a locker
 //    forever, and no validation can rule it out). Its reproducers (id_len_*.img, snapshot_holders_oob.img) are in corpus/.
 //
@@ -22,7 +22,8 @@
 
 #include "check.hpp"
 #include "segment_walk.hpp"
-#include "store.hpp"
+#include "admin.hpp"
+#include "registry.hpp"
 
 namespace {
 
@@ -81,11 +82,11 @@ void deep_walk(Image& img) {
   sbfuzz::SegmentView view(img.base, img.size);
   Segment& seg = view.get();
   for (std::uint32_t i = 0; i < seg.caps().max_sessions; ++i) shm::robust_mutex_init(seg.session(i).mutex);
-  sessionbroker::detail::Store store(seg);
+  sessionbroker::detail::Admin admin(seg);
   try {
-    (void)store.list_sessions();
-    (void)sessionbroker::detail::check_segment(store);
-    for (std::uint32_t i = 0; i < seg.caps().max_sessions; ++i) (void)store.snapshot(i);
+    (void)sessionbroker::detail::Registry(seg).list_sessions();
+    (void)sessionbroker::detail::check_segment(seg);
+    for (std::uint32_t i = 0; i < seg.caps().max_sessions; ++i) (void)admin.snapshot(i);
   } catch (const shm::SegmentCorrupt&) {
     // The defined outcome for an index out of range (Segment's checked accessors): kCorrupt at the
     // library's boundary. A wild access or any other exception is still a finding.

@@ -77,7 +77,7 @@ inline bool walk_records(const Segment& seg, std::uint32_t head, std::uint32_t m
 }
 
 // Decodes a blob through the library's own reader (detail::for_each_entry), copying values out (as
-// Store::read_all does) or skipping them (as Store::read does for names it is not looking for).
+// BlobStore::read_all does) or skipping them (as BlobStore::read does for names it is not looking for).
 // The callback checks what for_each_entry promises its callers. Returns false
 // for a blob the library reports corrupt; never crashes on garbage (that is the test).
 inline bool walk_blob(const Segment& seg, std::uint32_t head, std::string& scratch) {
@@ -85,7 +85,7 @@ inline bool walk_blob(const Segment& seg, std::uint32_t head, std::string& scrat
   return sessionbroker::detail::for_each_entry(
       seg, head, [&](std::string_view name, std::uint32_t len, sessionbroker::detail::ChainReader& in) {
         if (name.empty() || name.size() > shm::kMaxAttrNameBytes || len > max_value) __builtin_trap();
-        if (len % 2) return in.read(nullptr, len);  // skip, as Store::read does for other names
+        if (len % 2) return in.read(nullptr, len);  // skip, as BlobStore::read does for other names
         scratch.resize(len);
         return in.read(scratch.data(), len);
       });
@@ -112,7 +112,7 @@ inline WalkReport walk_segment(const Segment& seg) {
   // Live sessions: their blob (library reader + independent chain walk) and their lock lists.
   for (std::uint32_t i = 0; i < caps.max_sessions; ++i) {
     const shm::SessionSlot& s = seg.session(i);
-    if (shm::load(s.state, std::memory_order_relaxed) != static_cast<std::uint32_t>(shm::SessionState::kLive)) continue;
+    if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive) continue;
     ++rep.live_sessions;
     const std::uint32_t blob = shm::load(s.blob, std::memory_order_acquire);
     if (walk_blob(seg, blob, scratch)) ++rep.blobs_ok; else ++rep.blobs_corrupt;
@@ -126,7 +126,7 @@ inline WalkReport walk_segment(const Segment& seg) {
   // Pending blobs of clients that are not free.
   for (std::uint32_t c = 0; c < caps.max_clients; ++c) {
     const shm::ClientSlot& cs = seg.client(c);
-    if (shm::load(cs.state, std::memory_order_relaxed) == static_cast<std::uint32_t>(shm::ClientState::kFree)) continue;
+    if (shm::state(cs, std::memory_order_relaxed) == shm::ClientState::kFree) continue;
     if (walk_chain(seg, cs.pending_blob, seen) < 0) ++rep.bad_words;
   }
 

@@ -10,7 +10,8 @@
 
 #include "inproc.hpp"
 #include "peers.hpp"
-#include "store.hpp"
+#include "lock_table.hpp"
+#include "registry.hpp"
 
 namespace sbbench {
 namespace {
@@ -86,18 +87,19 @@ void sb_cached_reacquire(benchmark::State& st) {
 }
 
 void sb_store_acquire_release(benchmark::State& st) {
-  sessionbroker::detail::Store store(inproc().seg->seg());
-  auto me = store.attach_client(getpid());
-  auto ref = store.open_session("s2-store");
-  if (!ref) ref = store.create_session("s2-store", 0);
+  sessionbroker::detail::Registry registry(inproc().seg->seg());
+  sessionbroker::detail::LockTable locks(inproc().seg->seg(), registry);
+  auto me = registry.attach_client(getpid());
+  auto ref = registry.open_session("s2-store");
+  if (!ref) ref = registry.create_session("s2-store", 0);
   const std::uint32_t rec = inproc().seg->seg().first_record_of(*me);
   const auto deadline = sessionbroker::Clock::now();  // never waited for: the session is free
   Sampler s(st, 16);
   s.run([&] {
-    auto g = store.acquire(*me, rec, *ref, sessionbroker::shm::LockMode::kExclusive, deadline);
-    (void)store.release(*ref, *g);
+    auto g = locks.acquire(*me, rec, *ref, sessionbroker::shm::LockMode::kExclusive, deadline);
+    (void)locks.release(*ref, *g);
   });
-  store.detach_client(*me, store.segment().client(*me).generation);
+  registry.detach_client(*me, inproc().seg->seg().client(*me).generation);
   s.report({kS2, kS2Title, "sb.store", "sb", "sessionbroker Store: acquire+release (the shared-memory protocol)"});
 }
 

@@ -23,14 +23,18 @@
 #include <unistd.h>
 
 #include "inproc.hpp"
-#include "store.hpp"
+#include "blob_store.hpp"
+#include "lock_table.hpp"
+#include "registry.hpp"
 
 namespace sbbench {
 namespace {
 
 using namespace std::chrono_literals;
 using sessionbroker::detail::SessionRef;
-using sessionbroker::detail::Store;
+using sessionbroker::detail::BlobStore;
+using sessionbroker::detail::LockTable;
+using sessionbroker::detail::Registry;
 namespace shm = sessionbroker::shm;
 
 constexpr std::uint32_t kScaleCapacity = 1u << 20;
@@ -38,7 +42,8 @@ constexpr std::uint32_t kScaleCapacity = 1u << 20;
 // The 1M segment, filled progressively as the benchmarks ask for more sessions.
 struct ScaleFixture {
   ScopedSegment seg{"s5scale", caps(8, kScaleCapacity, 64 * 1024)};
-  Store store{seg.seg()};
+  Registry registry{seg.seg()};
+  LockTable locks{seg.seg(), registry};
   std::vector<SessionRef> refs;
   std::vector<std::string> ids;
 
@@ -47,7 +52,7 @@ struct ScaleFixture {
     ids.reserve(n);
     while (refs.size() < n) {
       ids.push_back("session:" + std::to_string(refs.size()));
-      auto ref = store.create_session(ids.back(), 0);
+      auto ref = registry.create_session(ids.back(), 0);
       if (!ref) {
         std::fprintf(stderr, "s5: %s\n", ref.status().to_string().c_str());
         std::exit(1);
@@ -91,7 +96,7 @@ std::vector<Pick> draw_picks(const ScaleFixture& f, std::uint32_t n) {
 
 void sb_scale(benchmark::State& st, std::uint32_t n, bool with_open) {
   auto& f = scale(n);
-  auto me = f.store.attach_client(getpid());
+  auto me = f.registry.attach_client(getpid());
   const std::uint32_t rec = f.seg.seg().first_record_of(*me);
   const std::vector<Pick> picks = draw_picks(f, n);
   std::size_t next = 0;
@@ -99,11 +104,11 @@ void sb_scale(benchmark::State& st, std::uint32_t n, bool with_open) {
   Sampler s(st, with_open ? 2 : 4);
   s.run([&] {
     const Pick& p = picks[next++ & (picks.size() - 1)];
-    const SessionRef ref = with_open ? *f.store.open_session(p.id_view()) : p.ref;
-    auto g = f.store.acquire(*me, rec, ref, shm::LockMode::kExclusive, deadline);
-    (void)f.store.release(ref, *g);
+    const SessionRef ref = with_open ? *f.registry.open_session(p.id_view()) : p.ref;
+    auto g = f.locks.acquire(*me, rec, ref, shm::LockMode::kExclusive, deadline);
+    (void)f.locks.release(ref, *g);
   });
-  f.store.detach_client(*me, f.store.segment().client(*me).generation);
+  f.registry.detach_client(*me, f.seg.seg().client(*me).generation);
   const std::string group = with_open ? "s5.open_acquire" : "s5.acquire";
   const std::string title = with_open ? "5. open by id + acquire + release, random session among N"
                                       : "5. acquire + release, random session among N";
@@ -139,7 +144,7 @@ void sb_memory(benchmark::State& st) {
   ScopedSegment seg("s7mem", caps(4, sessions, std::uint64_t{sessions} * 4 * shm::kBlockBytes));
   auto client = sessionbroker::Client::attach(seg.name());
   const std::string value(64, 'v');
-  const std::uint32_t free_before = Store(seg.seg()).free_blocks();
+  const std::uint32_t free_before = BlobStore(seg.seg()).free_blocks();
   for (auto _ : st) {
     for (std::uint32_t i = 0; i < sessions; ++i) {
       auto s = (*client)->create("session:" + std::to_string(i));
@@ -149,7 +154,7 @@ void sb_memory(benchmark::State& st) {
       (void)s->release(sessionbroker::in(1s));
     }
   }
-  const double blocks = static_cast<double>(free_before - Store(seg.seg()).free_blocks()) / sessions;
+  const double blocks = static_cast<double>(free_before - BlobStore(seg.seg()).free_blocks()) / sessions;
   const auto& regions = seg.seg().header().regions;
   const double index = 4.0 * regions.index_size / sessions;
   const double bytes = sizeof(shm::SessionSlot) + index + blocks * shm::kBlockBytes;

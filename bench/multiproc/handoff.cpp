@@ -27,7 +27,7 @@
 #include "procs.hpp"
 #include "redis_peer.hpp"
 #include "sessionbroker/client.hpp"
-#include "store.hpp"
+#include "registry.hpp"
 
 namespace sbbench {
 namespace {
@@ -300,7 +300,7 @@ void run_handoff(Harness& h) {
   const auto budget = h.opts.quick ? 400ms : 4000ms;
   const std::uint32_t target = h.opts.quick ? 2000 : 50000;
   ScopedSegment seg("s3", caps(16, 16, 1 << 20));
-  (void)sessionbroker::detail::Store(seg.seg()).create_session("hot", 0);
+  (void)sessionbroker::detail::Registry(seg.seg()).create_session("hot", 0);
   auto* sh = shared_anon<Shared>();
   sh->robust.init();
   for (auto& c : sh->conds) {

@@ -27,7 +27,7 @@
 #include "broker_child.hpp"
 #include "procs.hpp"
 #include "sessionbroker/client.hpp"
-#include "store.hpp"
+#include "registry.hpp"
 
 namespace sbbench {
 namespace {
@@ -121,7 +121,7 @@ void run_recovery(Harness& h) {
     if (broker.start()) {
       {
         auto seg = sessionbroker::detail::Segment::open(name);
-        if (seg) (void)sessionbroker::detail::Store(**seg).create_session("victim", 0);
+        if (seg) (void)sessionbroker::detail::Registry(**seg).create_session("victim", 0);
       }
       for (int i = 0; i < rounds; ++i)
         kill_round(*sh, [&] { return sb_holder(*sh, name); }, [&] { return sb_waiter(*sh, *samples, name); },
@@ -135,7 +135,7 @@ void run_recovery(Harness& h) {
   }
 
   ScopedSegment seg("s6", caps(16, 16, 1 << 20));
-  (void)sessionbroker::detail::Store(seg.seg()).create_session("victim", 0);
+  (void)sessionbroker::detail::Registry(seg.seg()).create_session("victim", 0);
   std::uniform_int_distribution<int> pause_us(2'000, 202'000);
   for (int i = 0; i < slow_rounds; ++i)
     kill_round(*sh, [&] { return sb_holder(*sh, seg.name()); }, [&] { return sb_waiter(*sh, *samples, seg.name()); },

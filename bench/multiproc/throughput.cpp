@@ -20,7 +20,7 @@
 #include "procs.hpp"
 #include "redis_peer.hpp"
 #include "sessionbroker/client.hpp"
-#include "store.hpp"
+#include "registry.hpp"
 
 namespace sbbench {
 namespace {
@@ -101,8 +101,8 @@ void run_throughput(Harness& h) {
   const auto duration = h.opts.quick ? 250ms : 1500ms;
   const std::vector<int> counts = h.opts.quick ? std::vector<int>{1, 2, 8, 64} : std::vector<int>{1, 2, 4, 8, 16, 32, 64};
   ScopedSegment seg("s5tput", caps(kMaxProcs + 8, kMaxProcs, 1 << 20));
-  sessionbroker::detail::Store store(seg.seg());
-  for (int i = 0; i < kMaxProcs; ++i) (void)store.create_session(fmt::format("s{}", i), 0);
+  sessionbroker::detail::Registry registry(seg.seg());
+  for (int i = 0; i < kMaxProcs; ++i) (void)registry.create_session(fmt::format("s{}", i), 0);
   auto* sh = shared_anon<Shared>();
   for (auto& l : sh->locks) l.lock.init();
 

@@ -16,7 +16,9 @@
 
 #include "blob.hpp"
 #include "stats.hpp"
-#include "store.hpp"
+#include "blob_store.hpp"
+#include "guards.hpp"
+#include "lock_table.hpp"
 #include "test_point.hpp"
 
 namespace sessionbroker::detail {
@@ -63,7 +65,7 @@ bool ChainWriter::write(const void* src, std::uint64_t n) {
 }
 
 // REQUIRES: alloc mutex. Returns the head of a chain of `blocks` blocks, or kNil if memory is short.
-std::uint32_t Store::alloc_chain(std::uint32_t blocks) {
+std::uint32_t BlobStore::alloc_chain(std::uint32_t blocks) {
   auto& h = seg_.header();
   if (blocks == 0 || blocks > h.free_count) return shm::kNil;
   const std::uint32_t head = h.free_head;
@@ -76,7 +78,7 @@ std::uint32_t Store::alloc_chain(std::uint32_t blocks) {
 }
 
 // REQUIRES: alloc mutex.
-void Store::free_chain(std::uint32_t head) {
+void BlobStore::free_chain(std::uint32_t head) {
   auto& h = seg_.header();
   std::uint32_t n = 0;
   std::uint32_t last = head;
@@ -110,10 +112,10 @@ void append_entry(std::string& out, std::string_view name, std::string_view valu
 
 }  // namespace
 
-Result<std::optional<std::string>> Store::read(SessionRef ref, const RecordGrant& g, std::string_view name) {
-  SessionGuard guard(*this, ref.slot);
+Result<std::optional<std::string>> BlobStore::read(SessionRef ref, const RecordGrant& g, std::string_view name) {
+  SessionGuard guard(seg_, ref.slot);
   const auto& s = seg_.session(ref.slot);
-  if (!holds(s, ref, g)) return stale(g);
+  if (!LockTable::holds(seg_, s, ref, g)) return stale(g);
   std::optional<std::string> found;
   bool ok = for_each_entry(seg_, s.blob, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
     if (n != name) return in.read(nullptr, len);
@@ -124,10 +126,10 @@ Result<std::optional<std::string>> Store::read(SessionRef ref, const RecordGrant
   return found;
 }
 
-Result<AttrMap> Store::read_all(SessionRef ref, const RecordGrant& g) {
-  SessionGuard guard(*this, ref.slot);
+Result<AttrMap> BlobStore::read_all(SessionRef ref, const RecordGrant& g) {
+  SessionGuard guard(seg_, ref.slot);
   const auto& s = seg_.session(ref.slot);
-  if (!holds(s, ref, g)) return stale(g);
+  if (!LockTable::holds(seg_, s, ref, g)) return stale(g);
   AttrMap all;
   bool ok = for_each_entry(seg_, s.blob, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
     std::string v(len, '\0');
@@ -139,7 +141,7 @@ Result<AttrMap> Store::read_all(SessionRef ref, const RecordGrant& g) {
   return all;
 }
 
-Status Store::commit(std::uint32_t client, std::uint32_t generation, SessionRef ref, const RecordGrant& g,
+Status BlobStore::commit(std::uint32_t client, std::uint32_t generation, SessionRef ref, const RecordGrant& g,
                      const ChangeSet& changes) {
   if (changes.empty()) return {};
   // 1. Merge the committed state with the changes (both sorted by name) into a local buffer.
@@ -147,9 +149,9 @@ Status Store::commit(std::uint32_t client, std::uint32_t generation, SessionRef 
   std::uint32_t count = 0;
   std::uint32_t base = shm::kNil;
   {
-    SessionGuard guard(*this, ref.slot);
+    SessionGuard guard(seg_, ref.slot);
     const auto& s = seg_.session(ref.slot);
-    if (!holds(s, ref, g)) return stale(g);
+    if (!LockTable::holds(seg_, s, ref, g)) return stale(g);
     base = s.blob;
     auto next_change = changes.begin();
     auto emit_changes_before = [&](std::string_view bound, bool all) {
@@ -176,10 +178,10 @@ Status Store::commit(std::uint32_t client, std::uint32_t generation, SessionRef 
   // 2. Take the blocks as this client's pending blob.
   std::uint32_t fresh = shm::kNil;
   if (nblocks > 0) {
-    auto ag = alloc_guard(*this);
+    auto ag = alloc_guard(seg_);
     // The slot must still be the committer's: a pending blob hangs off its slot, and a reclaim of
     // the slot (its generation moves on at the next attach) frees whatever hangs there.
-    if (cs.generation != generation || shm::load(cs.state) == static_cast<std::uint32_t>(shm::ClientState::kFree))
+    if (cs.generation != generation || shm::state(cs) == shm::ClientState::kFree)
       return Status(ErrorCode::kDetached, "this client's registration was reclaimed: attach again");
     if (nblocks > seg_.caps().block_count || (fresh = alloc_chain(static_cast<std::uint32_t>(nblocks))) == shm::kNil)
       return Status(ErrorCode::kCapacityExceeded,
@@ -194,10 +196,10 @@ Status Store::commit(std::uint32_t client, std::uint32_t generation, SessionRef 
   }
   test_point(TestPoint::kCommitStaged);
   // 4. Publish with one store, or give the blocks back if the lock was lost meanwhile.
-  SessionGuard guard(*this, ref.slot);
+  SessionGuard guard(seg_, ref.slot);
   auto& s = seg_.session(ref.slot);
-  const bool still_held = holds(s, ref, g) && s.blob == base;
-  auto ag = alloc_guard(*this);
+  const bool still_held = LockTable::holds(seg_, s, ref, g) && s.blob == base;
+  auto ag = alloc_guard(seg_);
   // References are dropped before the chains they named are freed: a death in between must leave
   // the alloc repair nothing that leads into the free list.
   if (still_held) {

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "blob.hpp"
-#include "store.hpp"
+#include "guards.hpp"
 
 namespace sessionbroker::detail {
 namespace {
@@ -31,7 +31,7 @@ constexpr const char* kI12 = "I12 every linked record has an owner";
 
 class Checker {
  public:
-  explicit Checker(Store& store) : store_(store), seg_(store.segment()) {}
+  explicit Checker(Segment& seg) : seg_(seg) {}
 
   CheckReport run() {
     check_registry();
@@ -49,14 +49,14 @@ class Checker {
 
   // Registry mutex (I11): index <-> live sessions, session free list, counts, client states.
   void check_registry() {
-    auto g = registry_guard(store_);
+    auto g = registry_guard(seg_);
     auto& h = seg_.header();
     std::uint32_t live = 0, free_listed = 0;
     std::vector<bool> indexed(seg_.caps().max_sessions, false);
     for (std::uint32_t i = 0; i < seg_.index_size(); ++i) {
       const std::uint32_t slot = seg_.index_word(i);
       if (slot == shm::kIndexEmpty || slot == shm::kIndexTombstone) continue;
-      if (slot >= seg_.caps().max_sessions || seg_.session(slot).state != static_cast<std::uint32_t>(SessionState::kLive) ||
+      if (slot >= seg_.caps().max_sessions || shm::state(seg_.session(slot), std::memory_order_relaxed) != SessionState::kLive ||
           indexed[slot]) {
         violation(kI11, "index word {} names slot {}, which is free, out of range or indexed twice", i, slot);
         continue;
@@ -64,7 +64,7 @@ class Checker {
       indexed[slot] = true;
     }
     for (std::uint32_t slot = 0; slot < seg_.caps().max_sessions; ++slot) {
-      if (seg_.session(slot).state != static_cast<std::uint32_t>(SessionState::kLive)) continue;
+      if (shm::state(seg_.session(slot), std::memory_order_relaxed) != SessionState::kLive) continue;
       ++live;
       if (!indexed[slot]) violation(kI11, "live session slot {} ('{}') is not in the index", slot, id_of(slot));
     }
@@ -76,7 +76,7 @@ class Checker {
       }
       on_free_list[slot] = true;
       ++free_listed;
-      if (seg_.session(slot).state == static_cast<std::uint32_t>(SessionState::kLive))
+      if (shm::state(seg_.session(slot), std::memory_order_relaxed) == SessionState::kLive)
         violation(kI11, "live session slot {} is on the free list", slot);
     }
     if (live + free_listed != seg_.caps().max_sessions)
@@ -84,7 +84,7 @@ class Checker {
     if (h.session_count != live) violation(kI11, "session_count {} but {} live sessions", h.session_count, live);
     std::uint32_t clients = 0;
     for (std::uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
-      const auto st = static_cast<ClientState>(shm::load(seg_.client(c).state));
+      const auto st = shm::state(seg_.client(c));
       if (st == ClientState::kLive || st == ClientState::kEvicted) ++clients;
       if (st == ClientState::kEvicted)
         report_.notes.push_back(fmt::format("client {} (pid {}) was evicted, waiting for it to detach", c, seg_.client(c).pid));
@@ -100,7 +100,7 @@ class Checker {
     by_session_.assign(seg_.caps().max_sessions, {});
     for (std::uint32_t rec = 0; rec < seg_.record_count(); ++rec) {
       const auto& r = seg_.record(rec);
-      const auto st = static_cast<RecordState>(shm::load(r.state));
+      const auto st = shm::state(r);
       if (st != RecordState::kGranted && st != RecordState::kWaiting) continue;
       const std::uint32_t slot = shm::load(r.session, std::memory_order_relaxed);
       if (slot < seg_.caps().max_sessions) by_session_[slot].push_back(rec);
@@ -110,11 +110,11 @@ class Checker {
 
   void check_session(std::uint32_t slot) {
     auto& s = seg_.session(slot);
-    if (shm::load(s.state, std::memory_order_relaxed) != static_cast<std::uint32_t>(SessionState::kLive) &&
+    if (shm::state(s, std::memory_order_relaxed) != SessionState::kLive &&
         by_session_[slot].empty())
       return;
-    SessionGuard guard(store_, slot);
-    const bool live = s.state == static_cast<std::uint32_t>(SessionState::kLive);
+    SessionGuard guard(seg_, slot);
+    const bool live = shm::state(s, std::memory_order_relaxed) == SessionState::kLive;
     std::vector<std::uint32_t> holders, queue;
     if (!walk(s.holders_head, holders) || !walk(s.queue_head, queue)) {
       violation(kI8, "session '{}': holder list or queue is cyclic or out of range", id_of(slot));
@@ -142,7 +142,7 @@ class Checker {
     auto expect_state = [&](const std::vector<std::uint32_t>& list, RecordState want, const char* what) {
       for (std::uint32_t rec : list) {
         const auto& r = seg_.record(rec);
-        if (static_cast<RecordState>(r.state) != want || r.session != slot || r.session_gen != s.generation)
+        if (shm::state(r, std::memory_order_relaxed) != want || r.session != slot || r.session_gen != s.generation)
           violation(kI8, "session '{}': {} list holds record {} in state {} for slot {}", id_of(slot), what, rec, r.state, r.session);
       }
     };
@@ -150,7 +150,7 @@ class Checker {
     expect_state(queue, RecordState::kWaiting, "queue");
     for (std::uint32_t rec : by_session_[slot]) {
       const auto& r = seg_.record(rec);
-      const auto st = static_cast<RecordState>(r.state);
+      const auto st = shm::state(r, std::memory_order_relaxed);
       if (r.session != slot || (st != RecordState::kGranted && st != RecordState::kWaiting)) continue;  // moved on
       const auto& list = st == RecordState::kGranted ? holders : queue;
       if (std::find(list.begin(), list.end(), rec) == list.end())
@@ -173,19 +173,19 @@ class Checker {
     std::uint32_t exclusive = 0;
     for (std::uint32_t rec : holders) {
       const auto& r = seg_.record(rec);
-      exclusive += r.mode == static_cast<std::uint32_t>(LockMode::kExclusive);
+      exclusive += shm::mode(r) == LockMode::kExclusive;
       if (r.token == 0 || r.token >= shm::load(seg_.header().next_token))
         violation(kI3, "session '{}': holder record {} has token {} that was never issued", id_of(slot), rec, r.token);
       if (!tokens_.insert(r.token).second) violation(kI3, "token {} is held twice", r.token);
     }
-    const auto mode = static_cast<LockMode>(s.lock_mode);
+    const auto mode = shm::lock_mode(s);
     const bool consistent = holders.empty() ? mode == LockMode::kNone
                             : exclusive > 0 ? exclusive == 1 && holders.size() == 1 && mode == LockMode::kExclusive
                                             : mode == LockMode::kShared;
     if (!consistent)
       violation(kI1, "session '{}': mode {} with {} holders of which {} exclusive", id_of(slot), s.lock_mode, holders.size(), exclusive);
     if (queue.empty()) return;
-    const auto head_mode = static_cast<LockMode>(seg_.record(queue.front()).mode);
+    const auto head_mode = shm::mode(seg_.record(queue.front()));
     if (holders.empty() || (head_mode == LockMode::kShared && mode == LockMode::kShared))
       violation(kI4, "session '{}': the queue head is grantable but waits (a lost wake-up)", id_of(slot));
     for (std::uint32_t rec : holders)
@@ -194,20 +194,20 @@ class Checker {
   }
 
   void check_owner(std::uint32_t slot, std::uint32_t rec, const char* role) {
-    const auto st = static_cast<ClientState>(shm::load(seg_.client(seg_.client_of_record(rec)).state));
+    const auto st = shm::state(seg_.client(seg_.client_of_record(rec)));
     if (st == ClientState::kFree)
       violation(kI12, "session '{}': {} record {} belongs to a client slot that is free", id_of(slot), role, rec);
   }
 
   // Alloc mutex (I10, I5): every block is exactly one of: in one session blob, in one pending blob, free.
   void check_blocks() {
-    auto g = alloc_guard(store_);
+    auto g = alloc_guard(seg_);
     const std::uint32_t n = seg_.caps().block_count;
     owner_.assign(n, kUnowned);
     for (std::uint32_t slot = 0; slot < seg_.caps().max_sessions; ++slot) {
       const auto& s = seg_.session(slot);
       if (s.blob == shm::kNil) continue;
-      if (s.state != static_cast<std::uint32_t>(SessionState::kLive)) violation(kI10, "free session slot {} keeps a blob", slot);
+      if (shm::state(s, std::memory_order_relaxed) != SessionState::kLive) violation(kI10, "free session slot {} keeps a blob", slot);
       report_.blocks_used += mark(s.blob, slot, "session blob");
       if (!for_each_entry(seg_, s.blob, [](std::string_view, std::uint32_t len, ChainReader& in) { return in.read(nullptr, len); }))
         violation(kI5, "session '{}': committed blob does not parse", id_of(slot));
@@ -254,7 +254,6 @@ class Checker {
   }
 
   static constexpr std::uint32_t kUnowned = shm::kNil, kFreeOwner = shm::kNil - 1, kPendingBase = 1u << 30;
-  Store& store_;
   Segment& seg_;
   CheckReport report_;
   std::vector<std::vector<std::uint32_t>> by_session_;
@@ -264,6 +263,6 @@ class Checker {
 
 }  // namespace
 
-CheckReport check_segment(Store& store) { return Checker(store).run(); }
+CheckReport check_segment(Segment& seg) { return Checker(seg).run(); }
 
 }  // namespace sessionbroker::detail

@@ -13,7 +13,7 @@
 
 namespace sessionbroker::detail {
 
-class Store;
+class Segment;
 
 struct CheckReport {
   struct Finding {
@@ -27,6 +27,6 @@ struct CheckReport {
   bool ok() const { return violations.empty(); }
 };
 
-CheckReport check_segment(Store& store);
+CheckReport check_segment(Segment& seg);
 
 }  // namespace sessionbroker::detail

@@ -227,7 +227,7 @@ Status LocalSession::acquire_process_lock(Held& lk, Mode need, Clock::time_point
     revoke_seen_ = lost_ = false;
     fresh_grant_ = true;
     // A request raised at grant time (others were queued behind us) is not sent to the revoke
-    // thread (Store::grant_waiters): this thread notices it, now and at its unlock.
+    // thread (LockTable::grant_waiters): this thread notices it, now and at its unlock.
     observe_segment_flags(lk);
   } else {
     state_ = ProcState::kNone;

@@ -255,7 +255,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   GrantWords lane_words_;                        // grant_'s words, published with kOpen*
   // Set by every thread unlock, which reads no clock (a clock read costs more than the whole fast
   // lane): the revoke thread writes the session's last use for idle expiry within
-  // kRevokeThreadSlice (on_notification). A release writes it at once (Store::release).
+  // kRevokeThreadSlice (on_notification). A release writes it at once (LockTable::release).
   std::atomic<bool> used_{false};
   std::mutex commit_mu_;         // serialises this process's commits on the session
 };

@@ -11,7 +11,8 @@
 #include "clock.hpp"
 #include "liveness.hpp"
 #include "stats.hpp"
-#include "store.hpp"
+#include "guards.hpp"
+#include "lock_table.hpp"
 
 namespace sessionbroker::detail {
 namespace {
@@ -27,8 +28,6 @@ constexpr auto kLivenessSliceMax = std::chrono::milliseconds(200);
 
 // How long the queue's head watches its record before it sleeps (see spin_for_grant).
 constexpr auto kSpinBudget = std::chrono::microseconds(20);
-
-RecordState state_of(const shm::LockRecord& r) { return static_cast<RecordState>(shm::load(r.state)); }
 
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -49,7 +48,7 @@ void spin_for_grant(const shm::LockRecord& r, Clock::time_point deadline) {
   if (!multicore) return;
   const auto until = std::min(deadline, Clock::now() + kSpinBudget);
   for (unsigned i = 1;; ++i) {
-    if (state_of(r) != RecordState::kWaiting) return;
+    if (shm::state(r) != RecordState::kWaiting) return;
     cpu_relax();
     if (i % 64 == 0 && Clock::now() >= until) return;  // the clock costs more than a pause
   }
@@ -57,11 +56,11 @@ void spin_for_grant(const shm::LockRecord& r, Clock::time_point deadline) {
 
 }  // namespace
 
-bool Store::compatible(const shm::SessionSlot& s, LockMode mode) const {
-  return s.holder_count == 0 || (mode == LockMode::kShared && s.lock_mode == static_cast<std::uint32_t>(LockMode::kShared));
+bool LockTable::compatible(const shm::SessionSlot& s, LockMode mode) const {
+  return s.holder_count == 0 || (mode == LockMode::kShared && shm::lock_mode(s) == LockMode::kShared);
 }
 
-void Store::grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns) {
+void LockTable::grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns) {
   auto& r = seg_.record(rec);
   r.token = shm::fetch_add<std::uint64_t>(seg_.header().next_token, 1);
   r.since_ns = now_ns;
@@ -70,14 +69,14 @@ void Store::grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns) 
   r.next = s.holders_head;
   s.holders_head = rec;
   ++s.holder_count;
-  s.lock_mode = r.mode;
+  shm::set_lock_mode(s, shm::mode(r));
   ++s.grants;
   if (now_ns != 0) shm::store(s.last_used_ns, now_ns, std::memory_order_relaxed);
   // seq_cst: pairs with evict_client (admin.cpp), see there.
-  shm::store(r.state, static_cast<std::uint32_t>(RecordState::kGranted), std::memory_order_seq_cst);
+  shm::set_state(r, RecordState::kGranted, std::memory_order_seq_cst);
 }
 
-void Store::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
+void LockTable::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
   auto& r = seg_.record(rec);
   r.next = shm::kNil;
   r.ticket = s.next_ticket++;
@@ -87,7 +86,7 @@ void Store::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
   s.queue_tail = rec;
   ++s.queue_len;
   ++s.waits;
-  shm::store(r.state, static_cast<std::uint32_t>(RecordState::kWaiting), std::memory_order_seq_cst);
+  shm::set_state(r, RecordState::kWaiting, std::memory_order_seq_cst);
 }
 
 // Grants the head of the queue while it is compatible: one exclusive waiter, or every consecutive
@@ -96,13 +95,13 @@ void Store::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
 // (LocalSession::acquire_process_lock), so its owner's revoke thread is not woken for it; with 3 or
 // more processes in turn that wake was a second futex wake inside every handoff, and a thread
 // competing with the grantee for a core.
-void Store::grant_waiters(shm::SessionSlot& s) {
+void LockTable::grant_waiters(shm::SessionSlot& s) {
   std::uint64_t now_ns = 0;  // read once, and only when someone waits: it times the handoff
   std::uint32_t granted = 0;  // the first `granted` records of the holder list
   while (s.queue_head != shm::kNil) {
     const std::uint32_t rec = s.queue_head;
     auto& r = seg_.record(rec);
-    const auto mode = static_cast<LockMode>(r.mode);
+    const auto mode = shm::mode(r);
     if (!compatible(s, mode)) break;
     s.queue_head = r.next;
     if (s.queue_head == shm::kNil) s.queue_tail = shm::kNil;
@@ -117,7 +116,7 @@ void Store::grant_waiters(shm::SessionSlot& s) {
   for (std::uint32_t i = 0; i < granted; ++i, h = seg_.record(h).next) shm::bump_and_wake(seg_.record(h).wake);
 }
 
-void Store::request_revoke(shm::SessionSlot& s, std::uint32_t just_granted) {
+void LockTable::request_revoke(shm::SessionSlot& s, std::uint32_t just_granted) {
   std::uint32_t i = 0;
   for (std::uint32_t h = s.holders_head; h != shm::kNil; h = seg_.record(h).next, ++i) {
     auto& r = seg_.record(h);
@@ -130,19 +129,19 @@ void Store::request_revoke(shm::SessionSlot& s, std::uint32_t just_granted) {
   }
 }
 
-void Store::clear_revoke_flags(shm::SessionSlot& s) {
+void LockTable::clear_revoke_flags(shm::SessionSlot& s) {
   for (std::uint32_t h = s.holders_head; h != shm::kNil; h = seg_.record(h).next) shm::store(seg_.record(h).revoke, 0u);
 }
 
 // Unlinks `rec` from the holder list or the queue of `s`. Returns false if it was in neither.
-bool Store::unlink(shm::SessionSlot& s, std::uint32_t rec) {
+bool LockTable::unlink(shm::SessionSlot& s, std::uint32_t rec) {
   auto& r = seg_.record(rec);
-  const RecordState st = state_of(r);
+  const RecordState st = shm::state(r);
   if (st == RecordState::kGranted) {
     for (std::uint32_t* link = &s.holders_head; *link != shm::kNil; link = &seg_.record(*link).next) {
       if (*link != rec) continue;
       *link = r.next;
-      if (--s.holder_count == 0) s.lock_mode = static_cast<std::uint32_t>(LockMode::kNone);
+      if (--s.holder_count == 0) shm::set_lock_mode(s, LockMode::kNone);
       return true;
     }
   } else if (st == RecordState::kWaiting) {
@@ -160,17 +159,17 @@ bool Store::unlink(shm::SessionSlot& s, std::uint32_t rec) {
 
 // Takes `rec` out of the session, grants whoever that unblocks, and leaves the record in
 // `final_state` (kFree when its owner gives it back, kBroken when taken by force).
-void Store::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordState final_state) {
+void LockTable::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordState final_state) {
   auto& r = seg_.record(rec);
   unlink(s, rec);
   r.next = shm::kNil;
-  shm::store(r.state, static_cast<std::uint32_t>(final_state));
+  shm::set_state(r, final_state);
   shm::store(s.last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
   grant_waiters(s);
   if (s.queue_head == shm::kNil) clear_revoke_flags(s);
 }
 
-int Store::break_all_locked(shm::SessionSlot& s, const RecordGrant* own) {
+int LockTable::break_all_locked(shm::SessionSlot& s, const RecordGrant* own) {
   int broken = 0;
   for (std::uint32_t* head : {&s.holders_head, &s.queue_head}) {
     while (*head != shm::kNil) {
@@ -179,7 +178,7 @@ int Store::break_all_locked(shm::SessionSlot& s, const RecordGrant* own) {
       *head = r.next;
       r.next = shm::kNil;
       const bool mine = own && own->record == rec;
-      shm::store(r.state, static_cast<std::uint32_t>(mine ? RecordState::kFree : RecordState::kBroken));
+      shm::set_state(r, mine ? RecordState::kFree : RecordState::kBroken);
       shm::bump_and_wake(r.wake);
       if (mine) continue;
       shm::bump_and_wake(seg_.client(seg_.client_of_record(rec)).notify);
@@ -188,18 +187,18 @@ int Store::break_all_locked(shm::SessionSlot& s, const RecordGrant* own) {
   }
   s.queue_tail = shm::kNil;
   s.holder_count = s.queue_len = 0;
-  s.lock_mode = static_cast<std::uint32_t>(LockMode::kNone);
+  shm::set_lock_mode(s, LockMode::kNone);
   return broken;
 }
 
-bool Store::holds(const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g) const {
-  if (g.record >= seg_.record_count()) return false;
-  const auto& r = seg_.record(g.record);
-  return s.state == static_cast<std::uint32_t>(shm::SessionState::kLive) && s.generation == ref.gen &&
-         state_of(r) == RecordState::kGranted && r.token == g.token && r.session == ref.slot;
+bool LockTable::holds(const Segment& seg, const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g) {
+  if (g.record >= seg.record_count()) return false;
+  const auto& r = seg.record(g.record);
+  return shm::state(s, std::memory_order_relaxed) == shm::SessionState::kLive && s.generation == ref.gen &&
+         shm::state(r) == RecordState::kGranted && r.token == g.token && r.session == ref.slot;
 }
 
-Result<RecordGrant> Store::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
+Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                              Clock::time_point deadline, const Caller* caller) {
   auto& s = seg_.session(ref.slot);
   auto& r = seg_.record(rec);
@@ -207,8 +206,8 @@ Result<RecordGrant> Store::acquire(std::uint32_t client, std::uint32_t rec, Sess
   std::uint64_t queued_ns;
   bool at_head;
   {
-    SessionGuard g(*this, ref.slot);
-    if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive) || s.generation != ref.gen)
+    SessionGuard g(seg_, ref.slot);
+    if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)
       return Status(ErrorCode::kNotFound, "session was destroyed or expired");
     prepare_record(rec, ref, mode);
     // A grant at once reads no clock (a clock read is a sixth of this path): it counts as no
@@ -240,9 +239,9 @@ Result<RecordGrant> Store::acquire(std::uint32_t client, std::uint32_t rec, Sess
   return granted;
 }
 
-void Store::prepare_record(std::uint32_t rec, SessionRef ref, LockMode mode) {
+void LockTable::prepare_record(std::uint32_t rec, SessionRef ref, LockMode mode) {
   auto& r = seg_.record(rec);
-  r.mode = static_cast<std::uint32_t>(mode);
+  shm::set_mode(r, mode);
   shm::store(r.session, ref.slot, std::memory_order_relaxed);
   shm::store(r.session_gen, ref.gen, std::memory_order_relaxed);
   r.revoke = 0;
@@ -251,11 +250,11 @@ void Store::prepare_record(std::uint32_t rec, SessionRef ref, LockMode mode) {
 
 // The record is written only once the grant is certain: a busy answer leaves it as it was (kFree,
 // owned by the caller), the session untouched, no holder asked (no request_revoke) and no wait counted.
-Result<RecordGrant> Store::try_acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
+Result<RecordGrant> LockTable::try_acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                                  const Caller* caller) {
   auto& s = seg_.session(ref.slot);
-  SessionGuard g(*this, ref.slot);
-  if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive) || s.generation != ref.gen)
+  SessionGuard g(seg_, ref.slot);
+  if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)
     return Status(ErrorCode::kNotFound, "session was destroyed or expired");
   if (s.queue_head != shm::kNil || !compatible(s, mode))
     return Status(ErrorCode::kBusy, "the session is locked by another process (try-lock: nothing queued)");
@@ -268,11 +267,11 @@ Result<RecordGrant> Store::try_acquire(std::uint32_t client, std::uint32_t rec, 
 
 // The second half of two store-then-load handshakes, each of which stores its flag (seq_cst) and
 // then breaks the records it finds: eviction (admin.cpp) stores the slot's kEvicted, retirement
-// (Store::retire) the header's `retired`. The record's state was just stored seq_cst; if either
+// (Registry::retire) the header's `retired`. The record's state was just stored seq_cst; if either
 // flag is up, or the slot is no longer the caller's, take the request back. REQUIRES: session mutex.
-Status Store::withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, std::uint32_t rec, const Caller* caller) {
+Status LockTable::withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, std::uint32_t rec, const Caller* caller) {
   const auto& cs = seg_.client(client);
-  const bool live = shm::load(cs.state, std::memory_order_seq_cst) == static_cast<std::uint32_t>(shm::ClientState::kLive);
+  const bool live = shm::state(cs, std::memory_order_seq_cst) == shm::ClientState::kLive;
   if (shm::load(seg_.header().retired, std::memory_order_seq_cst) != 0)
     return withdraw(s, rec, retired_status());
   if (live && (!caller || cs.generation == caller->generation)) return {};
@@ -280,30 +279,30 @@ Status Store::withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, std::u
                                                             : "this client was evicted by an administrator (sessionctl evict-client)"));
 }
 
-Status Store::withdraw(shm::SessionSlot& s, std::uint32_t rec, Status why) {
-  const auto st = state_of(seg_.record(rec));
+Status LockTable::withdraw(shm::SessionSlot& s, std::uint32_t rec, Status why) {
+  const auto st = shm::state(seg_.record(rec));
   if (st == RecordState::kGranted || st == RecordState::kWaiting) remove_record(s, rec, RecordState::kFree);
-  else shm::store(seg_.record(rec).state, static_cast<std::uint32_t>(RecordState::kFree));
+  else shm::set_state(seg_.record(rec), RecordState::kFree);
   return why;
 }
 
 // The waiting owner's loop: sleep on the record's wake word until granted or the deadline, or
 // until the caller's detach calls it back (it raises `cancelled`, then bumps `wake`).
-Result<RecordGrant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::time_point deadline, const Caller* caller) {
+Result<RecordGrant> LockTable::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::time_point deadline, const Caller* caller) {
   auto& r = seg_.record(rec);
   Clock::duration slice = kLivenessSliceMin;
   for (;;) {
     const std::uint32_t seen = shm::load(r.wake);
     if (caller && caller->cancelled->load(std::memory_order_acquire)) {
-      SessionGuard g(*this, ref.slot);
+      SessionGuard g(seg_, ref.slot);
       return withdraw(seg_.session(ref.slot), rec, Status(ErrorCode::kDetached, "client detached while waiting for the lock"));
     }
-    const RecordState st = state_of(r);
+    const RecordState st = shm::state(r);
     if (st == RecordState::kGranted) return RecordGrant{rec, r.token};
     if (st != RecordState::kWaiting) {  // broken while we waited: destroyed, or the segment retired
-      SessionGuard g(*this, ref.slot);
-      shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
-      if (retired()) return retired_status();
+      SessionGuard g(seg_, ref.slot);
+      shm::set_state(r, RecordState::kFree);
+      if (retired(seg_)) return retired_status();
       return Status(ErrorCode::kNotFound, "session was destroyed while waiting for its lock");
     }
     const auto now = Clock::now();
@@ -315,27 +314,27 @@ Result<RecordGrant> Store::wait_for_grant(std::uint32_t rec, SessionRef ref, Clo
     }
   }
   // Deadline passed: leave the queue without a trace, unless the grant raced us.
-  SessionGuard g(*this, ref.slot);
-  const RecordState st = state_of(r);
+  SessionGuard g(seg_, ref.slot);
+  const RecordState st = shm::state(r);
   if (st == RecordState::kGranted) return RecordGrant{rec, r.token};
   if (st != RecordState::kWaiting) {
-    shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
-    if (retired()) return retired_status();
+    shm::set_state(r, RecordState::kFree);
+    if (retired(seg_)) return retired_status();
     return Status(ErrorCode::kNotFound, "session was destroyed while waiting for its lock");
   }
   remove_record(seg_.session(ref.slot), rec, RecordState::kFree);
   return Status(ErrorCode::kTimeout, "lock not granted before the deadline");
 }
 
-Status Store::release(SessionRef ref, const RecordGrant& g) {
+Status LockTable::release(SessionRef ref, const RecordGrant& g) {
   if (g.record >= seg_.record_count()) return Status(ErrorCode::kNotHeld, "no such lock");
   auto& r = seg_.record(g.record);
-  SessionGuard guard(*this, ref.slot);
+  SessionGuard guard(seg_, ref.slot);
   auto& s = seg_.session(ref.slot);
-  const RecordState st = state_of(r);
+  const RecordState st = shm::state(r);
   auto& stats = seg_.stats(seg_.client_of_record(g.record));
   if (st == RecordState::kBroken) {
-    shm::store(r.state, static_cast<std::uint32_t>(RecordState::kFree));
+    shm::set_state(r, RecordState::kFree);
     count_event(stats, shm::Counter::kBroken);
     return Status(ErrorCode::kStaleToken, fmt::format("token {} was revoked before release", g.token));
   }
@@ -346,24 +345,24 @@ Status Store::release(SessionRef ref, const RecordGrant& g) {
   return {};
 }
 
-bool Store::break_lock(std::uint32_t rec, std::uint64_t token) {
+bool LockTable::break_lock(std::uint32_t rec, std::uint64_t token) {
   if (rec >= seg_.record_count()) return false;
   auto& r = seg_.record(rec);
   const std::uint32_t slot = shm::load(r.session, std::memory_order_relaxed);
   if (slot >= seg_.caps().max_sessions) return false;
-  SessionGuard guard(*this, slot);
-  if (state_of(r) != RecordState::kGranted || r.token != token || r.session != slot) return false;
+  SessionGuard guard(seg_, slot);
+  if (shm::state(r) != RecordState::kGranted || r.token != token || r.session != slot) return false;
   remove_record(seg_.session(slot), rec, RecordState::kBroken);
   shm::bump_and_wake(seg_.client(seg_.client_of_record(rec)).notify);  // tell the owner it lost the lock
   return true;
 }
 
-GrantStatus Store::grant_status(const RecordGrant& g) const {
+GrantStatus LockTable::grant_status(const RecordGrant& g) const {
   if (g.record >= seg_.record_count()) return GrantStatus::kLost;
   return grant_status_of(seg_.record(g.record));
 }
 
-void Store::touch(SessionRef ref) {
+void LockTable::touch(SessionRef ref) {
   auto& s = seg_.session(ref.slot);
   // A revoke thread touches after the fact: the session may have been destroyed and its slot
   // reused since, and another session's idle clock is not ours to reset.
@@ -373,7 +372,7 @@ void Store::touch(SessionRef ref) {
 
 // Holders are read under the session mutex, but their liveness (a /proc read) is checked after
 // it is released, so waiters never slow the lock path down.
-void Store::reclaim_dead_holders(std::uint32_t slot) {
+void LockTable::reclaim_dead_holders(std::uint32_t slot) {
   struct Holder {
     std::uint32_t client, generation;
     std::int32_t pid;
@@ -381,7 +380,7 @@ void Store::reclaim_dead_holders(std::uint32_t slot) {
   };
   std::vector<Holder> holders;
   {
-    SessionGuard g(*this, slot);
+    SessionGuard g(seg_, slot);
     auto& s = seg_.session(slot);
     for (std::uint32_t h = s.holders_head; h != shm::kNil; h = seg_.record(h).next) {
       const std::uint32_t c = seg_.client_of_record(h);
@@ -390,7 +389,48 @@ void Store::reclaim_dead_holders(std::uint32_t slot) {
     }
   }
   for (const Holder& h : holders)
-    if (check_liveness(h.pid, h.start_time) == Liveness::kDead) reclaim_if_dead(h.client, h.generation);
+    if (check_liveness(h.pid, h.start_time) == Liveness::kDead) reclaimer_.reclaim_if_dead(h.client, h.generation);
+}
+
+}  // namespace sessionbroker::detail
+
+namespace sessionbroker::detail {
+namespace {
+Status stale_grant(const RecordGrant& g) {
+  return Status(ErrorCode::kStaleToken, fmt::format("token {} no longer holds the session lock", g.token));
+}
+}  // namespace
+
+// The holder's expiry operations take the session mutex only: `ttl_ms` and `last_used_ns` are
+// written under it (the broker's first, unlocked look at them in expire_if_idle is a relaxed hint
+// it checks again under the mutexes), and holds() fences a grant lost since it was taken.
+Status LockTable::set_ttl(SessionRef ref, const RecordGrant& g, std::uint64_t ttl_ms) {
+  auto& s = seg_.session(ref.slot);
+  SessionGuard sg(seg_, ref.slot);
+  if (!holds(seg_, s, ref, g)) return stale_grant(g);
+  shm::store(s.ttl_ms, ttl_ms ? ttl_ms : seg_.caps().default_ttl_ms, std::memory_order_relaxed);
+  shm::store(s.last_used_ns, mono_ns(), std::memory_order_relaxed);
+  return {};
+}
+
+Status LockTable::touch(SessionRef ref, const RecordGrant& g) {
+  auto& s = seg_.session(ref.slot);
+  SessionGuard sg(seg_, ref.slot);
+  if (!holds(seg_, s, ref, g)) return stale_grant(g);
+  shm::store(s.last_used_ns, mono_ns(), std::memory_order_relaxed);
+  return {};
+}
+
+Result<std::optional<std::uint64_t>> LockTable::ttl_remaining(SessionRef ref, const RecordGrant& g) {
+  auto& s = seg_.session(ref.slot);
+  SessionGuard sg(seg_, ref.slot);
+  if (!holds(seg_, s, ref, g)) return stale_grant(g);
+  const std::uint64_t ttl = shm::load(s.ttl_ms, std::memory_order_relaxed);
+  if (ttl == 0) return std::optional<std::uint64_t>();
+  const std::uint64_t end = saturating_add(shm::load(s.last_used_ns, std::memory_order_relaxed), ms_to_ns(ttl));
+  const std::uint64_t now = mono_ns();
+  const std::uint64_t left_ns = end > now ? end - now : 0;
+  return std::optional<std::uint64_t>(left_ns / 1'000'000 + (left_ns % 1'000'000 != 0));  // rounded up
 }
 
 }  // namespace sessionbroker::detail

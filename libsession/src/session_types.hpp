@@ -1,6 +1,6 @@
 // The library's own names for what every backend deals in (backend.hpp): limits, attribute
 // changes, grant handles and the two words of a grant the fast lane reads. Nothing here depends on
-// a backend; the shared-memory store (store.hpp) uses the same types.
+// a backend; the shared-memory store (lock_table.hpp and the other roles) uses the same types.
 #pragma once
 
 #include <atomic>

@@ -21,9 +21,9 @@ Result<std::unique_ptr<ShmBackend>> ShmBackend::attach(const std::string& segmen
   auto seg = Segment::open(segment_name);
   if (!seg) return seg.status();
   try {
-    Store store(**seg);
-    if (store.retired()) return retired_status();
-    auto client = store.attach_client(::getpid());
+    Registry registry(**seg);
+    if (registry.retired()) return retired_status();
+    auto client = registry.attach_client(::getpid());
     if (!client) return client.status();
     return std::unique_ptr<ShmBackend>(new ShmBackend(std::move(*seg), *client));
   } catch (const shm::SegmentCorrupt& e) {
@@ -33,11 +33,13 @@ Result<std::unique_ptr<ShmBackend>> ShmBackend::attach(const std::string& segmen
 
 ShmBackend::ShmBackend(std::unique_ptr<Segment> segment, std::uint32_t client)
     : segment_(std::move(segment)),
-      store_(*segment_),
+      registry_(*segment_),
+      locks_(*segment_, registry_),
+      blobs_(*segment_),
       client_(client),
       generation_(segment_->client(client).generation),
       fork_epoch_(fork_epoch()),
-      client_state_(&segment_->client(client).state) {
+      client_slot_(&segment_->client(client)) {
   const std::uint32_t first = segment_->first_record_of(client);
   for (std::uint32_t i = segment_->caps().locks_per_client; i-- > 0;) free_records_.push_back(first + i);
 }
@@ -88,7 +90,7 @@ Status ShmBackend::detach() {
   close();
   if (detached_.exchange(true)) return {};
   try {
-    store_.detach_client(client_, generation_);
+    registry_.detach_client(client_, generation_);
   } catch (const shm::SegmentCorrupt& e) {
     return Status(ErrorCode::kCorrupt, e.what());
   }
@@ -128,14 +130,14 @@ shm::LockMode lock_mode(Mode m) { return m == Mode::kExclusive ? shm::LockMode::
 
 Result<SessionHandle> ShmBackend::create_session(std::string_view id, std::uint64_t ttl_ms) {
   return call([&]() -> Result<SessionHandle> {
-    auto ref = store_.create_session(id, ttl_ms);
+    auto ref = registry_.create_session(id, ttl_ms);
     if (!ref) return ref.status();
     return handle(*ref);
   });
 }
 Result<SessionHandle> ShmBackend::open_session(std::string_view id) {
   return call([&]() -> Result<SessionHandle> {
-    auto ref = store_.open_session(id);
+    auto ref = registry_.open_session(id);
     if (!ref) return ref.status();
     return handle(*ref);
   });
@@ -143,7 +145,7 @@ Result<SessionHandle> ShmBackend::open_session(std::string_view id) {
 Result<SessionHandle> ShmBackend::open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) {
   created = false;
   return call([&]() -> Result<SessionHandle> {
-    auto ref = store_.open_or_create_session(id, ttl_ms, created);
+    auto ref = registry_.open_or_create_session(id, ttl_ms, created);
     if (!ref) return ref.status();
     return handle(*ref);
   });
@@ -153,14 +155,14 @@ Status ShmBackend::destroy_session(SessionHandle s, const Grant* own) {
   if (!ref) return ref.status();
   return call([&] {
     const RecordGrant g = own ? record_grant(*own) : RecordGrant{};
-    Status st = store_.destroy_session(*ref, own ? &g : nullptr);
+    Status st = registry_.destroy_session(*ref, own ? &g : nullptr);
     // The record is free now unless it still holds (another error than a stale token).
     if (own && (st.is_ok() || st.code() == ErrorCode::kStaleToken)) return_record(g.record);
     return st;
   });
 }
 Result<std::vector<std::string>> ShmBackend::list_sessions() {
-  return call([&]() -> Result<std::vector<std::string>> { return store_.list_sessions(); });
+  return call([&]() -> Result<std::vector<std::string>> { return registry_.list_sessions(); });
 }
 
 Result<Grant> ShmBackend::acquire(SessionHandle s, Mode mode, Clock::time_point deadline) {
@@ -170,7 +172,7 @@ Result<Grant> ShmBackend::acquire(SessionHandle s, Mode mode, Clock::time_point 
     auto rec = take_record();
     if (!rec) return rec.status();
     const Caller caller{generation_, &cancelled_};
-    auto g = store_.acquire(client_, *rec, *ref, lock_mode(mode), deadline, &caller);
+    auto g = locks_.acquire(client_, *rec, *ref, lock_mode(mode), deadline, &caller);
     if (!g) {
       return_record(*rec);
       return g.status();
@@ -186,7 +188,7 @@ Result<Grant> ShmBackend::try_acquire(SessionHandle s, Mode mode) {
     auto rec = take_record();
     if (!rec) return rec.status();
     const Caller caller{generation_, &cancelled_};
-    auto g = store_.try_acquire(client_, *rec, *ref, lock_mode(mode), &caller);
+    auto g = locks_.try_acquire(client_, *rec, *ref, lock_mode(mode), &caller);
     if (!g) {
       return_record(*rec);  // untouched (busy) or withdrawn to kFree
       return g.status();
@@ -200,46 +202,46 @@ Status ShmBackend::release(SessionHandle s, const Grant& g) {
   if (!ref) return ref.status();
   return call_fenced([&] {
     const RecordGrant rg = record_grant(g);
-    Status st = store_.release(*ref, rg);
+    Status st = locks_.release(*ref, rg);
     if (st.code() != ErrorCode::kNotHeld) return_record(rg.record);  // kOk and kStaleToken both freed it
     return st;
   });
 }
 
 void ShmBackend::touch(SessionHandle s) {
-  if (auto ref = session_ref(s)) (void)call([&] { store_.touch(*ref); return Status{}; });
+  if (auto ref = session_ref(s)) (void)call([&] { locks_.touch(*ref); return Status{}; });
 }
 
 Status ShmBackend::set_ttl(SessionHandle s, const Grant& g, std::uint64_t ttl_ms) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call([&] { return store_.set_ttl(*ref, record_grant(g), ttl_ms); });
+  return call([&] { return locks_.set_ttl(*ref, record_grant(g), ttl_ms); });
 }
 Status ShmBackend::touch(SessionHandle s, const Grant& g) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call([&] { return store_.touch(*ref, record_grant(g)); });
+  return call([&] { return locks_.touch(*ref, record_grant(g)); });
 }
 Result<std::optional<std::uint64_t>> ShmBackend::ttl_remaining(SessionHandle s, const Grant& g) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call([&] { return store_.ttl_remaining(*ref, record_grant(g)); });
+  return call([&] { return locks_.ttl_remaining(*ref, record_grant(g)); });
 }
 
 Result<std::optional<std::string>> ShmBackend::read(SessionHandle s, const Grant& g, std::string_view name) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call_fenced([&] { return store_.read(*ref, record_grant(g), name); });
+  return call_fenced([&] { return blobs_.read(*ref, record_grant(g), name); });
 }
 Result<AttrMap> ShmBackend::read_all(SessionHandle s, const Grant& g) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call_fenced([&] { return store_.read_all(*ref, record_grant(g)); });
+  return call_fenced([&] { return blobs_.read_all(*ref, record_grant(g)); });
 }
 Status ShmBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call([&] { return store_.commit(client_, generation_, *ref, record_grant(g), changes); });
+  return call([&] { return blobs_.commit(client_, generation_, *ref, record_grant(g), changes); });
 }
 
 // The notify word is only waited on and bumped: harmless after a detach, so no gate.

@@ -20,7 +20,9 @@
 #include "call_gate.hpp"
 #include "fork_guard.hpp"
 #include "segment.hpp"
-#include "store.hpp"
+#include "blob_store.hpp"
+#include "lock_table.hpp"
+#include "registry.hpp"
 
 namespace sessionbroker::detail {
 
@@ -32,7 +34,7 @@ class ShmBackend final : public Backend {
   void close() override;
   Status detach() override;
   bool evicted() const override {
-    return shm::load(*client_state_) == static_cast<std::uint32_t>(shm::ClientState::kEvicted);
+    return shm::state(*client_slot_) == shm::ClientState::kEvicted;
   }
   std::uint32_t max_value_bytes() const override { return segment_->caps().max_value_bytes; }
   Result<SessionHandle> create_session(std::string_view id, std::uint64_t ttl_ms) override;
@@ -43,7 +45,7 @@ class ShmBackend final : public Backend {
   Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) override;
   Result<Grant> try_acquire(SessionHandle s, Mode mode) override;
   Status release(SessionHandle s, const Grant& g) override;
-  GrantStatus grant_status(const Grant& g) override { return store_.grant_status(record_grant(g)); }
+  GrantStatus grant_status(const Grant& g) override { return locks_.grant_status(record_grant(g)); }
   GrantWords grant_words(const Grant& g) override {
     return g.id < segment_->record_count() ? grant_words_of(segment_->record(static_cast<std::uint32_t>(g.id)))
                                            : GrantWords{};
@@ -79,11 +81,13 @@ class ShmBackend final : public Backend {
   bool forked() const { return forked_since(fork_epoch_); }
 
   std::unique_ptr<Segment> segment_;
-  Store store_;
+  Registry registry_;  // clients and sessions; the lock table's ClientReclaimer
+  LockTable locks_;
+  BlobStore blobs_;
   const std::uint32_t client_;
   const std::uint32_t generation_;     // the slot's generation at attach: the slot is ours while it holds
   const std::uint64_t fork_epoch_;
-  std::uint32_t* const client_state_;  // &segment_->client(client_).state, read on every call
+  const shm::ClientSlot* const client_slot_;  // &segment_->client(client_): its state is read on every call
   CallGate gate_;
   std::atomic<bool> cancelled_{false};  // raised by close(): queued requests give up (Caller)
   std::atomic<bool> detached_{false};   // detach() reclaimed (or is reclaiming) the slot

@@ -21,7 +21,7 @@ void add_histogram(LatencyHistogram& into, const std::uint64_t (&from)[shm::kLat
 void count_records(const Segment& seg, std::uint32_t client, ClientView& view) {
   const std::uint32_t first = seg.first_record_of(client);
   for (std::uint32_t r = first; r < first + seg.caps().locks_per_client; ++r) {
-    const auto st = static_cast<shm::RecordState>(relaxed(seg.record(r).state));
+    const auto st = shm::state(seg.record(r), std::memory_order_relaxed);
     if (st == shm::RecordState::kGranted) ++view.held;
     else if (st == shm::RecordState::kWaiting) ++view.waiting;
   }
@@ -88,7 +88,7 @@ SegmentStats collect_stats(const Segment& seg, std::size_t top_sessions) {
     add_histogram(out.wait, st.wait_ns);
     add_histogram(out.handoff, st.handoff_ns);
     const auto& cs = seg.client(c);
-    const auto state = static_cast<shm::ClientState>(relaxed(cs.state));
+    const auto state = shm::state(cs, std::memory_order_relaxed);
     if (state == shm::ClientState::kFree) continue;
     ClientView v{c, relaxed(cs.pid), state, relaxed(cs.attached_at_ns), counters_since_attach(seg, c)};
     count_records(seg, c, v);
@@ -100,9 +100,9 @@ SegmentStats collect_stats(const Segment& seg, std::size_t top_sessions) {
   out.wait.buckets[0] += at_once;  // granted without waiting (client_stats.hpp)
   for (std::uint32_t slot = 0; slot < seg.caps().max_sessions; ++slot) {
     const auto& s = seg.session(slot);
-    if (relaxed(s.state) != static_cast<std::uint32_t>(shm::SessionState::kLive)) continue;
+    if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive) continue;
     ++out.sessions_live;
-    SessionView v{slot, std::string(shm::session_id(s)), static_cast<shm::LockMode>(relaxed(s.lock_mode)),
+    SessionView v{slot, std::string(shm::session_id(s)), shm::lock_mode(s, std::memory_order_relaxed),
                   relaxed(s.holder_count), relaxed(s.queue_len), relaxed(s.grants), relaxed(s.waits)};
     if (v.grants == 0 && v.holders == 0 && v.queue_len == 0) continue;
     out.sessions.push_back(std::move(v));

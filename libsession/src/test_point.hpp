@@ -12,7 +12,7 @@
 namespace sessionbroker::detail {
 
 enum class TestPoint {
-  kCommitStaged,      // Store::commit: the new chain is written, not yet published (no mutex held)
+  kCommitStaged,      // BlobStore::commit: the new chain is written, not yet published (no mutex held)
   kDetachDraining,    // ShmBackend::detach: the gate is closed; waiting for calls in flight to end
 };
 

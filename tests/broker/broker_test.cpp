@@ -28,7 +28,7 @@ class BrokerTest : public ShmClaimTest {
     auto seg = sessionbroker::detail::Segment::open(name_);
     if (!seg) return false;
     seg_ = std::move(*seg);
-    store_ = std::make_unique<sessionbroker::detail::Store>(*seg_);
+    bind_roles();
     return true;
   }
   std::unique_ptr<sessionbroker::broker::BrokerChild> broker_;
@@ -161,7 +161,7 @@ TEST_F(BrokerTest, ClientsOfARemovedSegmentCannotLockBesideANewOne) {
   auto old_session = old_client->create("s");
   ASSERT_TRUE(old_session);
   ASSERT_TRUE(old_session->lock({"a"}, Mode::kExclusive, in(5s))->unlock());  // cached
-  store_.reset();
+  reset_roles();
   seg_.reset();
   ASSERT_EQ(broker_->terminate(), 0);
   ASSERT_TRUE(start_broker({"--remove-on-exit"}));  // a new segment under the same name

@@ -6,7 +6,6 @@
 #include <map>
 #include <ostream>
 
-#include "store.hpp"
 #ifdef SESSIONBROKER_WITH_ETCD
 #include "etcd/etcd_backend.hpp"
 #include "etcd_cluster.hpp"
@@ -74,12 +73,15 @@ void ClaimFixture::create(const sessionbroker::shm::Capacities& caps) {
   auto seg = sessionbroker::detail::Segment::create(name_, opts);
   ASSERT_TRUE(seg) << seg.status().to_string();
   seg_ = std::move(*seg);
-  store_ = std::make_unique<sessionbroker::detail::Store>(*seg_);
+  bind_roles();
 }
+
+void ClaimFixture::bind_roles() { RolePointers{registry_, locks_, blobs_, admin_}.bind(*seg_); }
+void ClaimFixture::reset_roles() { RolePointers{registry_, locks_, blobs_, admin_}.reset(); }
 
 void ClaimFixture::TearDown() {
   if (kind_ == StoreKind::kShm) {
-    store_.reset();
+    reset_roles();
     seg_.reset();
     if (!name_.empty()) sessionbroker::detail::Segment::remove(name_);
     return;
@@ -92,7 +94,7 @@ void ClaimFixture::TearDown() {
 bool ClaimFixture::break_lock(const std::string& id, std::uint64_t token) {
   if (kind_ == StoreKind::kShm) {
     for (std::uint32_t r = 0; r < seg_->record_count(); ++r)
-      if (store_->break_lock(r, token)) return true;
+      if (locks_->break_lock(r, token)) return true;
     return false;
   }
 #ifdef SESSIONBROKER_WITH_ETCD
@@ -118,9 +120,9 @@ bool ClaimFixture::break_lock(const std::string& id, std::uint64_t token) {
 std::optional<Snapshot> ClaimFixture::snap(const std::string& id) {
   Snapshot out;
   if (kind_ == StoreKind::kShm) {
-    auto ref = store_->open_session(id);
+    auto ref = registry_->open_session(id);
     if (!ref) return std::nullopt;
-    auto s = store_->snapshot(ref->slot);
+    auto s = admin_->snapshot(ref->slot);
     if (!s) return std::nullopt;
     for (auto& h : s->holders) out.holders.push_back({h.pid, mode_of(h.mode), h.token, h.revoke});
     for (auto& w : s->queue) out.queue.push_back({w.pid, mode_of(w.mode), w.ticket});

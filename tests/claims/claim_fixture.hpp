@@ -61,6 +61,9 @@ class ClaimFixture : public ::testing::Test {
   bool shm() const { return kind_ == StoreKind::kShm; }
   // Shared memory: a fresh segment with these capacities in place of the current one.
   void create(const sessionbroker::shm::Capacities& caps);
+  // Shared memory: the store's roles over seg_ (bind after mapping it, reset before unmapping it).
+  void bind_roles();
+  void reset_roles();
   std::unique_ptr<Client> attach() {
     auto c = Client::attach(name_);
     EXPECT_TRUE(c) << c.status().to_string();
@@ -89,7 +92,10 @@ class ClaimFixture : public ::testing::Test {
   std::string name_;  // the store address: a segment name or etcd://.../prefix
   // Shared memory only (null on etcd).
   std::unique_ptr<sessionbroker::detail::Segment> seg_;
-  std::unique_ptr<sessionbroker::detail::Store> store_;
+  std::unique_ptr<sessionbroker::detail::Registry> registry_;
+  std::unique_ptr<sessionbroker::detail::LockTable> locks_;
+  std::unique_ptr<sessionbroker::detail::BlobStore> blobs_;
+  std::unique_ptr<sessionbroker::detail::Admin> admin_;
 
  private:
   struct EtcdView;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "claim_fixture.hpp"
+#include "guards.hpp"
 
 namespace sbtest {
 namespace {
@@ -48,9 +49,8 @@ TEST_F(ShmClaimTest, DeathInsideSessionMutexIsRepaired) {
     auto cc = Client::attach(name_);
     auto l = (*cc)->open("s")->lock({"a"}, Mode::kShared, in(5s));
     auto seg = sessionbroker::detail::Segment::open(name_);
-    sessionbroker::detail::Store store(**seg);
-    auto ref = store.open_session("s");
-    sessionbroker::detail::SessionGuard g(store, ref->slot);
+    auto ref = sessionbroker::detail::Registry(**seg).open_session("s");
+    sessionbroker::detail::SessionGuard g(**seg, ref->slot);
     (*seg)->session(ref->slot).holder_count = 77;  // half-done update, then death
     ch.send("inside");
     ch.receive(60s);

@@ -30,7 +30,7 @@ TEST_P(ClaimTest, DiscardDropsUncommittedWritesAndUnlocks) {
   EXPECT_EQ(r->get("a")->value_or(""), "kept");
 }
 
-// The broker expires by the TTL a holder set (Store::expire_if_idle is the broker's pass), not by
+// The broker expires by the TTL a holder set (Registry::expire_if_idle is the broker's pass), not by
 // the one the session was created with; the TTL counts from the set_ttl.
 TEST_F(ShmClaimTest, ATtlSetUnderALockIsWhatTheBrokerExpiresBy) {
   auto c = attach();
@@ -42,9 +42,9 @@ TEST_F(ShmClaimTest, ATtlSetUnderALockIsWhatTheBrokerExpiresBy) {
   }
   ASSERT_TRUE(s->release(in(5s)));
   EXPECT_EQ(snap("s")->ttl_ms, 3'600'000u);
-  const std::uint32_t slot = store_->open_session("s")->slot;
-  EXPECT_EQ(store_->expire_if_idle(slot, mono_ns() + 60'000'000'000ull), std::nullopt) << "expired by the old TTL";
-  EXPECT_EQ(store_->expire_if_idle(slot, set_at + 7'200'000'000'000ull), "s");
+  const std::uint32_t slot = registry_->open_session("s")->slot;
+  EXPECT_EQ(registry_->expire_if_idle(slot, mono_ns() + 60'000'000'000ull), std::nullopt) << "expired by the old TTL";
+  EXPECT_EQ(registry_->expire_if_idle(slot, set_at + 7'200'000'000'000ull), "s");
 }
 
 TEST_F(ShmClaimTest, SetTtlZeroMeansTheSegmentDefault) {
@@ -65,7 +65,7 @@ TEST_F(ShmClaimTest, SetTtlZeroMeansTheSegmentDefault) {
 TEST_F(ShmClaimTest, TouchRestartsTheIdleClock) {
   auto c = attach();
   auto s = c->create("s", 1h);
-  const std::uint32_t slot = store_->open_session("s")->slot;
+  const std::uint32_t slot = registry_->open_session("s")->slot;
   auto l = s->lock({"a"}, Mode::kShared, in(5s));
   sessionbroker::shm::store(seg_->session(slot).last_used_ns, std::uint64_t{0});
   auto before = l->ttl_remaining();
@@ -95,10 +95,10 @@ TEST_F(ShmClaimTest, AStaleGrantCannotSetTheTtlTouchOrDestroy) {
   auto s = c->create("s", 1h);
   auto l = s->lock_all(Mode::kExclusive, in(5s));
   ASSERT_TRUE(l);
-  auto broken = store_->break_session_locks(*store_->open_session("s"));
+  auto broken = admin_->break_session_locks(*registry_->open_session("s"));
   ASSERT_TRUE(broken);
   ASSERT_EQ(broken->size(), 1u);
-  const std::uint32_t slot = store_->open_session("s")->slot;
+  const std::uint32_t slot = registry_->open_session("s")->slot;
   sessionbroker::shm::store(seg_->session(slot).last_used_ns, std::uint64_t{7});
   EXPECT_EQ(l->set_ttl(5ms).code(), ErrorCode::kStaleToken);
   EXPECT_EQ(l->touch().code(), ErrorCode::kStaleToken);

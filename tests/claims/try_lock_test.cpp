@@ -69,7 +69,7 @@ TEST_F(ShmClaimTest, TryLockOnAHeldSessionIsBusyAndLeavesNoTrace) {
   // Every record of this process is still free: a busy try keeps none (the holder's one is in use).
   std::size_t in_use = 0;
   for (std::uint32_t r = 0; r < seg_->record_count(); ++r)
-    if (sessionbroker::shm::load(seg_->record(r).state) != static_cast<std::uint32_t>(sessionbroker::shm::RecordState::kFree)) ++in_use;
+    if (sessionbroker::shm::state(seg_->record(r)) != sessionbroker::shm::RecordState::kFree) ++in_use;
   EXPECT_EQ(in_use, 1u);
   EXPECT_FALSE(holder.channel().receive(50ms)) << "the holder heard a revoke request";
   holder.channel().send("done");

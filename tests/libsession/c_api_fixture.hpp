@@ -46,7 +46,7 @@ class CApiTest : public SegmentTest {
     return std::string(buf, len);
   }
   sessionbroker::detail::SessionSnapshot snap(const std::string& id) {
-    return *store_->snapshot(store_->open_session(id)->slot);
+    return *admin_->snapshot(registry_->open_session(id)->slot);
   }
   sb_client* c_ = nullptr;
 };

@@ -111,7 +111,7 @@ TEST_F(CApiTest, ExpiryUnderALock) {
   EXPECT_LE(ms, 60000);
   EXPECT_EQ(sb_set_ttl(l, -5), SB_INVALID_ARGUMENT);
   // Fenced: once the lock is broken, nothing changes.
-  ASSERT_TRUE(store_->break_session_locks(*store_->open_session("s")));
+  ASSERT_TRUE(admin_->break_session_locks(*registry_->open_session("s")));
   EXPECT_EQ(sb_set_ttl(l, 1), SB_STALE_TOKEN);
   EXPECT_EQ(sb_touch(l), SB_STALE_TOKEN);
   EXPECT_EQ(sb_ttl_remaining(l, &ms), SB_STALE_TOKEN);

@@ -34,10 +34,10 @@ class CheckTest : public ShmClaimTest {
   }
   std::string violations() {
     std::string out;
-    for (auto& v : check_segment(*store_).violations) out += v.invariant + ": " + v.detail + "\n";
+    for (auto& v : check_segment(*seg_).violations) out += v.invariant + ": " + v.detail + "\n";
     return out;
   }
-  shm::SessionSlot& busy() { return seg_->session(store_->open_session("busy")->slot); }
+  shm::SessionSlot& busy() { return seg_->session(registry_->open_session("busy")->slot); }
 
   std::unique_ptr<Client> c_;
   std::unique_ptr<sessionbroker::Session> s_;
@@ -47,7 +47,7 @@ class CheckTest : public ShmClaimTest {
 
 TEST_F(CheckTest, HealthySegmentUnderLoadPasses) {
   populate();
-  auto report = check_segment(*store_);
+  auto report = check_segment(*seg_);
   EXPECT_TRUE(report.ok()) << violations();
   EXPECT_EQ(report.holders, 1u);
   EXPECT_EQ(report.waiters, 2u);
@@ -75,7 +75,7 @@ TEST_F(CheckTest, GrantableWaiterIsALostWakeUp) {
   EXPECT_NE(v.find("ghost"), std::string::npos) << v;
   busy().holders_head = holder;
   busy().holder_count = 1;
-  busy().lock_mode = static_cast<std::uint32_t>(shm::LockMode::kExclusive);
+  shm::set_lock_mode(busy(), shm::LockMode::kExclusive);
 }
 
 TEST_F(CheckTest, QueueOutOfTicketOrderIsNamed) {
@@ -103,7 +103,7 @@ TEST_F(CheckTest, DuplicateTokenIsNamed) {
   ASSERT_TRUE(c_->create("other"));
   auto other = c_->open("other")->lock_all(Mode::kExclusive, in(5s));
   ASSERT_TRUE(other);
-  auto& rec = seg_->record(seg_->session(store_->open_session("other")->slot).holders_head);
+  auto& rec = seg_->record(seg_->session(registry_->open_session("other")->slot).holders_head);
   const auto saved = rec.token;
   rec.token = seg_->record(busy().holders_head).token;
   EXPECT_NE(violations().find("held twice"), std::string::npos) << violations();

@@ -32,11 +32,11 @@ TEST_F(DurationsTest, LongestTtlNeverExpires) {
   auto c = attach();
   ASSERT_TRUE(c->create("forever", milliseconds::max()));
   ASSERT_TRUE(c->create("brief", 1ms));
-  const auto forever = store_->open_session("forever")->slot, brief = store_->open_session("brief")->slot;
+  const auto forever = registry_->open_session("forever")->slot, brief = registry_->open_session("brief")->slot;
   const std::uint64_t later = sessionbroker::detail::mono_ns() + 200 * kNsPerYear;
-  EXPECT_EQ(store_->expire_if_idle(forever, later), std::nullopt);
-  EXPECT_EQ(store_->expire_if_idle(forever, std::numeric_limits<std::uint64_t>::max()), std::nullopt);
-  EXPECT_EQ(store_->expire_if_idle(brief, later), "brief");
+  EXPECT_EQ(registry_->expire_if_idle(forever, later), std::nullopt);
+  EXPECT_EQ(registry_->expire_if_idle(forever, std::numeric_limits<std::uint64_t>::max()), std::nullopt);
+  EXPECT_EQ(registry_->expire_if_idle(brief, later), "brief");
   EXPECT_TRUE(c->open("forever"));
 }
 

@@ -1,4 +1,4 @@
-// Eviction (Store::evict_client, sessionctl evict-client) with real processes: the evicted
+// Eviction (Admin::evict_client, sessionctl evict-client) with real processes: the evicted
 // process loses its locks to the queue, hears kLost, can take no new lock, and frees its slot when
 // it detaches; eviction racing a process that locks in a loop never leaves it a lock.
 #include <atomic>
@@ -17,12 +17,12 @@ class EvictTest : public ShmClaimTest {
  protected:
   // Evicts the client of `pid`; returns the records broken or cancelled, or -1.
   int evict(pid_t pid) {
-    auto c = store_->find_client(pid);
+    auto c = admin_->find_client(pid);
     if (!c) return -1;
-    auto n = store_->evict_client(*c, seg_->client(*c).generation);
+    auto n = admin_->evict_client(*c, seg_->client(*c).generation);
     return n ? *n : -1;
   }
-  bool attached(pid_t pid) { return store_->find_client(pid).has_value(); }
+  bool attached(pid_t pid) { return admin_->find_client(pid).has_value(); }
 };
 
 TEST_F(EvictTest, EvictedHolderLosesItsLockToTheWaiterAndTakesNoMore) {
@@ -134,16 +134,16 @@ TEST_F(EvictTest, KilledEvictedClientIsReclaimed) {
   EXPECT_EQ(seg_->header().client_count, 1u);
   victim.kill9();
   victim.wait();
-  EXPECT_EQ(store_->reclaim_all_dead(), 1);
+  EXPECT_EQ(registry_->reclaim_all_dead(), 1);
   EXPECT_EQ(seg_->header().client_count, 0u);
 }
 
 TEST_F(EvictTest, EvictingAnUnknownOrStaleClientIsNotFound) {
   auto c = attach();
-  const auto slot = store_->find_client(getpid());
+  const auto slot = admin_->find_client(getpid());
   ASSERT_TRUE(slot);
-  EXPECT_EQ(store_->evict_client(*slot, seg_->client(*slot).generation + 1).code(), ErrorCode::kNotFound);
-  EXPECT_FALSE(store_->find_client(1));
+  EXPECT_EQ(admin_->evict_client(*slot, seg_->client(*slot).generation + 1).code(), ErrorCode::kNotFound);
+  EXPECT_FALSE(admin_->find_client(1));
 }
 
 }  // namespace

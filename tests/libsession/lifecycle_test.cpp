@@ -63,9 +63,9 @@ class Points {
 class LifecycleTest : public ShmClaimTest {
  protected:
   void expect_segment_sound() {
-    auto report = sessionbroker::detail::check_segment(*store_);
+    auto report = sessionbroker::detail::check_segment(*seg_);
     for (const auto& f : report.violations) ADD_FAILURE() << f.invariant << ": " << f.detail;
-    EXPECT_LE(store_->free_blocks(), seg_->caps().block_count) << "a block is on the free list twice";
+    EXPECT_LE(blobs_->free_blocks(), seg_->caps().block_count) << "a block is on the free list twice";
   }
 };
 
@@ -116,7 +116,7 @@ TEST_F(LifecycleTest, DetachDuringACommitFreesNothingTwice) {
     EXPECT_EQ(l->get("a")->value_or(""), committed ? big : "before") << committed.to_string();
   }
   ASSERT_TRUE(other->destroy("s", in(5s)));
-  EXPECT_EQ(store_->free_blocks(), seg_->caps().block_count);
+  EXPECT_EQ(blobs_->free_blocks(), seg_->caps().block_count);
   expect_segment_sound();
 }
 
@@ -181,7 +181,7 @@ TEST_F(LifecycleTest, ForkedChildDroppingTheParentsClientLeavesTheParentAttached
   auto c = attach();
   ASSERT_TRUE(c->create("x"));
   ChildDropsParentsClientThenLocksOnItsOwn(name_, c);
-  EXPECT_TRUE(store_->find_client(getpid())) << "the parent is still registered";
+  EXPECT_TRUE(admin_->find_client(getpid())) << "the parent is still registered";
   EXPECT_EQ(holder_count("x"), 0u) << "no ghost holder left by the child";
   auto l = c->open("x")->lock({"a"}, Mode::kExclusive, in(2s));
   ASSERT_TRUE(l) << l.status().to_string();
@@ -194,7 +194,7 @@ TEST_F(LifecycleTest, ForkedChildDroppingTheParentsClientAfterTheParentLockedLea
   ASSERT_TRUE(x);
   ASSERT_TRUE(x->lock({"a"}, Mode::kExclusive, in(5s))->unlock());  // cached, with a spare state
   ChildDropsParentsClientThenLocksOnItsOwn(name_, c);
-  EXPECT_TRUE(store_->find_client(getpid())) << "the parent is still registered";
+  EXPECT_TRUE(admin_->find_client(getpid())) << "the parent is still registered";
   auto l = x->lock({"a"}, Mode::kExclusive, in(2s));
   ASSERT_TRUE(l) << l.status().to_string();
   EXPECT_EQ(l->get("a")->value_or(""), "child");

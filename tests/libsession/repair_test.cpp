@@ -5,21 +5,20 @@
 #include <unistd.h>
 
 #include "claims/claim_fixture.hpp"
+#include "guards.hpp"
 
 namespace sbtest {
 namespace {
 
 using sessionbroker::detail::Segment;
-using sessionbroker::detail::Store;
 
-// Runs `damage(segment, store)` in a child that holds the mutex chosen by `lock` and then dies.
+// Runs `damage(segment)` in a child that holds the mutex chosen by `lock` and then dies.
 template <class Lock, class Damage>
 void die_holding(const std::string& name, Lock lock, Damage damage) {
   auto dier = Child::spawn([&](Channel& ch) {
     auto seg = Segment::open(name);
-    Store store(**seg);
-    auto guard = lock(store);
-    damage(**seg, store);
+    auto guard = lock(**seg);
+    damage(**seg);
     ch.send("inside");
     ch.receive(60s);
     return 0;
@@ -34,8 +33,8 @@ TEST_F(ShmClaimTest, DeathInsideAllocatorIsRepairedWithoutLeaks) {
   auto s = c->create("s");
   { ASSERT_TRUE(s->lock({"a"}, Mode::kExclusive, in(5s))->put("a", std::string(5000, 'a'))); }
   const auto free_after_commit = seg_->header().free_count;
-  die_holding(name_, [](Store& st) { return sessionbroker::detail::alloc_guard(st); },
-              [](Segment& seg, Store&) {
+  die_holding(name_, [](Segment& st) { return sessionbroker::detail::alloc_guard(st); },
+              [](Segment& seg) {
                 seg.header().free_head = 3;      // half-popped list
                 seg.header().free_count = 17;    // wrong count
               });
@@ -53,8 +52,8 @@ TEST_F(ShmClaimTest, DeathInsideAllocatorIsRepairedWithoutLeaks) {
 TEST_F(ShmClaimTest, DeathInsideRegistryRebuildsIndexAndFreeList) {
   auto c = attach();
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(c->create("s" + std::to_string(i)));
-  die_holding(name_, [](Store& st) { return sessionbroker::detail::registry_guard(st); },
-              [](Segment& seg, Store&) {
+  die_holding(name_, [](Segment& st) { return sessionbroker::detail::registry_guard(st); },
+              [](Segment& seg) {
                 for (std::uint32_t i = 0; i < seg.index_size(); ++i) seg.index_word(i) = sessionbroker::shm::kIndexEmpty;
                 seg.header().session_free_head = 0;  // points at a live slot
               });
@@ -83,7 +82,7 @@ TEST_F(ShmClaimTest, DeadWaiterLeavesTheQueue) {
   }
   waiters[1].kill9();
   waiters[1].wait();
-  ASSERT_EQ(store_->reclaim_all_dead(), 1);
+  ASSERT_EQ(registry_->reclaim_all_dead(), 1);
   EXPECT_EQ(queue_len("s"), 2u);
   ASSERT_TRUE(held->unlock());
   EXPECT_EQ(waiters[0].channel().receive(), "granted");

@@ -1,4 +1,4 @@
-// The Store's own rules, driven directly (no client library): session table, index reuse,
+// The store's own rules, driven directly through its roles (no client library): session table, index reuse,
 // attribute store accounting, release by a non-owner.
 #include <unistd.h>
 
@@ -6,48 +6,61 @@
 #include <thread>
 
 #include "claims/claim_fixture.hpp"
+#include "clock.hpp"
 
 namespace sbtest {
 namespace {
 
 using sessionbroker::detail::RecordGrant;
+using sessionbroker::detail::SessionRef;
 using sessionbroker::shm::LockMode;
 namespace shm = sessionbroker::shm;
 
-class StoreTest : public ShmClaimTest {};
+class StoreTest : public ShmClaimTest {
+ protected:
+  // Two clients of this process, `a` and `b`, and session "s".
+  void attach_two_and_create(std::uint32_t& a, std::uint32_t& b, SessionRef& ref) {
+    auto ca = registry_->attach_client(getpid());
+    auto cb = registry_->attach_client(getpid());
+    ASSERT_TRUE(ca && cb);
+    auto created = registry_->create_session("s", 0);
+    ASSERT_TRUE(created);
+    a = *ca, b = *cb, ref = *created;
+  }
+};
 
 TEST_F(StoreTest, CreateDestroyCyclesReuseSlotsAndKeepTheIndexUsable) {
   for (int round = 0; round < 20; ++round) {
-    for (int i = 0; i < 64; ++i) ASSERT_TRUE(store_->create_session("s" + std::to_string(i), 0)) << round << "/" << i;
+    for (int i = 0; i < 64; ++i) ASSERT_TRUE(registry_->create_session("s" + std::to_string(i), 0)) << round << "/" << i;
     for (int i = 0; i < 64; ++i) {
-      auto ref = store_->open_session("s" + std::to_string(i));
+      auto ref = registry_->open_session("s" + std::to_string(i));
       ASSERT_TRUE(ref);
-      ASSERT_TRUE(store_->destroy_session(*ref, nullptr));
+      ASSERT_TRUE(registry_->destroy_session(*ref, nullptr));
     }
   }
   EXPECT_EQ(seg_->header().session_count, 0u);
-  EXPECT_TRUE(store_->list_sessions().empty());
+  EXPECT_TRUE(registry_->list_sessions().empty());
 }
 
 TEST_F(StoreTest, DestroyedHandleIsStale) {
-  auto ref = store_->create_session("s", 0);
-  ASSERT_TRUE(store_->destroy_session(*ref, nullptr));
-  auto again = store_->create_session("s", 0);
+  auto ref = registry_->create_session("s", 0);
+  ASSERT_TRUE(registry_->destroy_session(*ref, nullptr));
+  auto again = registry_->create_session("s", 0);
   ASSERT_TRUE(again);
-  EXPECT_EQ(store_->acquire(0, 0, *ref, LockMode::kExclusive, shm::Clock::now()).code(), ErrorCode::kNotFound);
+  EXPECT_EQ(locks_->acquire(0, 0, *ref, LockMode::kExclusive, shm::Clock::now()).code(), ErrorCode::kNotFound);
 }
 
 TEST_F(StoreTest, ReleaseWithAnotherTokenIsNotHeld) {
-  auto client = store_->attach_client(getpid());
+  auto client = registry_->attach_client(getpid());
   ASSERT_TRUE(client);
-  auto ref = store_->create_session("s", 0);
+  auto ref = registry_->create_session("s", 0);
   const std::uint32_t rec = seg_->first_record_of(*client);
-  auto g = store_->acquire(*client, rec, *ref, LockMode::kExclusive, shm::Clock::now());
+  auto g = locks_->acquire(*client, rec, *ref, LockMode::kExclusive, shm::Clock::now());
   ASSERT_TRUE(g);
-  EXPECT_EQ(store_->release(*ref, RecordGrant{rec, g->token + 1}).code(), ErrorCode::kNotHeld);
-  EXPECT_TRUE(store_->release(*ref, *g));
-  EXPECT_EQ(store_->release(*ref, *g).code(), ErrorCode::kNotHeld);
-  store_->detach_client(*client, seg_->client(*client).generation);
+  EXPECT_EQ(locks_->release(*ref, RecordGrant{rec, g->token + 1}).code(), ErrorCode::kNotHeld);
+  EXPECT_TRUE(locks_->release(*ref, *g));
+  EXPECT_EQ(locks_->release(*ref, *g).code(), ErrorCode::kNotHeld);
+  registry_->detach_client(*client, seg_->client(*client).generation);
 }
 
 // A grant made while others still wait raises the grantee's revoke flag before the grantee's
@@ -56,14 +69,14 @@ TEST_F(StoreTest, ReleaseWithAnotherTokenIsNotHeld) {
 TEST_F(StoreTest, GranteeWithWaitersBehindItSeesItsFlagWithoutANotification) {
   std::uint32_t clients[3];
   for (auto& c : clients) {
-    auto id = store_->attach_client(getpid());
+    auto id = registry_->attach_client(getpid());
     ASSERT_TRUE(id);
     c = *id;
   }
-  auto ref = store_->create_session("s", 0);
+  auto ref = registry_->create_session("s", 0);
   ASSERT_TRUE(ref);
   auto acquire = [&](int i) {
-    return store_->acquire(clients[i], seg_->first_record_of(clients[i]), *ref, LockMode::kExclusive,
+    return locks_->acquire(clients[i], seg_->first_record_of(clients[i]), *ref, LockMode::kExclusive,
                            shm::Clock::now() + std::chrono::seconds(20));
   };
   auto a = acquire(0);
@@ -74,82 +87,80 @@ TEST_F(StoreTest, GranteeWithWaitersBehindItSeesItsFlagWithoutANotification) {
   std::thread tc([&] { c.emplace(acquire(2)); });
   ASSERT_TRUE(eventually([&] { return queue_len("s") == 2; }));
   const std::uint32_t b_notify = shm::load(seg_->client(clients[1]).notify);
-  ASSERT_TRUE(store_->release(*ref, *a));  // grants B, with C still queued behind it
+  ASSERT_TRUE(locks_->release(*ref, *a));  // grants B, with C still queued behind it
   tb.join();
   ASSERT_TRUE(*b);
-  EXPECT_EQ(store_->grant_status(**b), sessionbroker::detail::GrantStatus::kRevokeRequested);
+  EXPECT_EQ(locks_->grant_status(**b), sessionbroker::detail::GrantStatus::kRevokeRequested);
   EXPECT_EQ(shm::load(seg_->client(clients[1]).notify), b_notify) << "the grantee's revoke thread was woken";
-  ASSERT_TRUE(store_->release(*ref, **b));  // grants C, with nobody behind it
+  ASSERT_TRUE(locks_->release(*ref, **b));  // grants C, with nobody behind it
   tc.join();
   ASSERT_TRUE(*c);
-  EXPECT_EQ(store_->grant_status(**c), sessionbroker::detail::GrantStatus::kHeld);
-  ASSERT_TRUE(store_->release(*ref, **c));
-  for (auto cl : clients) store_->detach_client(cl, seg_->client(cl).generation);
+  EXPECT_EQ(locks_->grant_status(**c), sessionbroker::detail::GrantStatus::kHeld);
+  ASSERT_TRUE(locks_->release(*ref, **c));
+  for (auto cl : clients) registry_->detach_client(cl, seg_->client(cl).generation);
 }
 
 TEST_F(StoreTest, CommitsAndDestroyGiveEveryBlockBack) {
-  const auto free_at_start = store_->free_blocks();
-  auto client = store_->attach_client(getpid());
-  auto ref = store_->create_session("s", 0);
+  const auto free_at_start = blobs_->free_blocks();
+  auto client = registry_->attach_client(getpid());
+  auto ref = registry_->create_session("s", 0);
   const std::uint32_t rec = seg_->first_record_of(*client);
-  auto g = store_->acquire(*client, rec, *ref, LockMode::kExclusive, shm::Clock::now());
+  auto g = locks_->acquire(*client, rec, *ref, LockMode::kExclusive, shm::Clock::now());
   for (int i = 0; i < 50; ++i) {
     sessionbroker::detail::ChangeSet changes;
     changes["a"] = std::string(static_cast<std::size_t>(i * 97), 'a');
     changes["b"] = std::string(static_cast<std::size_t>(3000 - i * 50), 'b');
     if (i % 7 == 0) changes["a"] = std::nullopt;
-    ASSERT_TRUE(store_->commit(*client, seg_->client(*client).generation, *ref, *g, changes));
+    ASSERT_TRUE(blobs_->commit(*client, seg_->client(*client).generation, *ref, *g, changes));
   }
-  auto all = store_->read_all(*ref, *g);
+  auto all = blobs_->read_all(*ref, *g);
   ASSERT_TRUE(all);
   EXPECT_EQ(all->at("b").size(), 3000u - 49 * 50);
-  EXPECT_LT(store_->free_blocks(), free_at_start);
-  ASSERT_TRUE(store_->release(*ref, *g));
-  ASSERT_TRUE(store_->destroy_session(*ref, nullptr));
-  EXPECT_EQ(store_->free_blocks(), free_at_start);
-  store_->detach_client(*client, seg_->client(*client).generation);
+  EXPECT_LT(blobs_->free_blocks(), free_at_start);
+  ASSERT_TRUE(locks_->release(*ref, *g));
+  ASSERT_TRUE(registry_->destroy_session(*ref, nullptr));
+  EXPECT_EQ(blobs_->free_blocks(), free_at_start);
+  registry_->detach_client(*client, seg_->client(*client).generation);
 }
 
 TEST_F(StoreTest, AttributesAreKeptSortedAndIndependent) {
-  auto client = store_->attach_client(getpid());
-  auto ref = store_->create_session("s", 0);
+  auto client = registry_->attach_client(getpid());
+  auto ref = registry_->create_session("s", 0);
   const std::uint32_t rec = seg_->first_record_of(*client);
-  auto g = store_->acquire(*client, rec, *ref, LockMode::kExclusive, shm::Clock::now());
-  ASSERT_TRUE(store_->commit(*client, seg_->client(*client).generation, *ref, *g, {{"m", "1"}, {"z", "2"}}));
-  ASSERT_TRUE(store_->commit(*client, seg_->client(*client).generation, *ref, *g, {{"a", "3"}, {"m", std::nullopt}}));
-  auto all = store_->read_all(*ref, *g);
+  auto g = locks_->acquire(*client, rec, *ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(blobs_->commit(*client, seg_->client(*client).generation, *ref, *g, {{"m", "1"}, {"z", "2"}}));
+  ASSERT_TRUE(blobs_->commit(*client, seg_->client(*client).generation, *ref, *g, {{"a", "3"}, {"m", std::nullopt}}));
+  auto all = blobs_->read_all(*ref, *g);
   ASSERT_TRUE(all);
   EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"a", "3"}, {"z", "2"}}));
-  auto snapshot = store_->snapshot(ref->slot);
+  auto snapshot = admin_->snapshot(ref->slot);
   ASSERT_EQ(snapshot->attrs.size(), 2u);
   EXPECT_EQ(snapshot->attrs[0].name, "a");
   EXPECT_EQ(snapshot->version, 2u);
-  store_->detach_client(*client, seg_->client(*client).generation);
+  registry_->detach_client(*client, seg_->client(*client).generation);
 }
 
 // Finding 6 of issue 12: destroy is fenced by the caller's token. A holder whose lock was broken
 // (revoke deadline, break-lock) after it took the lock must not destroy the session under the next
 // holder: it gets kStaleToken and the session lives on.
 TEST_F(StoreTest, DestroyWithABrokenGrantIsStaleAndDestroysNothing) {
-  auto a = store_->attach_client(getpid());
-  auto b = store_->attach_client(getpid());
-  ASSERT_TRUE(a && b);
-  auto ref = store_->create_session("s", 0);
-  ASSERT_TRUE(ref);
-  const std::uint32_t ra = seg_->first_record_of(*a), rb = seg_->first_record_of(*b);
-  auto ga = store_->acquire(*a, ra, *ref, LockMode::kExclusive, shm::Clock::now());
+  std::uint32_t a, b;
+  SessionRef ref;
+  ASSERT_NO_FATAL_FAILURE(attach_two_and_create(a, b, ref));
+  const std::uint32_t ra = seg_->first_record_of(a), rb = seg_->first_record_of(b);
+  auto ga = locks_->acquire(a, ra, ref, LockMode::kExclusive, shm::Clock::now());
   ASSERT_TRUE(ga);
-  ASSERT_TRUE(store_->break_session_locks(*ref));
-  auto gb = store_->acquire(*b, rb, *ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(admin_->break_session_locks(ref));
+  auto gb = locks_->acquire(b, rb, ref, LockMode::kExclusive, shm::Clock::now());
   ASSERT_TRUE(gb) << "the next holder";
-  EXPECT_EQ(store_->destroy_session(*ref, &*ga).code(), ErrorCode::kStaleToken);
-  EXPECT_TRUE(store_->open_session("s")) << "the session lives on";
-  EXPECT_EQ(store_->grant_status(*gb), sessionbroker::detail::GrantStatus::kHeld);
-  EXPECT_EQ(shm::load(seg_->record(ra).state), static_cast<std::uint32_t>(shm::RecordState::kFree))
+  EXPECT_EQ(registry_->destroy_session(ref, &*ga).code(), ErrorCode::kStaleToken);
+  EXPECT_TRUE(registry_->open_session("s")) << "the session lives on";
+  EXPECT_EQ(locks_->grant_status(*gb), sessionbroker::detail::GrantStatus::kHeld);
+  EXPECT_EQ(shm::state(seg_->record(ra)), shm::RecordState::kFree)
       << "the broken record was given back";
-  EXPECT_TRUE(store_->release(*ref, *gb));
-  store_->detach_client(*a, seg_->client(*a).generation);
-  store_->detach_client(*b, seg_->client(*b).generation);
+  EXPECT_TRUE(locks_->release(ref, *gb));
+  registry_->detach_client(a, seg_->client(a).generation);
+  registry_->detach_client(b, seg_->client(b).generation);
 }
 
 // Finding 10 of issue 12. The broker reclaims a client whose pidfd fired only if the slot still
@@ -157,21 +168,58 @@ TEST_F(StoreTest, DestroyWithABrokenGrantIsStaleAndDestroysNothing) {
 // to check only the generation when the pidfd fired: a watch begun from a torn read (an old pid with
 // the new generation) reclaimed the live client now in the slot when the old process exited.
 TEST_F(StoreTest, ExitOfAProcessTheSlotNoLongerNamesReclaimsNothing) {
-  auto c = store_->attach_client(getpid());
+  auto c = registry_->attach_client(getpid());
   ASSERT_TRUE(c);
-  auto attached = store_->attached_clients();
+  auto attached = registry_->attached_clients();
   ASSERT_EQ(attached.size(), 1u);
   const sessionbroker::detail::ClientInfo now = attached[0];
   EXPECT_EQ(now.pid, getpid());
   sessionbroker::detail::ClientInfo torn = now;
   torn.pid = now.pid + 1;  // the slot's previous owner, say
-  EXPECT_FALSE(store_->reclaim_exited(torn));
+  EXPECT_FALSE(registry_->reclaim_exited(torn));
   sessionbroker::detail::ClientInfo old_start = now;
   old_start.start_time = now.start_time + 1;
-  EXPECT_FALSE(store_->reclaim_exited(old_start));
-  EXPECT_EQ(shm::load(seg_->client(*c).state), static_cast<std::uint32_t>(shm::ClientState::kLive));
-  EXPECT_TRUE(store_->reclaim_exited(now)) << "the watched process itself: reclaimed";
-  EXPECT_EQ(shm::load(seg_->client(*c).state), static_cast<std::uint32_t>(shm::ClientState::kFree));
+  EXPECT_FALSE(registry_->reclaim_exited(old_start));
+  EXPECT_EQ(shm::state(seg_->client(*c)), shm::ClientState::kLive);
+  EXPECT_TRUE(registry_->reclaim_exited(now)) << "the watched process itself: reclaimed";
+  EXPECT_EQ(shm::state(seg_->client(*c)), shm::ClientState::kFree);
+}
+
+// The broker's revoke deadline (break_overdue_revokes): a holder asked to release (a waiter
+// queued behind it) loses its grant once the deadline has passed since it was asked, and not
+// before; the waiter is then granted, and a grant nobody asked back is never broken.
+TEST_F(StoreTest, OverdueRevokeRequestsAreBrokenOnlyPastTheDeadline) {
+  std::uint32_t a, b;
+  SessionRef ref;
+  ASSERT_NO_FATAL_FAILURE(attach_two_and_create(a, b, ref));
+  constexpr std::uint64_t kDeadlineNs = 1'000'000'000;
+  auto ga = locks_->acquire(a, seg_->first_record_of(a), ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(ga);
+  EXPECT_TRUE(admin_->break_overdue_revokes(sessionbroker::detail::mono_ns() + 10 * kDeadlineNs, kDeadlineNs).empty())
+      << "nobody asked for the lock back";
+  std::optional<sessionbroker::Result<RecordGrant>> gb;
+  std::thread waiter([&] {
+    gb.emplace(locks_->acquire(b, seg_->first_record_of(b), ref, LockMode::kExclusive,
+                               shm::Clock::now() + std::chrono::seconds(20)));
+  });
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
+  const std::uint64_t asked = shm::load(seg_->record(ga->record).revoke_at_ns, std::memory_order_relaxed);
+  ASSERT_NE(asked, 0u);
+  EXPECT_TRUE(admin_->break_overdue_revokes(asked + kDeadlineNs - 1, kDeadlineNs).empty()) << "not overdue yet";
+  EXPECT_TRUE(admin_->break_overdue_revokes(asked + 10 * kDeadlineNs, 0).empty()) << "deadline 0: none";
+  EXPECT_EQ(locks_->grant_status(*ga), sessionbroker::detail::GrantStatus::kRevokeRequested);
+  auto broken = admin_->break_overdue_revokes(asked + kDeadlineNs, kDeadlineNs);
+  ASSERT_EQ(broken.size(), 1u);
+  EXPECT_EQ(broken[0].client, a);
+  EXPECT_EQ(broken[0].token, ga->token);
+  EXPECT_EQ(locks_->grant_status(*ga), sessionbroker::detail::GrantStatus::kLost);
+  waiter.join();
+  ASSERT_TRUE(*gb) << "the waiter is granted";
+  EXPECT_TRUE(admin_->break_overdue_revokes(asked + 10 * kDeadlineNs, kDeadlineNs).empty()) << "the new grant was not asked";
+  EXPECT_EQ(locks_->release(ref, *ga).code(), ErrorCode::kStaleToken);
+  EXPECT_TRUE(locks_->release(ref, **gb));
+  registry_->detach_client(a, seg_->client(a).generation);
+  registry_->detach_client(b, seg_->client(b).generation);
 }
 
 }  // namespace

@@ -201,7 +201,7 @@ TEST_F(ShmClaimTest, Claim05_LaneStaysClosedWhileASlowPathHasLetGoOfItsMutex) {
   auto q = attach();
   auto s = c->create("s");
   auto z = c->create("z");
-  pthread_mutex_t& z_mutex = seg_->session(store_->open_session("z")->slot).mutex.native;
+  pthread_mutex_t& z_mutex = seg_->session(registry_->open_session("z")->slot).mutex.native;
   std::mutex mu;
   std::condition_variable cv;
   bool z_asked = false, z_blocked = false, s_lost = false, go = false;
@@ -233,8 +233,8 @@ TEST_F(ShmClaimTest, Claim05_LaneStaysClosedWhileASlowPathHasLetGoOfItsMutex) {
   ASSERT_TRUE(arrived(z_asked));
   ASSERT_EQ(pthread_mutex_lock(&z_mutex), 0);
   set(z_blocked);
-  auto ref = store_->open_session("s");
-  ASSERT_TRUE(ref && store_->break_session_locks(*ref));  // as `sessionctl break-lock s`
+  auto ref = registry_->open_session("s");
+  ASSERT_TRUE(ref && admin_->break_session_locks(*ref));  // as `sessionctl break-lock s`
   ErrorCode first = ErrorCode::kOk;
   std::thread t1([&] { first = s->lock({"a"}, Mode::kExclusive, in(300ms)).code(); });
   ASSERT_TRUE(arrived(s_lost)) << "the first thread tells the callback, without the session's mutex";

@@ -40,7 +40,7 @@ class TrustTest : public ShmClaimTest {
     ASSERT_EQ(child.wait(), 0);
   }
   pthread_mutex_t& session_mutex(const std::string& id) {
-    return seg_->session(store_->open_session(id)->slot).mutex.native;
+    return seg_->session(registry_->open_session(id)->slot).mutex.native;
   }
 };
 
@@ -61,12 +61,12 @@ TEST_F(TrustTest, HolderListIndexOutOfRangeIsCorruptNotACrash) {
   auto s = a->create("s");
   auto held = s->lock({"a"}, Mode::kExclusive, in(5s));
   ASSERT_TRUE(held);
-  seg_->session(store_->open_session("s")->slot).holders_head = 0x7FFFFFF0u;
+  seg_->session(registry_->open_session("s")->slot).holders_head = 0x7FFFFFF0u;
   EXPECT_EQ(lock_code_in_child("s"), static_cast<int>(ErrorCode::kCorrupt));
 }
 
 TEST_F(TrustTest, UnrecoverableSessionMutexFailsTheCall) {
-  ASSERT_TRUE(store_->create_session("s", 0));
+  ASSERT_TRUE(registry_->create_session("s", 0));
   pthread_mutex_t& m = session_mutex("s");
   die_holding(m);
   ASSERT_EQ(pthread_mutex_lock(&m), EOWNERDEAD);
@@ -75,7 +75,7 @@ TEST_F(TrustTest, UnrecoverableSessionMutexFailsTheCall) {
 }
 
 TEST_F(TrustTest, GarbageSessionMutexFailsTheCall) {
-  ASSERT_TRUE(store_->create_session("s", 0));
+  ASSERT_TRUE(registry_->create_session("s", 0));
   pthread_mutex_t& m = session_mutex("s");
   m.__data.__kind = 0x7F;  // no mutex type glibc knows
   if (pthread_mutex_trylock(&m) != EINVAL) GTEST_SKIP() << "this glibc does not refuse the forged kind";
@@ -85,7 +85,7 @@ TEST_F(TrustTest, GarbageSessionMutexFailsTheCall) {
 // A repair that throws must not leave the mutex locked for ever: the next locker hears that the
 // mutex is unusable (ENOTRECOVERABLE) instead of waiting.
 TEST_F(TrustTest, RepairThatThrowsLeavesTheMutexUnusableNotLocked) {
-  ASSERT_TRUE(store_->create_session("s", 0));
+  ASSERT_TRUE(registry_->create_session("s", 0));
   pthread_mutex_t& m = session_mutex("s");
   die_holding(m);
   try {

@@ -28,11 +28,29 @@ void SegmentTest::create(const sessionbroker::shm::Capacities& caps) {
   auto seg = sessionbroker::detail::Segment::create(name_, opts);
   ASSERT_TRUE(seg) << seg.status().to_string();
   seg_ = std::move(*seg);
-  store_ = std::make_unique<sessionbroker::detail::Store>(*seg_);
+  bind_roles();
 }
 
+void RolePointers::bind(sessionbroker::detail::Segment& seg) {
+  namespace detail = sessionbroker::detail;
+  registry = std::make_unique<detail::Registry>(seg);
+  locks = std::make_unique<detail::LockTable>(seg, *registry);
+  blobs = std::make_unique<detail::BlobStore>(seg);
+  admin = std::make_unique<detail::Admin>(seg);
+}
+
+void RolePointers::reset() {
+  admin.reset();
+  blobs.reset();
+  locks.reset();
+  registry.reset();
+}
+
+void SegmentTest::bind_roles() { RolePointers{registry_, locks_, blobs_, admin_}.bind(*seg_); }
+void SegmentTest::reset_roles() { RolePointers{registry_, locks_, blobs_, admin_}.reset(); }
+
 void SegmentTest::TearDown() {
-  store_.reset();
+  reset_roles();
   seg_.reset();
   sessionbroker::detail::Segment::remove(name_);
 }

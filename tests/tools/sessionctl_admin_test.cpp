@@ -147,7 +147,7 @@ class SessionctlAdminTest : public ::testing::Test {
     if (!seg) return false;
     for (std::uint32_t i = 0; i < (*seg)->caps().max_clients; ++i) {
       const auto& c = (*seg)->client(i);
-      const auto state = static_cast<sessionbroker::shm::ClientState>(sessionbroker::shm::load(c.state));
+      const auto state = sessionbroker::shm::state(c);
       if (state != sessionbroker::shm::ClientState::kFree && c.pid == pid) return true;
     }
     return false;

@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "segment.hpp"
-#include "store.hpp"
+#include "admin.hpp"
 #include "subprocess.hpp"
 #include "tool_test_util.hpp"
 
@@ -78,9 +78,9 @@ class SessionctlTest : public ::testing::Test {
   std::vector<int> queued_pids(const std::string& session) {
     auto seg = sessionbroker::detail::Segment::open(segment_);
     if (!seg) return {};
-    sessionbroker::detail::Store store(**seg);
+    sessionbroker::detail::Admin admin(**seg);
     for (std::uint32_t slot = 0; slot < (*seg)->caps().max_sessions; ++slot) {
-      auto snap = store.snapshot(slot);
+      auto snap = admin.snapshot(slot);
       if (!snap || snap->id != session) continue;
       std::vector<int> pids;
       for (const auto& w : snap->queue) pids.push_back(w.pid);

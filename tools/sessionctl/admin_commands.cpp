@@ -3,7 +3,7 @@
 //
 // Process safety: like dump and check, these do not attach. An administrator is not a client: the
 // commands work when the client table is full and take no lock record. They map the segment and
-// call the Store's admin actions, which take the same mutexes as the lock protocol (the registry
+// call the store's admin actions (admin.hpp), which take the same mutexes as the lock protocol (the registry
 // mutex, then one session mutex at a time), so attached clients keep working throughout; the
 // holders concerned hear kLost exactly as when a revoke deadline passes.
 //
@@ -29,7 +29,9 @@
 #include "dump_render.hpp"
 #include "help.hpp"
 #include "segment.hpp"
-#include "store.hpp"
+#include "admin.hpp"
+#include "guards.hpp"
+#include "registry.hpp"
 
 namespace sessionctl {
 namespace {
@@ -76,14 +78,13 @@ bool confirmed(bool yes, const std::string& effect) {
   return false;
 }
 
-// The refusal check, the mapping, then `fn(store)`. A segment that cannot be mapped is reported.
+// The refusal check, the mapping, then `fn(segment)`. A segment that cannot be mapped is reported.
 template <class Fn>
 int run_admin(const std::string& command, const std::string& segment, bool yes, Fn&& fn) {
   if (auto refused = refuse_without_terminal(yes, command)) return *refused;
   auto seg = detail::Segment::open(segment);
   if (!seg) return fail(seg.status());
-  detail::Store store(**seg);
-  return fn(store);
+  return fn(**seg);
 }
 
 // ---- descriptions ----
@@ -111,10 +112,10 @@ struct SessionView {
 
 // The session and its holders, read together under its mutex. The snapshot is taken by slot, so
 // its id is compared: the slot may have gone to another session since the lookup.
-Result<SessionView> look_up_session(detail::Store& store, const std::string& id) {
-  auto ref = store.open_session(id);
+Result<SessionView> look_up_session(detail::Segment& seg, const std::string& id) {
+  auto ref = detail::Registry(seg).open_session(id);
   if (!ref) return ref.status();
-  auto snap = store.snapshot(ref->slot);
+  auto snap = detail::Admin(seg).snapshot(ref->slot);
   if (!snap || snap->id != id) return Status(ErrorCode::kNotFound, fmt::format("no session '{}'", id));
   return SessionView{*ref, std::move(*snap)};
 }
@@ -131,8 +132,8 @@ void print_broken(const std::string& id, const std::vector<Holder>& shown, const
 }
 
 int run_break_lock(const SessionArgs& a) {
-  return run_admin("break-lock", a.segment, a.yes, [&a](detail::Store& store) -> int {
-    auto view = look_up_session(store, a.session);
+  return run_admin("break-lock", a.segment, a.yes, [&a](detail::Segment& seg) -> int {
+    auto view = look_up_session(seg, a.session);
     if (!view) return fail(view.status());
     const auto& holders = view->snap.holders;
     if (holders.empty()) {
@@ -144,7 +145,7 @@ int run_break_lock(const SessionArgs& a) {
     if (!view->snap.queue.empty())
       effect += fmt::format(" (then the first of {} is granted)", plural(view->snap.queue.size(), "waiter", "waiters"));
     if (!confirmed(a.yes, effect)) return kExitError;
-    auto broken = store.break_session_locks(view->ref);
+    auto broken = detail::Admin(seg).break_session_locks(view->ref);
     if (!broken) return fail(broken.status());
     if (broken->empty()) fmt::print("session '{}' has no holder any more: nothing broken\n", a.session);
     print_broken(a.session, holders, *broken);
@@ -153,8 +154,8 @@ int run_break_lock(const SessionArgs& a) {
 }
 
 int run_expire(const SessionArgs& a) {
-  return run_admin("expire", a.segment, a.yes, [&a](detail::Store& store) -> int {
-    auto view = look_up_session(store, a.session);
+  return run_admin("expire", a.segment, a.yes, [&a](detail::Segment& seg) -> int {
+    auto view = look_up_session(seg, a.session);
     if (!view) return fail(view.status());
     const auto& snap = view->snap;
     std::string effect = fmt::format("remove session '{}' ({}, version {}) as if its TTL had passed", a.session,
@@ -164,7 +165,7 @@ int run_expire(const SessionArgs& a) {
     if (!snap.queue.empty())
       effect += fmt::format(", failing {}", plural(snap.queue.size(), "queued request", "queued requests"));
     if (!confirmed(a.yes, effect)) return kExitError;
-    if (Status st = store.destroy_session(view->ref, nullptr); !st) return fail(st);
+    if (Status st = detail::Registry(seg).destroy_session(view->ref, nullptr); !st) return fail(st);
     fmt::print("expired session={}\n", a.session);
     return kExitOk;
   });
@@ -178,18 +179,19 @@ struct ClientRef {
 
 // Under the registry mutex, which attach and detach hold: the slot's pid and generation belong to
 // the same attachment.
-std::optional<ClientRef> look_up_client(detail::Store& store, pid_t pid) {
-  auto guard = detail::registry_guard(store);
-  auto slot = store.find_client(pid);
+std::optional<ClientRef> look_up_client(detail::Segment& seg, pid_t pid) {
+  auto guard = detail::registry_guard(seg);
+  auto slot = detail::Admin(seg).find_client(pid);
   if (!slot) return std::nullopt;
-  return ClientRef{*slot, store.segment().client(*slot).generation};
+  return ClientRef{*slot, seg.client(*slot).generation};
 }
 
 // What eviction takes from the client: its locks and its queued requests, session by session.
-std::string describe_holdings(detail::Store& store, std::uint32_t client) {
+std::string describe_holdings(detail::Segment& seg, std::uint32_t client) {
   std::vector<std::string> locks, queued;
-  for (std::uint32_t slot = 0; slot < store.segment().caps().max_sessions; ++slot) {
-    auto snap = store.snapshot(slot);
+  detail::Admin admin(seg);
+  for (std::uint32_t slot = 0; slot < seg.caps().max_sessions; ++slot) {
+    auto snap = admin.snapshot(slot);
     if (!snap) continue;
     for (const auto& h : snap->holders)
       if (h.client == client) locks.push_back(fmt::format("'{}' {} token {}", snap->id, mode_name(h.mode), h.token));
@@ -206,14 +208,14 @@ std::string describe_holdings(detail::Store& store, std::uint32_t client) {
 }
 
 int run_evict(const EvictArgs& a) {
-  return run_admin("evict-client", a.segment, a.yes, [&a](detail::Store& store) -> int {
-    auto client = look_up_client(store, a.pid);
+  return run_admin("evict-client", a.segment, a.yes, [&a](detail::Segment& seg) -> int {
+    auto client = look_up_client(seg, a.pid);
     if (!client)
       return fail(Status(ErrorCode::kNotFound, fmt::format("pid {} is not attached to segment '{}'", a.pid, a.segment)));
     const std::string effect = fmt::format("evict pid {} (client {}): {}; its next call fails with kDetached", a.pid,
-                                           client->slot, describe_holdings(store, client->slot));
+                                           client->slot, describe_holdings(seg, client->slot));
     if (!confirmed(a.yes, effect)) return kExitError;
-    auto n = store.evict_client(client->slot, client->generation);
+    auto n = detail::Admin(seg).evict_client(client->slot, client->generation);
     if (!n) return fail(n.status());
     fmt::print("evicted pid={} client={} broken_or_cancelled={}\n", a.pid, client->slot, *n);
     return kExitOk;

@@ -12,7 +12,6 @@
 #include "commands.hpp"
 #include "help.hpp"
 #include "segment.hpp"
-#include "store.hpp"
 
 namespace sessionctl {
 namespace {
@@ -22,8 +21,7 @@ namespace detail = sessionbroker::detail;
 int run_check(const std::string& segment) {
   auto seg = detail::Segment::open(segment);
   if (!seg) return fail(seg.status());
-  detail::Store store(**seg);
-  const detail::CheckReport report = detail::check_segment(store);
+  const detail::CheckReport report = detail::check_segment(**seg);
   fmt::print("segment {}: {} sessions, {} clients, {} holders, {} waiters; blocks: {} in blobs, {} pending, {} free of {}\n",
              segment, report.sessions, report.clients, report.holders, report.waiters, report.blocks_used,
              report.blocks_pending, report.blocks_free, (*seg)->caps().block_count);

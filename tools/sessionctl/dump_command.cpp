@@ -2,7 +2,7 @@
 //
 // Process safety: dump does not attach (it takes no client slot and no lock record), so it works
 // when the client table is full and never disturbs the lock queues. It takes each session's mutex
-// for a moment (Store::snapshot) and the registry mutex while it copies the client table; it
+// for a moment (Admin::snapshot) and the registry mutex while it copies the client table; it
 // writes nothing to the segment except what the robust-mutex repair would write anyway.
 #include <cstdio>
 #include <memory>
@@ -15,7 +15,9 @@
 #include "help.hpp"
 #include "segment.hpp"
 #include "stats.hpp"
-#include "store.hpp"
+#include "admin.hpp"
+#include "blob_store.hpp"
+#include "guards.hpp"
 
 namespace sessionctl {
 namespace {
@@ -28,13 +30,12 @@ struct DumpArgs {
   bool json = false;
 };
 
-std::vector<ClientRow> copy_clients(detail::Store& store) {
-  const detail::Segment& seg = store.segment();
+std::vector<ClientRow> copy_clients(detail::Segment& seg) {
   std::vector<ClientRow> rows;
-  auto guard = detail::registry_guard(store);  // attach/detach/reclaim hold it: a slot is seen whole
+  auto guard = detail::registry_guard(seg);  // attach/detach/reclaim hold it: a slot is seen whole
   for (std::uint32_t i = 0; i < seg.caps().max_clients; ++i) {
     const auto& c = seg.client(i);
-    const auto state = static_cast<shm::ClientState>(shm::load(c.state));
+    const auto state = shm::state(c);
     if (state == shm::ClientState::kFree) continue;
     const auto counts = detail::counters_since_attach(seg, i);
     const auto at = [&](shm::Counter k) { return counts[static_cast<std::size_t>(k)]; };
@@ -43,23 +44,23 @@ std::vector<ClientRow> copy_clients(detail::Store& store) {
   return rows;
 }
 
-DumpModel collect(detail::Store& store, const std::string& name) {
+DumpModel collect(detail::Segment& seg, const std::string& name) {
   DumpModel m;
   m.segment = name;
-  const std::uint32_t slots = store.segment().caps().max_sessions;
+  const std::uint32_t slots = seg.caps().max_sessions;
+  detail::Admin admin(seg);
   for (std::uint32_t slot = 0; slot < slots; ++slot)
-    if (auto snap = store.snapshot(slot)) m.sessions.push_back(std::move(*snap));
-  m.clients = copy_clients(store);
-  m.free_blocks = store.free_blocks();
-  m.next_token = shm::load(store.segment().header().next_token, std::memory_order_relaxed);
+    if (auto snap = admin.snapshot(slot)) m.sessions.push_back(std::move(*snap));
+  m.clients = copy_clients(seg);
+  m.free_blocks = detail::BlobStore(seg).free_blocks();
+  m.next_token = shm::load(seg.header().next_token, std::memory_order_relaxed);
   return m;
 }
 
 int run_dump(const DumpArgs& a) {
   auto seg = detail::Segment::open(a.segment);
   if (!seg) return fail(seg.status());
-  detail::Store store(**seg);
-  const DumpModel m = collect(store, a.segment);
+  const DumpModel m = collect(**seg, a.segment);
   const std::string text = a.json ? render_json(m) : render_table(m);
   std::fwrite(text.data(), 1, text.size(), stdout);
   return std::fflush(stdout) == 0 ? kExitOk : kExitError;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "sessionbroker/shm/constants.hpp"
-#include "store.hpp"
+#include "admin.hpp"
 
 namespace sessionctl {
 

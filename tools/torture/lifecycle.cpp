@@ -16,7 +16,7 @@
 #include "life_worker.hpp"
 #include "segment.hpp"
 #include "sessionbroker/client.hpp"
-#include "store.hpp"
+#include "admin.hpp"
 #include "value.hpp"
 #include "verify.hpp"
 #include "worker.hpp"
@@ -55,7 +55,7 @@ std::uint64_t count_ghosts(detail::Segment& seg, const std::vector<pid_t>& worke
   for (int i = 0; i < 300; ++i, std::this_thread::sleep_for(10ms)) {
     taken.clear();
     for (std::uint32_t c = 0; c < seg.caps().max_clients; ++c)
-      if (shm::load(seg.client(c).state) != static_cast<std::uint32_t>(shm::ClientState::kFree)) taken.push_back(c);
+      if (shm::state(seg.client(c)) != shm::ClientState::kFree) taken.push_back(c);
     if (taken.empty()) return 0;
   }
   for (auto c : taken)
@@ -67,10 +67,10 @@ std::uint64_t count_ghosts(detail::Segment& seg, const std::vector<pid_t>& worke
 
 // Nobody attached: nobody may hold a session lock.
 std::uint64_t count_holders(detail::Segment& seg, std::vector<std::string>& msgs) {
-  detail::Store store(seg);
+  detail::Admin admin(seg);
   std::uint64_t n = 0;
   for (std::uint32_t slot = 0; slot < seg.caps().max_sessions; ++slot) {
-    auto snap = store.snapshot(slot);
+    auto snap = admin.snapshot(slot);
     if (!snap || snap->holders.empty()) continue;
     n += snap->holders.size();
     msgs.push_back(fmt::format("session '{}': {} holder(s) left, first pid {}", snap->id, snap->holders.size(), snap->holders[0].pid));

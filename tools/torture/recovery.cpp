@@ -18,7 +18,8 @@
 #include "clock.hpp"
 #include "segment.hpp"
 #include "sessionbroker/client.hpp"
-#include "store.hpp"
+#include "admin.hpp"
+#include "registry.hpp"
 
 namespace torture {
 namespace {
@@ -51,7 +52,7 @@ pid_t spawn_waiter(const std::string& segment, std::atomic<std::uint64_t>* grant
   _exit(l ? 0 : 1);
 }
 
-std::optional<Sample> one_death(const std::string& segment, detail::Store& store, std::atomic<std::uint64_t>* granted) {
+std::optional<Sample> one_death(const std::string& segment, detail::Segment& seg, std::atomic<std::uint64_t>* granted) {
   int ready[2];
   if (pipe(ready) != 0) return std::nullopt;
   const pid_t holder = spawn_holder(segment, ready[1]);
@@ -61,8 +62,9 @@ std::optional<Sample> one_death(const std::string& segment, detail::Store& store
   close(ready[1]);
   granted->store(0);
   const pid_t waiter = spawn_waiter(segment, granted);
-  const auto ref = store.open_session("r");
-  for (int i = 0; i < 10000 && store.snapshot(ref->slot)->queue.empty(); ++i) poll(nullptr, 0, 1);  // until queued
+  const auto ref = detail::Registry(seg).open_session("r");
+  detail::Admin admin(seg);
+  for (int i = 0; i < 10000 && admin.snapshot(ref->slot)->queue.empty(); ++i) poll(nullptr, 0, 1);  // until queued
   const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, holder, 0));
   const std::uint64_t t0 = detail::mono_ns();
   kill(holder, SIGKILL);
@@ -100,13 +102,12 @@ int measure_recovery(const std::string& broker_path, const std::string& segment,
     sessionbroker::broker::BrokerChild broker(broker_path, segment);
     if (!broker.start()) return fmt::print(stderr, "cannot start {}\n", broker_path), 1;
     auto seg = detail::Segment::open(segment);
-    detail::Store store(**seg);
-    (void)store.create_session("r", 0);
+    (void)detail::Registry(**seg).create_session("r", 0);
     if (!broker_up) broker.kill9();
     std::vector<Sample> samples;
     int failed = 0;
     for (int i = 0; i < rounds; ++i) {
-      if (auto s = one_death(segment, store, granted)) samples.push_back(*s);
+      if (auto s = one_death(segment, **seg, granted)) samples.push_back(*s);
       else ++failed;
     }
     report(broker_up ? "broker up" : "broker down", samples);

@@ -12,7 +12,8 @@
 #include "check.hpp"
 #include "segment.hpp"
 #include "sessionbroker/client.hpp"
-#include "store.hpp"
+#include "blob_store.hpp"
+#include "registry.hpp"
 #include "value.hpp"
 
 namespace torture {
@@ -109,16 +110,15 @@ void check_final_values(const std::string& segment, const std::map<Key, std::vec
 void check_segment_state(const std::string& segment, int sessions, VerifyResult& r) {
   auto seg = detail::Segment::open(segment);
   if (!seg) return r.messages.push_back(seg.status().to_string());
-  detail::Store store(**seg);
-  store.reclaim_all_dead();  // workers killed in the last moments, if no broker runs
-  const auto report = detail::check_segment(store);
+  detail::Registry(**seg).reclaim_all_dead();  // workers killed in the last moments, if no broker runs
+  const auto report = detail::check_segment(**seg);
   r.invariant_violations = report.violations.size();
   for (const auto& v : report.violations) r.messages.push_back(v.invariant + ": " + v.detail);
   if (report.waiters != 0) ++r.stuck, r.messages.push_back(fmt::format("{} waiters left queued", report.waiters));
   auto client = Client::attach(segment);
   for (int s = 0; client && s < sessions; ++s) (void)(*client)->destroy("t" + std::to_string(s), in(10s));
   if (client) (void)(*client)->detach();
-  r.leaked_blocks = (*seg)->caps().block_count - store.free_blocks();
+  r.leaked_blocks = (*seg)->caps().block_count - detail::BlobStore(**seg).free_blocks();
 }
 
 }  // namespace

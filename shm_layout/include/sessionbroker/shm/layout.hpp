@@ -15,6 +15,7 @@
 #include "sessionbroker/shm/lock_record.hpp"
 #include "sessionbroker/shm/segment_header.hpp"
 #include "sessionbroker/shm/session_slot.hpp"
+#include "sessionbroker/shm/state_words.hpp"
 
 namespace sessionbroker::shm {
 

@@ -14,7 +14,7 @@
 //     set_ttl/touch write it under the session mutex, a client's revoke thread (thread unlocks,
 //     within a second) without it. `ttl_ms` is written at create and by a holder's set_ttl.
 //   * `grants` and `waits` are read by tools without the mutex.
-// Crash of a session-mutex holder: the session repair (Store::repair_session in
+// Crash of a session-mutex holder: the session repair (Repair::repair_session in
 // libsession/src/repair.cpp) rebuilds holders, queue and mode from the lock records, then grants
 // and wakes; see LAYOUT.md "Repair summary".
 #pragma once

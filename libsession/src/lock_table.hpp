@@ -1,0 +1,126 @@
+// LockTable: the lock protocol on one session at a time (LAYOUT.md "Lock protocol", "Revoke
+// requests and the client library", and a holder's TTL operations in "Session table"): grant,
+// FIFO queue, revoke requests, release, breaks, and the expiry operations a holder's grant fences.
+//
+// Owns: the lock records (LockRecord) and, under each session's mutex, that session's lock state
+// (holders, queue, mode, tickets, grants/waits, last_used_ns, ttl_ms). Never the session's
+// existence (the registry's) nor its blob (the blob store's).
+// Lock order: one session mutex (SessionGuard) at a time, never with the registry or alloc mutex
+// taken inside it. The public operations take it themselves; the steps at the end are for roles
+// that already hold it.
+// Protocol: every state change of a record happens under its session's mutex and ends with one
+// release store of LockRecord::state; the waiting owner reads that word without the mutex. Grants
+// bump the record's `wake` word and futex-wake it after the state store, so no grant is missed.
+//
+// Depends on: Segment and the guards. Its one call upwards, the reclaim of a dead holder's client
+// by a waiter, goes through ClientReclaimer (the registry implements it).
+//
+// Thread safety: no mutable process-local state; any thread of any process mapping the segment.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "session_types.hpp"
+#include "store_types.hpp"
+
+namespace sessionbroker::detail {
+
+// The asking client of an acquire, as its library knows it: its slot's generation at attach (a
+// slot re-attached since is not the caller's), and a flag its detach raises to call waiters back
+// (it bumps their wake words after raising it). Both are process memory, never read by others.
+struct Caller {
+  std::uint32_t generation;
+  const std::atomic<bool>* cancelled;
+};
+
+// The status a grant's own record gives, read without a mutex: two loads of one cache line that
+// only the owner, the lock table (revoke requests, breaks) and repairs write. The owner may ask at
+// any time; a record it holds leaves kGranted only by its own release or by force (kBroken). The
+// record's state and revoke words are the grant's GrantWords (session_types.hpp).
+static_assert(kGrantHeldWord == shm::word(shm::RecordState::kGranted));
+inline GrantWords grant_words_of(const shm::LockRecord& r) { return {&r.state, &r.revoke}; }
+inline GrantStatus grant_status_of(const shm::LockRecord& r) { return grant_status_of(grant_words_of(r)); }
+
+// Reclaiming a dead client is the registry's work (registry.hpp), and the registry frees that
+// client's records through this table. A waiter that sees no grant for a while has its session's
+// dead holders reclaimed through this interface, so the dependency runs one way: registry -> lock
+// table. Returns true when a reclaim ran (see Registry::reclaim_if_dead).
+class ClientReclaimer {
+ public:
+  virtual bool reclaim_if_dead(std::uint32_t client, std::uint32_t generation) = 0;
+
+ protected:
+  ~ClientReclaimer() = default;
+};
+
+class LockTable {
+ public:
+  LockTable(Segment& seg, ClientReclaimer& reclaimer) : seg_(seg), reclaimer_(reclaimer) {}
+
+  // REQUIRES: `record` belongs to `client` and is kFree. `caller`, when given, fences a slot that
+  // changed hands and lets a detach call the wait back (kDetached).
+  Result<RecordGrant> acquire(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
+                              Clock::time_point deadline, const Caller* caller = nullptr);
+  // The same, but granted only at once (the queue empty and the mode compatible); otherwise kBusy,
+  // and the try leaves no trace: nothing queued, no revoke request raised, `record` still kFree.
+  Result<RecordGrant> try_acquire(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
+                                  const Caller* caller = nullptr);
+  // Gives the lock back. kStaleToken if it was broken meanwhile (the record is freed either way).
+  Status release(SessionRef ref, const RecordGrant& g);
+  // Takes a lock away by force (revoke deadline, break-lock): the token goes stale at once.
+  bool break_lock(std::uint32_t record, std::uint64_t token);
+  // grant_status_of() the grant's own record; kLost when `g` names no record.
+  GrantStatus grant_status(const RecordGrant& g) const;
+  void touch(SessionRef ref);
+  // Checks the holders of `slot` and reclaims dead ones (used by waiters while the broker is down).
+  void reclaim_dead_holders(std::uint32_t slot);
+
+  // A holder's expiry operations, fenced by its grant: kStaleToken (nothing changed) unless `g`
+  // still holds the session. set_ttl writes ttl_ms (0: the segment's default) and restarts the
+  // idle clock; touch restarts it; ttl_remaining gives the ms left before the broker may expire the
+  // session once it is free (0 when already past; nullopt when its TTL is 0, "never").
+  Status set_ttl(SessionRef ref, const RecordGrant& g, std::uint64_t ttl_ms);
+  Status touch(SessionRef ref, const RecordGrant& g);
+  Result<std::optional<std::uint64_t>> ttl_remaining(SessionRef ref, const RecordGrant& g);
+
+  // ---- steps for the roles above (registry, blob store, admin, repair), all REQUIRES: the
+  // session mutex of `s` ----
+  // Whether `g` holds the live session `ref` (the fence of every holder's operation).
+  static bool holds(const Segment& seg, const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g);
+  // Takes `rec` out of the session, grants whoever that unblocks, and leaves the record in
+  // `final_state` (kFree when its owner gives it back, kBroken when taken by force).
+  void remove_record(shm::SessionSlot& s, std::uint32_t rec, shm::RecordState final_state);
+  // Every holder and waiter of `s` but `own` ends kBroken (owners woken and notified; `own`, if
+  // linked, ends kFree); the lists are emptied without a grant pass. Returns how many broke.
+  int break_all_locked(shm::SessionSlot& s, const RecordGrant* own);
+  // Grants the head of the queue while it is compatible (I4), then asks the holders to release
+  // if anyone is still queued.
+  void grant_waiters(shm::SessionSlot& s);
+  // Raises every holder's revoke flag and wakes its owner's revoke thread, except for the first
+  // `just_granted` holders of the list: threads that grant_waiters is about to wake read the flag.
+  void request_revoke(shm::SessionSlot& s, std::uint32_t just_granted = 0);
+
+ private:
+  // All REQUIRES: session mutex of `s`.
+  void prepare_record(std::uint32_t rec, SessionRef ref, shm::LockMode mode);  // a request's fields
+  bool compatible(const shm::SessionSlot& s, shm::LockMode mode) const;
+  void grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_ns);  // now_ns 0: granted at once, untimed
+  void enqueue(shm::SessionSlot& s, std::uint32_t rec);
+  bool unlink(shm::SessionSlot& s, std::uint32_t rec);
+  void clear_revoke_flags(shm::SessionSlot& s);
+  // kDetached/kNoSegment after taking `record` back out of the session.
+  Status withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, std::uint32_t record, const Caller* caller);
+  // Takes a waiter's record out of the queue (or a grant that raced it back out of the holder
+  // list) and frees it; `why` is what the waiter is told.
+  Status withdraw(shm::SessionSlot& s, std::uint32_t record, Status why);
+  // No mutex held: the waiting owner's loop.
+  Result<RecordGrant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline, const Caller* caller);
+
+  Segment& seg_;
+  ClientReclaimer& reclaimer_;
+};
+
+}  // namespace sessionbroker::detail
