@@ -41,4 +41,17 @@ std::optional<SessionSnapshot> Store::snapshot(std::uint32_t slot) {
   return snap;
 }
 
+Result<std::vector<std::int32_t>> Store::holder_pids(SessionRef ref) {
+  if (ref.slot >= seg_.caps().max_sessions) return Status(ErrorCode::kNotFound, "no such session");
+  SessionGuard guard(*this, ref.slot);
+  const auto& s = seg_.session(ref.slot);
+  if (s.state != static_cast<std::uint32_t>(shm::SessionState::kLive) || s.generation != ref.gen)
+    return Status(ErrorCode::kNotFound, "session was destroyed or expired");
+  std::vector<std::int32_t> pids;
+  std::uint32_t steps = 0;
+  for (std::uint32_t h = s.holders_head; h < seg_.record_count() && steps++ < seg_.record_count(); h = seg_.record(h).next)
+    pids.push_back(seg_.client(seg_.client_of_record(h)).pid);
+  return pids;
+}
+
 }  // namespace sessionbroker::detail

@@ -120,6 +120,9 @@ class Store {
   // destroy is fenced: kStaleToken (nothing destroyed) unless `own` still holds the session.
   Status destroy_session(SessionRef ref, const RecordGrant* own);
   std::vector<std::string> list_sessions();
+  // The pids of the processes holding `ref`'s lock now (snapshot.cpp), read under its session
+  // mutex; kNotFound once it was destroyed or expired. A holder may release right after.
+  Result<std::vector<std::int32_t>> holder_pids(SessionRef ref);
   // Broker: destroys `slot` if it is live, unheld, unqueued and idle past its TTL; if it is held
   // but idle, asks the holders to release. Returns the id of the session it destroyed.
   std::optional<std::string> expire_if_idle(std::uint32_t slot, std::uint64_t now_mono_ns);
