@@ -61,6 +61,8 @@ class Backend {
   // (nothing destroyed) unless `own` still holds it; `own` is released either way.
   virtual Status destroy_session(SessionHandle s, const Grant* own) = 0;
   virtual Result<std::vector<std::string>> list_sessions() = 0;
+  // The pids of the processes holding the session's lock now (for messages: who holds it).
+  virtual Result<std::vector<std::int32_t>> holder_pids(SessionHandle s) = 0;
 
   // Process-level lock. Blocks (queued FIFO) until granted or the deadline.
   virtual Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) = 0;

@@ -192,3 +192,14 @@ int sb_session_release(sb_session* s, int64_t timeout_ms) {
 }
 
 uint64_t sb_session_token(const sb_session* s) { return s ? s->session.token() : 0; }
+
+int sb_session_holders(sb_session* s, int32_t* pids, size_t cap, size_t* count) {
+  return c_boundary([&] {
+    if (!s || !count || (!pids && cap > 0)) return c_invalid("session handle, pids or count is NULL");
+    auto r = s->session.holder_pids();
+    if (!r) return c_result(r.status());
+    *count = r->size();
+    for (size_t i = 0; i < r->size() && i < cap; ++i) pids[i] = (*r)[i];
+    return kOk;
+  });
+}

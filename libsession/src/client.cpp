@@ -151,6 +151,10 @@ Status Session::release(Deadline deadline) {
 }
 std::uint64_t Session::token() const { return local_->token(); }
 bool Session::held() const { return local_->held(); }
+Result<std::vector<std::int32_t>> Session::holder_pids() const {
+  if (Status st = client_->usable(); !st) return st;
+  return client_->backend().holder_pids(local_->handle());
+}
 
 // ---- SessionLock ----
 

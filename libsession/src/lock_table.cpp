@@ -433,4 +433,17 @@ Result<std::optional<std::uint64_t>> LockTable::ttl_remaining(SessionRef ref, co
   return std::optional<std::uint64_t>(left_ns / 1'000'000 + (left_ns % 1'000'000 != 0));  // rounded up
 }
 
+Result<std::vector<std::int32_t>> LockTable::holder_pids(SessionRef ref) {
+  if (ref.slot >= seg_.caps().max_sessions) return Status(ErrorCode::kNotFound, "no such session");
+  auto& s = seg_.session(ref.slot);
+  SessionGuard sg(seg_, ref.slot);
+  if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)
+    return Status(ErrorCode::kNotFound, "session was destroyed or expired");
+  std::vector<std::int32_t> pids;
+  std::uint32_t steps = 0;
+  for (std::uint32_t h = s.holders_head; h < seg_.record_count() && steps++ < seg_.record_count(); h = seg_.record(h).next)
+    pids.push_back(seg_.client(seg_.client_of_record(h)).pid);
+  return pids;
+}
+
 }  // namespace sessionbroker::detail

@@ -85,6 +85,9 @@ class LockTable {
   Status set_ttl(SessionRef ref, const RecordGrant& g, std::uint64_t ttl_ms);
   Status touch(SessionRef ref, const RecordGrant& g);
   Result<std::optional<std::uint64_t>> ttl_remaining(SessionRef ref, const RecordGrant& g);
+  // The pids of the processes holding `ref`'s lock now, read under its session mutex; kNotFound
+  // once it was destroyed or expired. A holder may release right after (for messages only).
+  Result<std::vector<std::int32_t>> holder_pids(SessionRef ref);
 
   // ---- steps for the roles above (registry, blob store, admin, repair), all REQUIRES: the
   // session mutex of `s` ----

@@ -165,6 +165,12 @@ Result<std::vector<std::string>> ShmBackend::list_sessions() {
   return call([&]() -> Result<std::vector<std::string>> { return registry_.list_sessions(); });
 }
 
+Result<std::vector<std::int32_t>> ShmBackend::holder_pids(SessionHandle s) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
+  return call([&]() -> Result<std::vector<std::int32_t>> { return locks_.holder_pids(*ref); });
+}
+
 Result<Grant> ShmBackend::acquire(SessionHandle s, Mode mode, Clock::time_point deadline) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();

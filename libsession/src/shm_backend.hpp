@@ -42,6 +42,7 @@ class ShmBackend final : public Backend {
   Result<SessionHandle> open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) override;
   Status destroy_session(SessionHandle s, const Grant* own) override;
   Result<std::vector<std::string>> list_sessions() override;
+  Result<std::vector<std::int32_t>> holder_pids(SessionHandle s) override;
   Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) override;
   Result<Grant> try_acquire(SessionHandle s, Mode mode) override;
   Status release(SessionHandle s, const Grant& g) override;

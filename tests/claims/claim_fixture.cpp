@@ -136,10 +136,9 @@ std::optional<Snapshot> ClaimFixture::snap(const std::string& id) {
   auto info = etcd::read_session(*etcd_->client, etcd_->keys, id);
   if (!info) return std::nullopt;
   // The pid of each process lease, from the client keys of every host.
+  auto pids = etcd::registered_pids(*etcd_->client, etcd_->keys);
   std::map<std::int64_t, pid_t> pid_of;
-  const std::string clients = etcd_->keys.prefix + "/c/";
-  if (auto r = etcd_->client->range(clients, etcd::prefix_end(clients)))
-    for (const auto& kv : r->kvs()) pid_of[kv.lease()] = static_cast<pid_t>(std::stol(kv.value()));
+  if (pids) pid_of.insert(pids->begin(), pids->end());
   bool any_exclusive_after = false;
   for (auto it = info->queue.rbegin(); it != info->queue.rend(); ++it) {
     const Mode m = it->exclusive ? Mode::kExclusive : Mode::kShared;

@@ -31,6 +31,11 @@ TEST_F(CApiTest, TryLockIsBusyAndLeavesNoTraceTimeoutTimesOut) {
     return 0;
   });
   ASSERT_EQ(holder.channel().receive(), "held");
+  int32_t pid = 0;
+  size_t n = 0;
+  ASSERT_EQ(sb_session_holders(s, &pid, 1, &n), SB_OK) << sb_last_error();
+  EXPECT_EQ(n, 1u);
+  EXPECT_EQ(pid, static_cast<int32_t>(holder.pid())) << "the holder named is the child";
   sb_lock* l = nullptr;
   EXPECT_EQ(sb_lock_all(s, SB_SHARED, 0, &l), SB_BUSY);
   const char* names[] = {"a"};

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "c_api_fixture.hpp"
 
 namespace sbtest {
@@ -125,6 +127,33 @@ TEST_F(CApiTest, SessionsAreCreatedOpenedListedAndDestroyed) {
   sb_session_free(s);
   sb_session_free(s2);
   sb_session_free(s2b);
+}
+
+// Who holds a session: this process's pid while it holds the process lock (cached after the
+// thread unlock too), nobody after it gave it back; a short buffer still gets the count; a
+// destroyed session is SB_NOT_FOUND. A child holder's pid: TryLockIsBusyAndLeavesNoTrace.
+TEST_F(CApiTest, HoldersNameTheHoldingProcesses) {
+  sb_session* s = open_or_create("s");
+  int32_t pids[4] = {0, 0, 0, 0};
+  size_t n = 99;
+  ASSERT_EQ(sb_session_holders(s, pids, 4, &n), SB_OK) << sb_last_error();
+  EXPECT_EQ(n, 0u) << "nobody holds a new session";
+  sb_lock* l = lock1(s, "a", SB_EXCLUSIVE);
+  sb_unlock(l);
+  ASSERT_EQ(sb_session_holders(s, pids, 4, &n), SB_OK);
+  ASSERT_EQ(n, 1u) << "the process lock stays cached after the thread unlock";
+  EXPECT_EQ(pids[0], static_cast<int32_t>(getpid()));
+  ASSERT_EQ(sb_session_holders(s, nullptr, 0, &n), SB_OK);
+  EXPECT_EQ(n, 1u) << "no buffer: the count alone";
+  EXPECT_EQ(sb_session_holders(s, nullptr, 1, &n), SB_INVALID_ARGUMENT);
+  EXPECT_EQ(sb_session_holders(nullptr, pids, 4, &n), SB_INVALID_ARGUMENT);
+  EXPECT_EQ(sb_session_holders(s, pids, 4, nullptr), SB_INVALID_ARGUMENT);
+  ASSERT_EQ(sb_session_release(s, 5000), SB_OK) << sb_last_error();
+  ASSERT_EQ(sb_session_holders(s, pids, 4, &n), SB_OK);
+  EXPECT_EQ(n, 0u) << "released";
+  ASSERT_EQ(sb_destroy(c_, "s", 1, 5000), SB_OK);
+  EXPECT_EQ(sb_session_holders(s, pids, 4, &n), SB_NOT_FOUND);
+  sb_session_free(s);
 }
 
 TEST_F(CApiTest, ValuesGoIntoTheCallersBufferOrAllocator) {

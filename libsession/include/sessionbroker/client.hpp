@@ -103,6 +103,10 @@ class SESSIONBROKER_EXPORT Session {
   // The process-level lock's token, or 0 when not held.
   std::uint64_t token() const;
   bool held() const;
+  // The pids of the processes holding the session's process-level lock now: one exclusive holder
+  // or the shared holders (this process among them if it holds it), empty when free. A snapshot
+  // for messages and tools ("held by pid 1234"): a holder may release right after.
+  Result<std::vector<std::int32_t>> holder_pids() const;
 
  private:
   friend class detail::ClientImpl;

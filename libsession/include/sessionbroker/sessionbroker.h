@@ -114,6 +114,11 @@ SB_API void sb_session_free(sb_session* s);
 SB_API int sb_session_release(sb_session* s, int64_t timeout_ms);
 /* The process lock's token, or 0 when not held. */
 SB_API uint64_t sb_session_token(const sb_session* s);
+/* The pids of the processes holding the session's process lock now (one exclusive holder, or the
+ * shared holders; this process too if it holds it): up to cap of them into pids (NULL allowed when
+ * cap is 0), and *count = how many there are (more than cap: call again with a larger buffer).
+ * A snapshot for messages ("held by pid 1234"): a holder may release right after. */
+SB_API int sb_session_holders(sb_session* s, int32_t* pids, size_t cap, size_t* count);
 
 /* ---- locks ---- */
 /* Locks `count` attributes (names[i] of name_lens[i] bytes; any order, duplicates allowed) for the

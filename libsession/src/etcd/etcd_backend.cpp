@@ -222,6 +222,20 @@ Result<SessionInfo> read_session(Client& client, const Keys& keys, std::string_v
   return info;
 }
 
+Result<std::map<std::int64_t, std::int32_t>> registered_pids(Client& client, const Keys& keys) {
+  const std::string p = keys.prefix + "/c/";
+  auto r = client.range(p, prefix_end(p));
+  if (!r) return r.status();
+  std::map<std::int64_t, std::int32_t> out;
+  for (const auto& kv : r->kvs()) {
+    std::int32_t pid = 0;
+    const std::string& v = kv.value();
+    for (std::size_t i = 0; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) pid = pid * 10 + (v[i] - '0');
+    out[kv.lease()] = pid;
+  }
+  return out;
+}
+
 // ---- the process's view of one session ----
 
 // Everything this process knows of one session: its queue as the watch reported it (valid once
@@ -563,6 +577,22 @@ Result<std::vector<std::string>> EtcdBackend::list_sessions() {
     for (const auto& kv : r->kvs())
       if (auto id = keys_.id_of(kv.key())) ids.push_back(std::move(*id));
     return ids;
+  });
+}
+
+Result<std::vector<std::int32_t>> EtcdBackend::holder_pids(SessionHandle s) {
+  auto v = view(s);
+  if (!v) return v.status();
+  return call([&]() -> Result<std::vector<std::int32_t>> {
+    auto info = read_session(*client_, keys_, (*v)->id);
+    if (!info) return info.status();
+    if (info->generation != (*v)->generation) return Status(ErrorCode::kNotFound, "session was destroyed or expired");
+    auto pids = registered_pids(*client_, keys_);
+    if (!pids) return pids.status();
+    std::vector<std::int32_t> out;
+    for (const auto& e : info->queue)
+      if (e.granted && pids->count(e.lease)) out.push_back(pids->at(e.lease));
+    return out;
   });
 }
 

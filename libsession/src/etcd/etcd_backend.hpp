@@ -94,6 +94,8 @@ struct SessionInfo {
 };
 // Reads a session and its queue in one consistent range.
 Result<SessionInfo> read_session(Client& client, const Keys& keys, std::string_view id);
+// The pid each process lease registered (PREFIX/c/<host>/<lease> of every host), by lease.
+Result<std::map<std::int64_t, std::int32_t>> registered_pids(Client& client, const Keys& keys);
 
 class EtcdBackend final : public Backend {
  public:
@@ -109,6 +111,7 @@ class EtcdBackend final : public Backend {
   Result<SessionHandle> open_or_create_session(std::string_view id, std::uint64_t ttl_ms, bool& created) override;
   Status destroy_session(SessionHandle s, const Grant* own) override;
   Result<std::vector<std::string>> list_sessions() override;
+  Result<std::vector<std::int32_t>> holder_pids(SessionHandle s) override;
   Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) override;
   Result<Grant> try_acquire(SessionHandle s, Mode mode) override;
   Status release(SessionHandle s, const Grant& g) override;
