@@ -4,7 +4,7 @@
 #include "backend.hpp"
 #include "shm_backend.hpp"
 #if defined(SESSIONBROKER_WITH_ETCD)
-#include "etcd/etcd_backend.hpp"
+#include "etcd/agent_backend.hpp"
 #endif
 
 namespace sessionbroker::detail {
@@ -12,7 +12,8 @@ namespace sessionbroker::detail {
 Result<std::unique_ptr<Backend>> open_backend(const std::string& store) {
   if (store.starts_with("etcd://")) {
 #if defined(SESSIONBROKER_WITH_ETCD)
-    auto etcd = etcd::EtcdBackend::attach(store);
+    // In an agent process of its own: gRPC must never run in a process that forks (agent_backend.hpp).
+    auto etcd = etcd::AgentBackend::attach(store);
     if (!etcd) return etcd.status();
     return std::unique_ptr<Backend>(std::move(*etcd));
 #else

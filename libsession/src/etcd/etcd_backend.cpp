@@ -340,12 +340,13 @@ struct EtcdBackend::SessionView {
 
 // ---- attach, detach ----
 
-Result<std::unique_ptr<EtcdBackend>> EtcdBackend::attach(const std::string& address) {
+Result<std::unique_ptr<EtcdBackend>> EtcdBackend::attach(const std::string& address, SharedWords* words,
+                                                         pid_t owner) {
   auto a = parse_address(address);
   if (!a) return a.status();
   auto client = Client::connect(a->endpoints);
   if (!client) return client.status();
-  std::unique_ptr<EtcdBackend> b(new EtcdBackend(std::move(*a), std::move(*client)));
+  std::unique_ptr<EtcdBackend> b(new EtcdBackend(std::move(*a), std::move(*client), words, owner != 0 ? owner : ::getpid()));
   if (auto lease = b->process_lease(); !lease) {
     return Status(lease.code(), fmt::format("attach to '{}': {}", address, lease.status().message()));
   }
@@ -361,13 +362,16 @@ std::string host_id() {
 }
 }  // namespace
 
-EtcdBackend::EtcdBackend(Address address, std::unique_ptr<Client> client)
+EtcdBackend::EtcdBackend(Address address, std::unique_ptr<Client> client, SharedWords* words, pid_t owner)
     : address_(std::move(address)),
       keys_{address_.prefix},
       host_(host_id()),
+      owner_(owner),
       fork_epoch_(fork_epoch()),
       client_(std::move(client)),
-      slots_(new GrantSlot[kGrantSlots]) {
+      own_words_(words ? nullptr : std::make_unique<SharedWords>()),
+      words_(words ? words : own_words_.get()),
+      slots_(words_->slots) {
   for (std::uint32_t i = kGrantSlots; i-- > 0;) free_slots_.push_back(i);
   keep_alive_ = std::make_unique<KeepAlive>(*client_, [this](std::int64_t lease, const std::string& why) {
     on_lease_lost(lease, why);
@@ -442,7 +446,7 @@ Result<std::int64_t> EtcdBackend::process_lease() {
   if (lease_ != 0) return lease_;
   auto lease = client_->grant(kProcessLeaseTtlSeconds);
   if (!lease) return lease.status();
-  const std::string value = fmt::format("{} {}", ::getpid(), process_start_time(::getpid()).value_or(0));
+  const std::string value = fmt::format("{} {}", owner_, process_start_time(owner_).value_or(0));
   auto put = client_->put(keys_.client(host_, lease->id), value, lease->id);
   if (!put) {
     (void)client_->revoke(lease->id);
@@ -613,7 +617,7 @@ void EtcdBackend::free_slot(std::uint32_t slot) {
   free_slots_.push_back(slot);
 }
 
-void EtcdBackend::notify() { shm::bump_and_wake(epoch_); }
+void EtcdBackend::notify() { shm::bump_and_wake(words_->epoch); }
 
 Status EtcdBackend::open_watch(const std::shared_ptr<SessionView>& v) {
   {
@@ -998,9 +1002,9 @@ Result<std::optional<std::uint64_t>> EtcdBackend::ttl_remaining(SessionHandle s,
 
 // ---- notifications ----
 
-std::uint32_t EtcdBackend::notification_epoch() { return shm::load(epoch_); }
+std::uint32_t EtcdBackend::notification_epoch() { return shm::load(words_->epoch); }
 void EtcdBackend::wait_notification(std::uint32_t seen, Clock::time_point deadline) {
-  shm::futex_wait(epoch_, seen, deadline);
+  shm::futex_wait(words_->epoch, seen, deadline);
 }
 void EtcdBackend::interrupt_notification_wait() { notify(); }
 

@@ -57,6 +57,20 @@ inline constexpr std::uint32_t kMaxValueBytes = 512 * 1024;
 inline constexpr std::size_t kMaxSessionBytes = 1024 * 1024;  // etcd refuses requests over 1.5 MiB
 inline constexpr std::size_t kGrantSlots = 4096;               // grants and requests in flight per process
 
+// The words the fast lane and the revoke thread read without a call: a grant's state and revoke
+// words per slot, and the notification epoch. In the application's memory when the backend runs
+// there; in a memfd mapped by both when it runs in the agent (agent_backend.hpp), so that the
+// application reads them as if they were its own.
+struct GrantSlot {
+  std::uint32_t state = 0;   // kGrantHeldWord while granted (GrantWords::state)
+  std::uint32_t revoke = 0;  // GrantWords::revoke
+};
+struct SharedWords {
+  std::uint32_t epoch = 0;  // futex word, bumped on revoke requests and losses
+  std::uint32_t reserved = 0;
+  GrantSlot slots[kGrantSlots];
+};
+
 // The keys of the store at `prefix` (the layout above).
 struct Keys {
   std::string prefix;
@@ -99,7 +113,11 @@ Result<std::map<std::int64_t, std::int32_t>> registered_pids(Client& client, con
 
 class EtcdBackend final : public Backend {
  public:
-  static Result<std::unique_ptr<EtcdBackend>> attach(const std::string& address);
+  // `words`: where to keep the shared words (the agent's memfd); null: in this object. `owner`:
+  // the process the locks are for, as registered for brokers and tools (0: this one; the agent
+  // names its application).
+  static Result<std::unique_ptr<EtcdBackend>> attach(const std::string& address, SharedWords* words = nullptr,
+                                                     pid_t owner = 0);
   ~EtcdBackend() override;
 
   void close() override;
@@ -132,12 +150,8 @@ class EtcdBackend final : public Backend {
 
  private:
   struct SessionView;
-  struct GrantSlot {
-    std::uint32_t state = 0;   // kGrantHeldWord while granted (GrantWords::state)
-    std::uint32_t revoke = 0;  // GrantWords::revoke
-  };
 
-  EtcdBackend(Address address, std::unique_ptr<Client> client);
+  EtcdBackend(Address address, std::unique_ptr<Client> client, SharedWords* words, pid_t owner);
   template <class F>
   auto call(F&& f) -> decltype(f());
   Result<std::shared_ptr<SessionView>> view(SessionHandle s);
@@ -158,6 +172,7 @@ class EtcdBackend final : public Backend {
   const Address address_;
   const Keys keys_;
   const std::string host_;
+  const pid_t owner_;
   const std::uint64_t fork_epoch_;
   std::unique_ptr<Client> client_;
 
@@ -168,11 +183,12 @@ class EtcdBackend final : public Backend {
   std::vector<std::shared_ptr<SessionView>> views_;  // GUARDED_BY(views_mu_), index = SessionHandle::key
   std::map<std::string, std::uint64_t, std::less<>> view_of_id_;  // GUARDED_BY(views_mu_): latest view per id
 
-  std::unique_ptr<GrantSlot[]> slots_;
+  std::unique_ptr<SharedWords> own_words_;  // when not given one
+  SharedWords* const words_;
+  GrantSlot* const slots_;
   std::mutex slots_mu_;
   std::vector<std::uint32_t> free_slots_;  // GUARDED_BY(slots_mu_)
 
-  std::uint32_t epoch_ = 0;  // notification word (futex), bumped on revoke requests and losses
   CallGate gate_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> detached_{false};

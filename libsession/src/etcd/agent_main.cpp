@@ -1,0 +1,233 @@
+// sessionbroker-etcd-agent: the process that talks to etcd for one attached application process
+// (agent_backend.hpp says why it is a process of its own). Started by the library, never by hand:
+//   sessionbroker-etcd-agent ADDRESS PID with fd 3 the socket to the application and fd 4 the memfd
+//                                        of the shared words (etcd_backend.hpp SharedWords)
+// It attaches an EtcdBackend, says how that went (frame 0), then serves one request per frame,
+// each on its own thread (an acquire may wait; others must not wait behind it), until EOF. At EOF
+// (the application detached, exited or was killed) it detaches: the process lease is revoked and
+// every lock of the application passes on at once.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "etcd/agent_protocol.hpp"
+#include "etcd/etcd_backend.hpp"
+
+using namespace sessionbroker;
+using namespace sessionbroker::detail;
+using namespace sessionbroker::detail::etcd;
+using agent::Op;
+
+namespace {
+
+constexpr int kSocket = 3;
+constexpr int kWords = 4;
+
+std::mutex g_write_mu;
+
+void reply(std::uint64_t id, const Status& st, const agent::Writer& payload = {}) {
+  agent::Writer w;
+  w.u64(id);
+  w.u8(static_cast<std::uint8_t>(st.code()));
+  w.str(st.message());
+  std::string frame = w.frame();
+  const std::uint32_t len = static_cast<std::uint32_t>(frame.size() - 4 + payload.bytes().size());
+  std::memcpy(frame.data(), &len, 4);
+  frame += payload.bytes();
+  std::lock_guard lk(g_write_mu);
+  (void)agent::write_all(kSocket, frame);  // the application may be gone: nothing to tell then
+}
+
+SessionHandle handle(agent::Reader& in) { return {in.u64(), in.u64()}; }
+Grant grant(agent::Reader& in) { return {in.u64(), in.u64()}; }
+void put(agent::Writer& w, SessionHandle h) {
+  w.u64(h.key);
+  w.u64(h.generation);
+}
+
+// One request: decode, call the backend, reply.
+void serve(EtcdBackend& b, std::uint64_t id, Op op, agent::Reader in) {
+  agent::Writer out;
+  Status st;
+  auto bad = [&] { return Status(ErrorCode::kInvalidArgument, "etcd agent: malformed request"); };
+  switch (op) {
+    case Op::kClose:
+      b.close();
+      break;
+    case Op::kDetach:
+      st = b.detach();
+      break;
+    case Op::kCreate: case Op::kOpen: case Op::kOpenOrCreate: {
+      const std::string sid = in.str();
+      const std::uint64_t ttl = op == Op::kOpen ? 0 : in.u64();
+      if (in.failed()) { st = bad(); break; }
+      bool created = false;
+      auto h = op == Op::kCreate ? b.create_session(sid, ttl)
+               : op == Op::kOpen ? b.open_session(sid)
+                                 : b.open_or_create_session(sid, ttl, created);
+      if (!h) { st = h.status(); break; }
+      put(out, *h);
+      if (op == Op::kOpenOrCreate) out.u8(created);
+      break;
+    }
+    case Op::kDestroy: {
+      const SessionHandle h = handle(in);
+      const bool has_own = in.u8() != 0;
+      const Grant g = grant(in);
+      st = in.failed() ? bad() : b.destroy_session(h, has_own ? &g : nullptr);
+      break;
+    }
+    case Op::kList: {
+      auto ids = b.list_sessions();
+      if (!ids) { st = ids.status(); break; }
+      out.u32(static_cast<std::uint32_t>(ids->size()));
+      for (const auto& i : *ids) out.str(i);
+      break;
+    }
+    case Op::kHolders: {
+      const SessionHandle h = handle(in);
+      if (in.failed()) { st = bad(); break; }
+      auto pids = b.holder_pids(h);
+      if (!pids) { st = pids.status(); break; }
+      out.u32(static_cast<std::uint32_t>(pids->size()));
+      for (auto p : *pids) out.u32(static_cast<std::uint32_t>(p));
+      break;
+    }
+    case Op::kAcquire: case Op::kTryAcquire: {
+      const SessionHandle h = handle(in);
+      const Mode m = in.u8() != 0 ? Mode::kExclusive : Mode::kShared;
+      const Clock::time_point deadline{Clock::duration{op == Op::kAcquire ? static_cast<Clock::rep>(in.u64()) : 0}};
+      if (in.failed()) { st = bad(); break; }
+      auto g = op == Op::kAcquire ? b.acquire(h, m, deadline) : b.try_acquire(h, m);
+      if (!g) { st = g.status(); break; }
+      out.u64(g->token);
+      out.u64(g->id);
+      break;
+    }
+    case Op::kRelease: {
+      const SessionHandle h = handle(in);
+      const Grant g = grant(in);
+      st = in.failed() ? bad() : b.release(h, g);
+      break;
+    }
+    case Op::kTouch: {
+      const SessionHandle h = handle(in);
+      if (!in.failed()) b.touch(h);
+      break;
+    }
+    case Op::kSetTtl: {
+      const SessionHandle h = handle(in);
+      const Grant g = grant(in);
+      const std::uint64_t ttl = in.u64();
+      st = in.failed() ? bad() : b.set_ttl(h, g, ttl);
+      break;
+    }
+    case Op::kTouchFenced: {
+      const SessionHandle h = handle(in);
+      const Grant g = grant(in);
+      st = in.failed() ? bad() : b.touch(h, g);
+      break;
+    }
+    case Op::kTtlRemaining: {
+      const SessionHandle h = handle(in);
+      const Grant g = grant(in);
+      if (in.failed()) { st = bad(); break; }
+      auto left = b.ttl_remaining(h, g);
+      if (!left) { st = left.status(); break; }
+      out.u8(left->has_value());
+      out.u64(left->value_or(0));
+      break;
+    }
+    case Op::kRead: {
+      const SessionHandle h = handle(in);
+      const Grant g = grant(in);
+      const std::string name = in.str();
+      if (in.failed()) { st = bad(); break; }
+      auto v = b.read(h, g, name);
+      if (!v) { st = v.status(); break; }
+      out.u8(v->has_value());
+      out.str(v->value_or(""));
+      break;
+    }
+    case Op::kReadAll: {
+      const SessionHandle h = handle(in);
+      const Grant g = grant(in);
+      if (in.failed()) { st = bad(); break; }
+      auto all = b.read_all(h, g);
+      if (!all) { st = all.status(); break; }
+      out.u32(static_cast<std::uint32_t>(all->size()));
+      for (const auto& [k, v] : *all) {
+        out.str(k);
+        out.str(v);
+      }
+      break;
+    }
+    case Op::kCommit: {
+      const SessionHandle h = handle(in);
+      const Grant g = grant(in);
+      ChangeSet changes;
+      for (std::uint32_t n = in.u32(); n > 0 && !in.failed(); --n) {
+        std::string name = in.str();
+        const bool has = in.u8() != 0;
+        std::string value = in.str();
+        changes.insert_or_assign(std::move(name), has ? std::optional<std::string>(std::move(value)) : std::nullopt);
+      }
+      st = in.failed() ? bad() : b.commit(h, g, changes);
+      break;
+    }
+    default:
+      st = bad();
+  }
+  reply(id, st, st ? out : agent::Writer{});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  if (argc != 3) {
+    std::fprintf(stderr, "sessionbroker-etcd-agent: started by libsessionbroker, not by hand\n");
+    return 2;
+  }
+  void* map = mmap(nullptr, sizeof(SharedWords), PROT_READ | PROT_WRITE, MAP_SHARED, kWords, 0);
+  if (map == MAP_FAILED) {
+    reply(0, Status(ErrorCode::kSystem, "etcd agent: cannot map the shared words"));
+    return 1;
+  }
+  ::close(kWords);
+  // The locks are the application's: it is the process brokers watch and tools name.
+  auto b = EtcdBackend::attach(argv[1], static_cast<SharedWords*>(map), static_cast<pid_t>(std::atol(argv[2])));
+  reply(0, b ? Status{} : b.status());
+  if (!b) return 1;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0;
+  std::string body;
+  while (agent::read_frame(kSocket, body)) {
+    agent::Reader in(body);
+    const std::uint64_t id = in.u64();
+    const auto op = static_cast<Op>(in.u8());
+    if (in.failed()) break;
+    {
+      std::lock_guard lk(mu);
+      ++running;
+    }
+    std::thread([&, id, op, rest = body.substr(9)] {
+      serve(**b, id, op, agent::Reader(rest));
+      std::lock_guard lk(mu);
+      if (--running == 0) cv.notify_all();
+    }).detach();
+  }
+  // EOF: the application is gone or detached. Detaching calls back whatever still waits.
+  (void)(*b)->detach();
+  std::unique_lock lk(mu);
+  cv.wait(lk, [&] { return running == 0; });
+  return 0;
+}
