@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
+#include <fstream>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -163,13 +165,25 @@ TEST_F(EtcdBackendTest, LeaderKilledDuringALockStormLosesNoCommitAndGrantsNoToke
   EXPECT_LE(n, acked + unsure) << "more increments than commits: two holders at once";
 }
 
-// A holder killed with kill -9: without a broker its lease expires (TTL 2 s plus at most a
-// renewal period); with `session-broker --store` on its host the broker revokes it at once.
+// A holder killed with kill -9. Its agent sees EOF and revokes the process lease at once. If the
+// agent dies too (the host is lost, or both were killed), the lease expires after its TTL (2 s
+// plus at most a renewal period), unless `session-broker --store` on its host sees the holder's
+// pid exit and revokes the lease itself.
 struct Recovery {
   double ms;
   bool granted;
 };
-Recovery kill_holder_and_wait(const std::string& address, const char* host) {
+enum class Kill { kHolder, kHolderAndAgent };
+
+// The etcd agent this process started (a child of its main thread).
+pid_t own_agent() {
+  std::ifstream in("/proc/self/task/" + std::to_string(getpid()) + "/children");
+  pid_t pid = 0;
+  in >> pid;
+  return pid;
+}
+
+Recovery kill_holder_and_wait(const std::string& address, const char* host, Kill what) {
   auto holder = Child::spawn([&](Channel& ch) {
     if (host) setenv("SESSIONBROKER_HOST_ID", host, 1);
     auto c = Client::attach(address);
@@ -178,11 +192,13 @@ Recovery kill_holder_and_wait(const std::string& address, const char* host) {
     if (!s) return 11;
     auto l = s->session.lock_all(Mode::kExclusive, in(10s));
     if (!l) return 12;
-    ch.send("held");
+    ch.send(std::to_string(own_agent()));
     ch.receive(60s);
     return 0;
   });
-  if (holder.channel().receive() != "held") return {0, false};
+  auto agent_line = holder.channel().receive();
+  if (!agent_line) return {0, false};
+  const pid_t agent = static_cast<pid_t>(std::stol(*agent_line));
   auto waiter = Child::spawn([&](Channel& ch) {
     auto c = Client::attach(address);
     if (!c) return 10;
@@ -196,24 +212,31 @@ Recovery kill_holder_and_wait(const std::string& address, const char* host) {
   if (waiter.channel().receive() != "asking") return {0, false};
   if (waiter.channel().receive(300ms)) return {0, false};  // granted while held: wrong
   const auto t0 = std::chrono::steady_clock::now();
+  if (what == Kill::kHolderAndAgent && agent > 0) ::kill(agent, SIGKILL);
   holder.kill9();
   auto line = waiter.channel().receive(20s);
   return {ms_since(t0), line == "granted"};
 }
 
-TEST_F(EtcdBackendTest, KilledHolderIsReplacedWhenItsLeaseExpires) {
-  const Recovery r = kill_holder_and_wait(address_, nullptr);
+TEST_F(EtcdBackendTest, KilledHolderIsReplacedAtOnceThroughItsAgent) {
+  const Recovery r = kill_holder_and_wait(address_, nullptr, Kill::kHolder);
   ASSERT_TRUE(r.granted);
-  std::printf("[ info ] holder killed, no broker: next grant after %.1f ms (lease TTL %lld s)\n", r.ms,
+  std::printf("[ info ] holder killed (its agent revokes the lease): next grant after %.1f ms\n", r.ms);
+}
+
+TEST_F(EtcdBackendTest, LostHostsHolderIsReplacedWhenItsLeaseExpires) {
+  const Recovery r = kill_holder_and_wait(address_, nullptr, Kill::kHolderAndAgent);
+  ASSERT_TRUE(r.granted);
+  std::printf("[ info ] holder and agent killed, no broker: next grant after %.1f ms (lease TTL %lld s)\n", r.ms,
               static_cast<long long>(etcd::kProcessLeaseTtlSeconds));
 }
 
-TEST_F(EtcdBackendTest, KilledHolderIsReplacedAtOnceByTheLocalBroker) {
+TEST_F(EtcdBackendTest, KilledHolderAndAgentAreReplacedAtOnceByTheLocalBroker) {
   sessionbroker::broker::BrokerChild broker(SESSION_BROKER_BIN, address_, {"--host-id", "host-a"});
   ASSERT_TRUE(broker.start());
-  const Recovery r = kill_holder_and_wait(address_, "host-a");
+  const Recovery r = kill_holder_and_wait(address_, "host-a", Kill::kHolderAndAgent);
   ASSERT_TRUE(r.granted);
-  std::printf("[ info ] holder killed, broker on its host: next grant after %.1f ms\n", r.ms);
+  std::printf("[ info ] holder and agent killed, broker on its host: next grant after %.1f ms\n", r.ms);
   EXPECT_EQ(broker.terminate(), 0);
 }
 
