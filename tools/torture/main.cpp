@@ -8,6 +8,7 @@
 //   sessionbroker-torture --kills 10000 --kill-broker # the long run
 //   sessionbroker-torture --recovery 200              # time from a holder's SIGKILL to the next grant
 //   sessionbroker-torture --lifecycle --rounds 5      # attach / detach / fork / pthread_exit / destroy (lifecycle.hpp)
+//   sessionbroker-torture --store etcd://H:P,.../torture --kills 300   # the same verifier on an etcd cluster
 #include <csignal>
 #include <filesystem>
 #include <cstdlib>
@@ -38,6 +39,8 @@ using namespace sessionbroker;
 
 struct Options {
   std::string segment, broker = SESSIONBROKER_TORTURE_BROKER, log_dir;
+  std::string store;  // an etcd address instead of a fresh segment (the broker runs with --host-id torture)
+  bool etcd() const { return !store.empty(); }
   int workers = 6, sessions = 4, attrs = 3, kills = 300, max_delay_ms = 20, recovery = 0;
   int rounds = 5, round_ms = 1000, threads = 3;
   std::vector<std::string> events{"detach", "fork", "pthread_exit", "destroy"};
@@ -60,6 +63,7 @@ void pause_ms(int ms) {
 
 bool create_segment(const Options& o, sessionbroker::broker::BrokerChild& broker) {
   if (!o.no_broker) return broker.start();
+  if (o.etcd()) return true;  // the cluster is the store
   detail::CreateOptions create;
   create.caps = {64, 64, 256, 16384, 65536, 0, 0, 0};
   return static_cast<bool>(detail::Segment::create(o.segment, create));
@@ -95,7 +99,9 @@ KillStats kill_loop(const Options& o, Shared* sh, std::vector<pid_t>& pids, sess
 
 int run_torture(Options o) {
   Shared* sh = map_shared_object<Shared>();
-  sessionbroker::broker::BrokerChild broker(o.broker, o.segment);
+  sessionbroker::broker::BrokerChild broker(o.broker, o.segment,
+                                            o.etcd() ? std::vector<std::string>{"--host-id", "torture"}
+                                                     : std::vector<std::string>{});
   if (!sh || !create_segment(o, broker)) return fmt::print(stderr, "torture: cannot create segment '{}'\n", o.segment), 1;
   {
     auto c = Client::attach(o.segment);
@@ -114,7 +120,7 @@ int run_torture(Options o) {
   }
   const VerifyResult r = verify_run(o.segment, o.log_dir, o.sessions, o.attrs);
   broker.kill9();
-  detail::Segment::remove(o.segment);
+  if (!o.etcd()) detail::Segment::remove(o.segment);
   for (const auto& m : r.messages) fmt::print("  {}\n", m);
   fmt::print("kills: {} workers, {} broker; commits acknowledged: {} ({} verified in logs), reads checked: {}\n",
              k.worker_kills, k.broker_kills, sh->commits.load(), r.commits_logged, sh->reads.load());
@@ -153,6 +159,8 @@ int main(int argc, char** argv) {
   app.add_option("--broker", o.broker, "session-broker binary")->capture_default_str();
   app.add_option("--seed", o.seed, "random seed (default: time)");
   app.add_option("--log-dir", o.log_dir, "where workers log acknowledged commits (default: a new temp dir)");
+  app.add_option("--store", o.store, "an etcd store (etcd://HOST:PORT[,...]/PREFIX) instead of a fresh segment")
+      ->type_name("ADDR");
   app.add_flag("--sabotage", o.sabotage, "self-test: workers sometimes write from a stale read; the run must FAIL");
   app.add_option("--recovery", o.recovery, "instead: measure N holder deaths with the broker up and N down");
   app.add_flag("--lifecycle", o.lifecycle, "instead: rounds of attach / detach / fork / pthread_exit / destroy");
@@ -165,6 +173,12 @@ int main(int argc, char** argv) {
   if (o.no_broker && o.kill_broker) return fmt::print(stderr, "--no-broker and --kill-broker exclude each other\n"), 2;
   if (o.lifecycle && workers->count() == 0) o.workers = 4;
   o.segment = fmt::format("sbtorture-{}", getpid());
+  if (o.etcd()) {
+    if (!o.store.starts_with("etcd://") || o.lifecycle || o.recovery > 0)
+      return fmt::print(stderr, "--store takes an etcd address, for the kill run only\n"), 2;
+    o.segment = o.store;
+    setenv("SESSIONBROKER_HOST_ID", "torture", 1);  // the workers' host, watched by the broker
+  }
   if (o.seed == 0) o.seed = static_cast<std::uint64_t>(time(nullptr));
   if (o.recovery > 0) return torture::measure_recovery(o.broker, o.segment, o.recovery);
   const bool own_log_dir = o.log_dir.empty();
