@@ -1,8 +1,10 @@
 // The seam between the client library (ClientImpl, LocalSession: lock caching, thread locks, the
 // fast lane, revoke handling) and a store that holds sessions and grants process-level locks. Two
 // backends implement it: ShmBackend (a shared-memory segment on this host, shm_backend.hpp) and
-// EtcdBackend (an etcd cluster, etcd/etcd_backend.hpp). open_backend() picks one by the store's
-// address. Nothing here names a segment structure: handles are opaque, modes are the public Mode.
+// EtcdBackend (an etcd cluster, etcd/etcd_backend.hpp), which the application reaches through
+// AgentBackend (etcd/agent_backend.hpp: gRPC runs in an agent process, never in one that forks).
+// open_backend() picks one by the store's address. Nothing here names a segment structure:
+// handles are opaque, modes are the public Mode.
 //
 // What a backend promises (the claims, in the library's terms):
 //   - A grant is exclusive or shared as asked, FIFO among waiters of one session, and carries a

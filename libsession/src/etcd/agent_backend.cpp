@@ -72,6 +72,13 @@ void put_grant(Writer& w, const Grant& g) {
   w.u64(g.token);
   w.u64(g.id);
 }
+// The start of every request made under a grant: the session and the grant.
+Writer under(SessionHandle s, const Grant& g) {
+  Writer w;
+  put_handle(w, s);
+  put_grant(w, g);
+  return w;
+}
 Result<SessionHandle> handle_from(Result<std::string> r) {
   if (!r) return r.status();
   Reader in(*r);
@@ -351,21 +358,12 @@ Result<Grant> AgentBackend::try_acquire(SessionHandle s, Mode mode) {
 }
 
 Status AgentBackend::release(SessionHandle s, const Grant& g) {
-  Writer w;
-  put_handle(w, s);
-  put_grant(w, g);
+  Writer w = under(s, g);
   return status_from(call(Op::kRelease, w));
 }
 
-GrantWords AgentBackend::grant_words(const Grant& g) {
-  if (g.id >= kGrantSlots) return {};
-  return {&words_->slots[g.id].state, &words_->slots[g.id].revoke};
-}
-
-GrantStatus AgentBackend::grant_status(const Grant& g) {
-  const GrantWords w = grant_words(g);
-  return w.state ? grant_status_of(w) : GrantStatus::kLost;
-}
+GrantWords AgentBackend::grant_words(const Grant& g) { return words_of(*words_, g); }
+GrantStatus AgentBackend::grant_status(const Grant& g) { return status_of(*words_, g); }
 
 // ---- expiry and data ----
 
@@ -376,24 +374,18 @@ void AgentBackend::touch(SessionHandle s) {
 }
 
 Status AgentBackend::set_ttl(SessionHandle s, const Grant& g, std::uint64_t ttl_ms) {
-  Writer w;
-  put_handle(w, s);
-  put_grant(w, g);
+  Writer w = under(s, g);
   w.u64(ttl_ms);
   return status_from(call(Op::kSetTtl, w));
 }
 
 Status AgentBackend::touch(SessionHandle s, const Grant& g) {
-  Writer w;
-  put_handle(w, s);
-  put_grant(w, g);
+  Writer w = under(s, g);
   return status_from(call(Op::kTouchFenced, w));
 }
 
 Result<std::optional<std::uint64_t>> AgentBackend::ttl_remaining(SessionHandle s, const Grant& g) {
-  Writer w;
-  put_handle(w, s);
-  put_grant(w, g);
+  Writer w = under(s, g);
   auto r = call(Op::kTtlRemaining, w);
   if (!r) return r.status();
   Reader in(*r);
@@ -404,9 +396,7 @@ Result<std::optional<std::uint64_t>> AgentBackend::ttl_remaining(SessionHandle s
 }
 
 Result<std::optional<std::string>> AgentBackend::read(SessionHandle s, const Grant& g, std::string_view name) {
-  Writer w;
-  put_handle(w, s);
-  put_grant(w, g);
+  Writer w = under(s, g);
   w.str(name);
   auto r = call(Op::kRead, w);
   if (!r) return r.status();
@@ -418,9 +408,7 @@ Result<std::optional<std::string>> AgentBackend::read(SessionHandle s, const Gra
 }
 
 Result<AttrMap> AgentBackend::read_all(SessionHandle s, const Grant& g) {
-  Writer w;
-  put_handle(w, s);
-  put_grant(w, g);
+  Writer w = under(s, g);
   auto r = call(Op::kReadAll, w);
   if (!r) return r.status();
   Reader in(*r);
@@ -434,9 +422,7 @@ Result<AttrMap> AgentBackend::read_all(SessionHandle s, const Grant& g) {
 }
 
 Status AgentBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes) {
-  Writer w;
-  put_handle(w, s);
-  put_grant(w, g);
+  Writer w = under(s, g);
   w.u32(static_cast<std::uint32_t>(changes.size()));
   for (const auto& [name, value] : changes) {
     w.str(name);

@@ -839,15 +839,8 @@ Status EtcdBackend::release(SessionHandle s, const Grant& g) {
   return r->succeeded() ? Status{} : stale(v->id);
 }
 
-GrantWords EtcdBackend::grant_words(const Grant& g) {
-  if (g.id >= kGrantSlots) return {};
-  return {&slots_[g.id].state, &slots_[g.id].revoke};
-}
-
-GrantStatus EtcdBackend::grant_status(const Grant& g) {
-  const GrantWords w = grant_words(g);
-  return w.state ? grant_status_of(w) : GrantStatus::kLost;
-}
+GrantWords EtcdBackend::grant_words(const Grant& g) { return words_of(*words_, g); }
+GrantStatus EtcdBackend::grant_status(const Grant& g) { return status_of(*words_, g); }
 
 // ---- data, fenced ----
 
@@ -867,6 +860,19 @@ Result<mvccpb::KeyValue> EtcdBackend::fenced_session(SessionView& v, const Grant
   if (!r->succeeded() || r->responses(0).response_range().kvs_size() == 0) return stale(v.id);
   v.lease = r->responses(0).response_range().kvs(0).lease();
   return r->responses(0).response_range().kvs(0);
+}
+
+// A write of the session key as read at `mod_revision`, fenced by the grant: the caller adds the put.
+TxnRequest EtcdBackend::fenced_write(SessionView& v, const Grant& g, std::int64_t mod_revision) {
+  std::string my_key;
+  {
+    std::lock_guard lk(v.mu);
+    my_key = v.my_key;
+  }
+  TxnRequest t;
+  cmp_create(t, my_key, static_cast<std::int64_t>(g.token));
+  cmp_mod(t, v.key, mod_revision);
+  return t;
 }
 
 Result<std::optional<std::string>> EtcdBackend::read(SessionHandle s, const Grant& g, std::string_view name) {
@@ -913,14 +919,7 @@ Status EtcdBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& cha
       if (bytes.size() > kMaxSessionBytes)
         return Status(ErrorCode::kTooLarge,
                       fmt::format("session '{}' would be {} bytes; the etcd backend's limit is {}", v.id, bytes.size(), kMaxSessionBytes));
-      std::string my_key;
-      {
-        std::lock_guard lk(v.mu);
-        my_key = v.my_key;
-      }
-      TxnRequest t;
-      cmp_create(t, my_key, static_cast<std::int64_t>(g.token));
-      cmp_mod(t, v.key, kv->mod_revision());
+      TxnRequest t = fenced_write(v, g, kv->mod_revision());
       add_put(t.mutable_success(), v.key, std::move(bytes), kv->lease());
       auto r = client_->txn(t);
       if (!r) return r.status();
@@ -955,14 +954,7 @@ Status EtcdBackend::set_ttl(SessionHandle s, const Grant& g, std::uint64_t ttl_m
     value->ttl_ms = ttl_ms;
     auto lease = client_->grant(ttl_seconds(ttl_ms));
     if (!lease) return lease.status();
-    std::string my_key;
-    {
-      std::lock_guard lk(v.mu);
-      my_key = v.my_key;
-    }
-    TxnRequest t;
-    cmp_create(t, my_key, static_cast<std::int64_t>(g.token));
-    cmp_mod(t, v.key, kv->mod_revision());
+    TxnRequest t = fenced_write(v, g, kv->mod_revision());
     add_put(t.mutable_success(), v.key, value->encode(), lease->id);
     auto r = client_->txn(t);
     if (!r || !r->succeeded()) {

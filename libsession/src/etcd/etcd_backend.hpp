@@ -71,6 +71,16 @@ struct SharedWords {
   GrantSlot slots[kGrantSlots];
 };
 
+// A grant's words in `w` (nulls for an id no grant has), and what they say.
+inline GrantWords words_of(SharedWords& w, const Grant& g) {
+  if (g.id >= kGrantSlots) return {};
+  return {&w.slots[g.id].state, &w.slots[g.id].revoke};
+}
+inline GrantStatus status_of(SharedWords& w, const Grant& g) {
+  const GrantWords words = words_of(w, g);
+  return words.state ? grant_status_of(words) : GrantStatus::kLost;
+}
+
 // The keys of the store at `prefix` (the layout above).
 struct Keys {
   std::string prefix;
@@ -164,6 +174,7 @@ class EtcdBackend final : public Backend {
   void finish_request(const std::shared_ptr<SessionView>& v);
   // Fenced read of the session key: kStaleToken unless `g` still holds.
   Result<mvccpb::KeyValue> fenced_session(SessionView& v, const Grant& g);
+  etcdserverpb::TxnRequest fenced_write(SessionView& v, const Grant& g, std::int64_t mod_revision);
   Result<std::uint32_t> take_slot();
   void free_slot(std::uint32_t slot);
   void notify();
