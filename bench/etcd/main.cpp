@@ -1,0 +1,194 @@
+// sb_etcd: sessionbroker on etcd beside etcd's own lock service, on one cluster, in one run.
+//
+//   sb_etcd --endpoints 127.0.0.1:P0,127.0.0.1:P1,127.0.0.1:P2 [--quick] [--out DIR] [--broker BIN]
+//
+// bench/run.sh's sibling bench/etcd/run.sh starts the cluster and calls this. Each scenario pairs
+// sessionbroker through the public API with a peer measured right before it, in the same run:
+// v3lock (Lock/Unlock through etcd::Client, each lock on a lease) or, for the cached re-acquire,
+// the shared-memory backend. The table (stdout and DIR/etcd.md) gives p50/p99 and the ratio of
+// p50s (sessionbroker / peer: below 1 is faster); DIR/sb_etcd.json has every summary and
+// DIR/samples/ the quantiles. Never a pass/fail on timings: a scenario fails only when an
+// operation does.
+//
+// The main process never uses gRPC (etcd_bench.hpp): it forks the measuring processes, exec's
+// session-broker, kills holders and collects samples from shared memory.
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "broker_child.hpp"
+#include "env.hpp"
+#include "etcd_bench.hpp"
+#include "report.hpp"
+#include "stats.hpp"
+
+namespace sbetcd {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Counts {
+  int ops, handoffs, batches, batch, recoveries, broker_recoveries;
+};
+constexpr Counts kFull{500, 200, 200, 10000, 5, 30};
+constexpr Counts kQuick{10, 10, 5, 1000, 1, 2};
+
+// Runs fn(samples) in one child; the samples, or empty (and a message) when the child failed.
+template <class Fn>
+std::vector<double> in_child(const char* what, int n, Fn fn) {
+  Samples* s = shared_samples();
+  if (!reap(spawn([&] { return fn(*s); }))) {
+    std::fprintf(stderr, "sb_etcd: %s failed\n", what);
+    return {};
+  }
+  return s->take(n);
+}
+
+// Runs fn(me, samples) in two children at once (the handoff players).
+template <class Fn>
+std::vector<double> in_pair(const char* what, int n, Fn fn) {
+  Samples* s = shared_samples();
+  const int a = spawn([&] { return fn(0, *s); });
+  const int b = spawn([&] { return fn(1, *s); });
+  const bool ok_a = reap(a), ok_b = reap(b);
+  if (!ok_a || !ok_b) {
+    std::fprintf(stderr, "sb_etcd: %s failed\n", what);
+    return {};
+  }
+  return s->take(n);
+}
+
+// One dead-holder recovery: the holder takes the lock, the waiter asks, and once the waiter has
+// had time to queue (300 ms; its request cannot be seen from here without gRPC) the holder is
+// killed with SIGKILL. The sample: the kill -> the waiter's grant.
+template <class Holder, class Waiter>
+std::optional<double> recover_once(Holder holder, Waiter waiter) {
+  int held[2], asking[2];
+  if (pipe(held) != 0 || pipe(asking) != 0) return std::nullopt;
+  Samples* s = shared_samples();
+  const int h = spawn([&] { return holder(held[1]); });
+  std::optional<double> out;
+  if (read_byte(held[0], 15000)) {
+    const int w = spawn([&] { return waiter(asking[1], *s); });
+    if (read_byte(asking[0], 15000)) {
+      std::this_thread::sleep_for(300ms);
+      const std::uint64_t t0 = now_ns();
+      kill(h, SIGKILL);
+      if (reap(w)) out = static_cast<double>(s->released_ns.load() - t0);
+    } else {
+      kill(w, SIGKILL);
+      reap(w);
+    }
+  }
+  kill(h, SIGKILL);
+  reap(h);
+  for (int fd : {held[0], held[1], asking[0], asking[1]}) close(fd);
+  if (!out) std::fprintf(stderr, "sb_etcd: a recovery round failed\n");
+  return out;
+}
+
+template <class Holder, class Waiter>
+std::vector<double> recoveries(int n, Holder holder, Waiter waiter) {
+  std::vector<double> v;
+  for (int i = 0; i < n; ++i) {
+    if (auto r = recover_once([&](int fd) { return holder(i, fd); }, [&](int fd, Samples& s) { return waiter(i, fd, s); }))
+      v.push_back(*r);
+  }
+  return v;
+}
+
+struct Setup {
+  std::string address;
+  std::vector<std::string> endpoints;
+  std::string broker;
+  Counts n;
+};
+
+void measure_locking(const Setup& st, Report& r) {
+  const auto& e = st.endpoints;
+  const int n = st.n.ops, h = st.n.handoffs;
+  // Each peer runs right before its sessionbroker counterpart (named locals: argument order is unspecified).
+  auto v3_acq = in_child("v3lock acquire", n, [&](Samples& s) { return v3_lock_unlock(e, n, s); });
+  auto sb_acq = in_child("sb acquire", n, [&](Samples& s) { return sb_acquire_release(st.address, n, s); });
+  r.add("acquire", "uncontended acquire+release", {"lock_all + unlock + Session::release", std::move(sb_acq)},
+        {"v3lock Lock + Unlock", std::move(v3_acq)});
+  auto v3_hand = in_pair("v3lock handoff", h, [&](int me, Samples& s) { return v3_handoff_player(e, me, h, s); });
+  auto sb_hand = in_pair("sb handoff", h, [&](int me, Samples& s) { return sb_handoff_player(st.address, me, h, s); });
+  r.add("handoff", "handoff, 2 processes (release call -> the other's grant)",
+        {"revoke-driven: unlock -> waiter's lock_all returns", std::move(sb_hand)},
+        {"v3lock Unlock -> waiter's Lock returns", std::move(v3_hand)});
+  auto v3_commit = in_child("v3lock commit", n, [&](Samples& s) { return v3_fenced_put(e, n, s); });
+  auto sb_cached = in_child("sb commit", n, [&](Samples& s) { return sb_fenced_commit(st.address, n, true, s); });
+  auto sb_granted = in_child("sb commit", n, [&](Samples& s) { return sb_fenced_commit(st.address, n, false, s); });
+  r.add("commit.cached", "fenced commit of 64 B, process lock cached",
+        {"lock + put + unlock (commit txn)", std::move(sb_cached)}, {"v3lock Lock + fenced put txn + Unlock", v3_commit});
+  r.add("commit.granted", "fenced commit of 64 B, lock granted each time",
+        {"lock + put + unlock + release", std::move(sb_granted)}, {"v3lock Lock + fenced put txn + Unlock", v3_commit});
+}
+
+void measure_cached(const Setup& st, Report& r) {
+  const int b = st.n.batches, per = st.n.batch;
+  sbbench::ScopedSegment seg("etcd-cached", sbbench::caps(8, 64, 1 << 20));
+  auto shm = in_child("shm cached", b, [&](Samples& s) { return sb_cached_reacquire(seg.name(), b, per, s); });
+  auto on_etcd = in_child("etcd cached", b, [&](Samples& s) { return sb_cached_reacquire(st.address, b, per, s); });
+  r.add("cached", fmt::format("cached re-acquire (thread lock + unlock; mean of batches of {})", per),
+        {"on etcd", std::move(on_etcd)}, {"the shared-memory backend (same run)", std::move(shm)});
+}
+
+void measure_recovery(const Setup& st, Report& r) {
+  const auto& e = st.endpoints;
+  const std::string host = "bench-host";
+  auto sb_waiter_fn = [&](int i, int fd, Samples& s) { return sb_waiter(st.address, fmt::format("dead.{}", i), fd, s); };
+  auto v3 = recoveries(st.n.recoveries, [&](int i, int fd) { return v3_holder(e, fmt::format("v3/dead.{}", i), 2, fd); },
+                       [&](int i, int fd, Samples& s) { return v3_waiter(e, fmt::format("v3/dead.{}", i), fd, s); });
+  auto alone = recoveries(st.n.recoveries, [&](int i, int fd) { return sb_holder(st.address, host, fmt::format("dead.{}", i), fd); },
+                          sb_waiter_fn);
+  r.add("recovery.alone", "dead-holder recovery (kill -9 -> next grant), no broker",
+        {"process lease expires (TTL 2 s)", std::move(alone)}, {"v3lock holder's lease expires (TTL 2 s, kept alive)", v3});
+  sessionbroker::broker::BrokerChild broker(st.broker, st.address, {"--host-id", host});
+  if (!broker.start()) {
+    std::fprintf(stderr, "sb_etcd: session-broker --store %s did not start\n", st.address.c_str());
+    return;
+  }
+  auto with = recoveries(st.n.broker_recoveries,
+                         [&](int i, int fd) { return sb_holder(st.address, host, fmt::format("dead.b{}", i), fd); },
+                         [&](int i, int fd, Samples& s) { return sb_waiter(st.address, fmt::format("dead.b{}", i), fd, s); });
+  broker.terminate();
+  r.add("recovery.broker", "dead-holder recovery, session-broker --store on the holder's host",
+        {"the broker revokes the dead process's lease", std::move(with)}, {"v3lock holder's lease expires (as above)", v3});
+}
+
+}  // namespace
+}  // namespace sbetcd
+
+int main(int argc, char** argv) {
+  CLI::App app{"sb_etcd: sessionbroker's etcd backend beside etcd's v3lock on one cluster", "sb_etcd"};
+  std::string endpoints, out = "bench/results/etcd", broker = SESSION_BROKER_BIN, prefix = "sbbench";
+  bool quick = false;
+  app.add_option("--endpoints", endpoints, "the cluster's client endpoints, host:port,...")->required();
+  app.add_option("--prefix", prefix, "key prefix of the store (one path segment)")->capture_default_str();
+  app.add_option("--out", out, "results directory")->capture_default_str();
+  app.add_option("--broker", broker, "session-broker binary")->capture_default_str();
+  app.add_flag("--quick", quick, "a few iterations of each (a smoke run: never a timing assertion)");
+  CLI11_PARSE(app, argc, argv);
+  std::filesystem::create_directories(out + "/samples");
+
+  sbetcd::Setup st{"etcd://" + endpoints + "/" + prefix, sbetcd::split(endpoints), broker,
+                   quick ? sbetcd::kQuick : sbetcd::kFull};
+  sbbench::ResultSink sink(out, "sb_etcd");
+  sbetcd::Report report(sink);
+  sbetcd::measure_locking(st, report);
+  sbetcd::measure_cached(st, report);
+  sbetcd::measure_recovery(st, report);
+  const std::string table = report.markdown();
+  std::fputs(table.c_str(), stdout);
+  std::ofstream(out + "/etcd.md") << table;
+  if (!sink.write()) return 1;
+  return report.complete() ? 0 : 1;
+}

@@ -1,0 +1,72 @@
+// Process plumbing for sb_etcd: shared sample buffers, reaping, one-byte signals on pipes.
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <ctime>
+#include <new>
+
+#include "etcd_bench.hpp"
+
+namespace sbetcd {
+
+Samples* shared_samples() {
+  void* p = mmap(nullptr, sizeof(Samples), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  auto* s = new (p) Samples{};
+  s->reset();
+  return s;
+}
+
+void Samples::reset() {
+  count.store(0);
+  stop.store(false);
+  ready.store(0);
+  last_holder.store(-1);
+  released_ns.store(0);
+}
+
+std::vector<double> Samples::take(int limit) const {
+  const int n = std::min({count.load(), limit, kMax});
+  return std::vector<double>(ns, ns + std::max(n, 0));
+}
+
+bool reap(int pid) {
+  if (pid <= 0) return false;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return false;
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+bool read_byte(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  char c;
+  return poll(&p, 1, ms) == 1 && read(fd, &c, 1) == 1;
+}
+
+void write_byte(int fd) {
+  const char c = 1;
+  (void)!write(fd, &c, 1);
+}
+
+std::uint64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+std::vector<std::string> split(const std::string& csv) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= csv.size()) {
+    const std::size_t end = std::min(csv.find(',', start), csv.size());
+    if (end > start) out.push_back(csv.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace sbetcd
