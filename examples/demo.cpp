@@ -2,15 +2,24 @@
 // locks, and the parent checks that no update was lost.
 //
 //   1. A session-broker child creates a private segment (it removes the segment when it stops).
-//   2. The parent attaches, creates user:1..user:3 with counter=0, gives its locks back, detaches.
+//      With --store ADDR the demo uses that store instead and starts no broker: a segment served
+//      by a broker of yours, or an etcd cluster (etcd://HOST:PORT,.../PREFIX) with a
+//      `session-broker --store ADDR --host-id ID` per "host" (README, "Many hosts").
+//   2. A child process attaches, opens or creates user:1..user:3, sets counter=0, gives its locks
+//      back and exits. A child, not the parent: Debian's gRPC has no fork support, so a process
+//      that used an etcd store must fork no workers afterwards (docs/etcd.md, "Fork").
 //   3. Forked workers attach, wait for a start signal (EOF on a pipe), then repeatedly lock
 //      "counter" exclusively in a random session, read it, increment it, put it and unlock.
 //      unlock() commits, and the process keeps the session lock cached: the next lock() on that
 //      session costs no trip to the store. When another worker queues for the session, the store
 //      sends the holder a revoke request, and the library gives the lock back as soon as no thread
 //      of the holder uses it. Workers watch this through Client::on_revoke.
-//   4. Each worker reports on a pipe what it did; the parent reads the final counters and checks
-//      that each equals the number of increments committed on that session.
+//   4. Each worker reports on a pipe what it did; the parent reads the final counters (after
+//      every fork) and checks that each equals the number of increments committed on that session.
+//
+// With --hosts a,b the workers form groups, one per host id, each worker attaching with
+// SESSIONBROKER_HOST_ID set to its group's: on etcd each group is served by the broker of that
+// host id (it revokes the lease of a worker of its host that dies), as processes of two machines.
 //
 // Workers are real processes (fork), each with its own Client: a Client is valid only in the
 // process that attached it. Nothing waits by sleeping: the parent waits on pipes and pidfds with
@@ -53,6 +62,8 @@ constexpr auto kRunDeadline = 30s;        // for the whole worker phase
 
 struct Options {
   std::string broker;
+  std::string store;               // empty: a private segment and broker of the demo's own
+  std::vector<std::string> hosts;  // SESSIONBROKER_HOST_ID of each worker group (worker i: i % n)
   int workers = 4;
   int iterations = 50;
   bool verbose = false;
@@ -72,10 +83,12 @@ long parse_counter(const std::optional<std::string>& v) {
 
 class Worker {
  public:
-  Worker(int index, int iterations) : index_(index), iterations_(iterations), pid_(getpid()), rng_(index * 7919 + pid_) {}
+  Worker(int index, int iterations, std::string host)
+      : index_(index), iterations_(iterations), pid_(getpid()), rng_(index * 7919 + pid_), host_(std::move(host)) {}
 
   // The body of the child process; returns its exit status.
   int run(const std::string& segment, int go_fd, int report_fd) {
+    if (!host_.empty()) setenv("SESSIONBROKER_HOST_ID", host_.c_str(), 1);
     auto client = Client::attach(segment);
     if (!client) return event_fail("attach: {}", client.status().to_string());
     (*client)->on_revoke([this](const RevokeEvent& e) { on_revoke(e); });
@@ -165,22 +178,28 @@ class Worker {
   template <class... Args>
   void event(fmt::format_string<Args...> f, Args&&... args) {
     const int n = shown_.fetch_add(1, std::memory_order_relaxed);
-    if (n < kEventsShown) say("worker {} pid {}: {}", index_, pid_, fmt::format(f, std::forward<Args>(args)...));
-    if (n == kEventsShown) say("worker {} pid {}: ... (further events not shown)", index_, pid_);
+    if (n < kEventsShown) say("{}: {}", name(), fmt::format(f, std::forward<Args>(args)...));
+    if (n == kEventsShown) say("{}: ... (further events not shown)", name());
   }
 
   // REQUIRES: mu_ not held.
   template <class... Args>
   int event_fail(fmt::format_string<Args...> f, Args&&... args) {
-    say("worker {} pid {}: FAILED: {}", index_, pid_, fmt::format(f, std::forward<Args>(args)...));
+    say("{}: FAILED: {}", name(), fmt::format(f, std::forward<Args>(args)...));
     std::lock_guard lk(mu_);
     ++report_.failures;
     return 1;
   }
 
+  std::string name() const {
+    return host_.empty() ? fmt::format("worker {} pid {}", index_, pid_)
+                         : fmt::format("worker {} (host {}) pid {}", index_, host_, pid_);
+  }
+
   const int index_, iterations_;
   const pid_t pid_;
   std::mt19937 rng_;
+  const std::string host_;
   std::array<std::uint64_t, demo::kSessions> last_token_{};  // main thread only
   std::mutex mu_;  // report_ is written by the main thread and the revoke thread
   Report report_;
@@ -193,6 +212,7 @@ struct WorkerProcess {
   int index;
   pid_t pid;
   demo::Pipe report;
+  std::string host;
 };
 
 bool complain(std::string_view what, const Status& st) {
@@ -200,12 +220,15 @@ bool complain(std::string_view what, const Status& st) {
   return false;
 }
 
+// Runs in a child process (see the top of the file). A store used before keeps its sessions:
+// they are opened and their counters set back to 0.
 bool prepare_sessions(const std::string& segment) {
   auto client = Client::attach(segment);
   if (!client) return complain("attach", client.status());
   for (int s = 0; s < demo::kSessions; ++s) {
-    auto session = (*client)->create(session_id(s));
-    if (!session) return complain("create " + session_id(s), session.status());
+    auto opened = (*client)->open_or_create(session_id(s));
+    if (!opened) return complain("create " + session_id(s), opened.status());
+    auto* session = &opened->session;
     auto lock = session->lock({kCounter}, Mode::kExclusive, sessionbroker::in(kLockTimeout));
     if (!lock) return complain("lock " + session_id(s), lock.status());
     Status st = lock->put(kCounter, "0");
@@ -213,7 +236,16 @@ bool prepare_sessions(const std::string& segment) {
     if (st) st = session->release(sessionbroker::in(kLockTimeout));
     if (!st) return complain("initialise " + session_id(s), st);
   }
-  return true;  // the client detaches here, so this process has no threads when it forks
+  return true;
+}
+
+bool prepare_sessions_in_child(const std::string& segment) {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(prepare_sessions(segment) ? 0 : 1);
+  if (pid < 0) return say("fork: {}", std::strerror(errno)), false;
+  const auto status = demo::wait_exit(pid, Clock::now() + kRunDeadline);
+  if (!status) kill(pid, SIGKILL), demo::wait_exit(pid, Clock::now() + 5s);
+  return status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
 }
 
 // Forks the workers; they start together once all exist (the go pipe closes).
@@ -222,19 +254,20 @@ std::vector<WorkerProcess> spawn_workers(const Options& o, const std::string& se
   std::vector<WorkerProcess> workers;
   for (int i = 1; i <= o.workers; ++i) {
     demo::Pipe report;
+    const std::string host = o.hosts.empty() ? "" : o.hosts[static_cast<std::size_t>(i - 1) % o.hosts.size()];
     const pid_t pid = fork();
     if (pid == 0) {
       go.close_write();
       for (auto& w : workers) w.report.close_read();
       report.close_read();
-      _exit(Worker(i, o.iterations).run(segment, go.read_end(), report.write_end()));
+      _exit(Worker(i, o.iterations, host).run(segment, go.read_end(), report.write_end()));
     }
     if (pid < 0) {
       say("fork: {}", std::strerror(errno));
       break;
     }
     report.close_write();  // the child's copy is now the only writer: EOF means it is done
-    workers.push_back({i, pid, std::move(report)});
+    workers.push_back({i, pid, std::move(report), host});
   }
   return workers;  // `go` closes here: start
 }
@@ -295,9 +328,9 @@ void print_worker_summaries(const std::vector<WorkerProcess>& workers, const std
   for (std::size_t i = 0; i < workers.size(); ++i) {
     const Report& r = reports[i];
     const auto& w = a.waits[i];
-    say("worker {} pid {}: {} increments, {} grants ({} more served by its cached lock), {} waits (mean {}, max {}), "
+    say("worker {}{} pid {}: {} increments, {} grants ({} more served by its cached lock), {} waits (mean {}, max {}), "
         "{} revoke requests, {} honoured",
-        workers[i].index, workers[i].pid, r.increments[0] + r.increments[1] + r.increments[2], r.grants.size(),
+        workers[i].index, workers[i].host.empty() ? "" : " (host " + workers[i].host + ")", workers[i].pid, r.increments[0] + r.increments[1] + r.increments[2], r.grants.size(),
         r.cached, w.count, demo::format_ns(w.count ? w.total_ns / w.count : 0), demo::format_ns(w.max_ns),
         r.revokes_requested, r.revokes_honoured);
   }
@@ -346,7 +379,7 @@ std::string find_broker(const Options& o) {
 
 // Everything after the broker is ready. Returns true when every check passed.
 bool run_demo(const Options& o, const std::string& segment) {
-  if (!prepare_sessions(segment)) return false;
+  if (!prepare_sessions_in_child(segment)) return false;
   say("created {} sessions with counter=0; starting {} workers x {} increments", demo::kSessions, o.workers, o.iterations);
   const auto started = Clock::now();
   auto workers = spawn_workers(o, segment);
@@ -372,8 +405,20 @@ int main(int argc, char** argv) {
   app.add_option("--workers", o.workers, "worker processes")->capture_default_str()->check(CLI::Range(1, 32));
   app.add_option("--iterations", o.iterations, "increments per worker")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_flag("-v,--verbose", o.verbose, "show the broker's log");
+  app.add_option("--store", o.store,
+                 "use this store and start no broker: a segment name, or etcd://HOST:PORT,.../PREFIX "
+                 "served by a session-broker --store per host");
+  app.add_option("--hosts", o.hosts, "host ids of the worker groups (SESSIONBROKER_HOST_ID; worker i in group i % n)")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
 
+  if (!o.store.empty()) {
+    say("store {} (its brokers are yours to run){}", o.store,
+        o.hosts.empty() ? "" : fmt::format("; {} worker groups by host id", o.hosts.size()));
+    const bool ok = run_demo(o, o.store);
+    say("{}", ok ? "demo OK" : "demo FAILED");
+    return ok ? 0 : 1;
+  }
   const std::string segment = fmt::format("sbdemo-{}", getpid());
   const std::string broker_path = find_broker(o);
   std::string error;
