@@ -10,9 +10,11 @@
 // Every scenario function below runs in a child and returns its exit status (0: samples written).
 #pragma once
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstdint>
 #include <string>
@@ -83,7 +85,10 @@ template <class Fn>
 int spawn(Fn&& fn) {
   std::fflush(nullptr);
   const int pid = ::fork();
-  if (pid == 0) ::_exit(fn());
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a bench killed midway leaves no holder sleeping
+    ::_exit(fn());
+  }
   return pid;
 }
 // Waits for pid; true when it exited 0.

@@ -130,7 +130,8 @@ int sb_handoff_player(const std::string& store, int me, int n, Samples& shared) 
     const std::uint64_t token = l->token();
     {
       std::unique_lock lk(mu);
-      cv.wait_for(lk, 10s, [&] { return requested == token || shared.stop.load(); });
+      if (!cv.wait_for(lk, 10s, [&] { return requested == token || shared.stop.load(); }))
+        return std::fprintf(stderr, "sb_etcd: the other player never queued\n"), 1;
     }
     shared.released_ns.store(now_ns());
     if (auto st = l->unlock(); !st) return fail("unlock", st);
