@@ -6,8 +6,8 @@
 //      by a broker of yours, or an etcd cluster (etcd://HOST:PORT,.../PREFIX) with a
 //      `session-broker --store ADDR --host-id ID` per "host" (README, "Many hosts").
 //   2. A child process attaches, opens or creates user:1..user:3, sets counter=0, gives its locks
-//      back and exits. A child, not the parent: Debian's gRPC has no fork support, so a process
-//      that used an etcd store must fork no workers afterwards (docs/etcd.md, "Fork").
+//      back and exits, so the parent holds no client of any store when it forks the workers (on
+//      etcd a client also runs an agent process: docs/etcd.md, "Fork").
 //   3. Forked workers attach, wait for a start signal (EOF on a pipe), then repeatedly lock
 //      "counter" exclusively in a random session, read it, increment it, put it and unlock.
 //      unlock() commits, and the process keeps the session lock cached: the next lock() on that

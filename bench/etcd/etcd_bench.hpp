@@ -30,6 +30,7 @@ struct Samples {
   std::atomic<int> ready;     // processes attached (a start barrier for pairs)
   std::atomic<int> last_holder;
   std::atomic<std::uint64_t> released_ns;  // when the last holder called release / Unlock
+  std::atomic<int> agent;                  // a recovery holder's etcd agent (its child process)
   double ns[kMax];
 
   void add(double v, int limit) {
@@ -61,9 +62,11 @@ int sb_cached_reacquire(const std::string& store, int batches, int batch, Sample
 // revoke request), then unlocks; the sample is the release call -> the other's grant.
 int sb_handoff_player(const std::string& store, int me, int n, Samples& shared);
 // Dead-holder recovery: a holder registered under host id `host` takes the session's exclusive
-// lock, writes one byte on `held_fd` and waits to be killed; a waiter writes one byte on
-// `asking_fd`, then lock_all, and stores its grant time in out.released_ns.
-int sb_holder(const std::string& store, const std::string& host, const std::string& session, int held_fd);
+// lock, stores the pid of its etcd agent (docs/etcd.md "Fork: the agent process") in out.agent,
+// writes one byte on `held_fd` and waits to be killed; a waiter writes one byte on `asking_fd`,
+// then lock_all, and stores its grant time in out.released_ns.
+int sb_holder(const std::string& store, const std::string& host, const std::string& session, int held_fd,
+              Samples& out);
 int sb_waiter(const std::string& store, const std::string& session, int asking_fd, Samples& out);
 
 // ---- etcd's v3lock through etcd::Client (v3lock_scenarios.cpp) ----

@@ -66,19 +66,21 @@ std::vector<double> in_pair(const char* what, int n, Fn fn) {
 
 // One dead-holder recovery: the holder takes the lock, the waiter asks, and once the waiter has
 // had time to queue (300 ms; its request cannot be seen from here without gRPC) the holder is
-// killed with SIGKILL. The sample: the kill -> the waiter's grant.
+// killed with SIGKILL (and first its etcd agent, with `kill_agent`: a lost host). The sample: the
+// kill -> the waiter's grant.
 template <class Holder, class Waiter>
-std::optional<double> recover_once(Holder holder, Waiter waiter) {
+std::optional<double> recover_once(Holder holder, Waiter waiter, bool kill_agent) {
   int held[2], asking[2];
   if (pipe(held) != 0 || pipe(asking) != 0) return std::nullopt;
   Samples* s = shared_samples();
-  const int h = spawn([&] { return holder(held[1]); });
+  const int h = spawn([&] { return holder(held[1], *s); });
   std::optional<double> out;
   if (read_byte(held[0], 15000)) {
     const int w = spawn([&] { return waiter(asking[1], *s); });
     if (read_byte(asking[0], 15000)) {
       std::this_thread::sleep_for(300ms);
       const std::uint64_t t0 = now_ns();
+      if (kill_agent && s->agent.load() > 0) kill(s->agent.load(), SIGKILL);
       kill(h, SIGKILL);
       if (reap(w)) out = static_cast<double>(s->released_ns.load() - t0);
     } else {
@@ -94,10 +96,11 @@ std::optional<double> recover_once(Holder holder, Waiter waiter) {
 }
 
 template <class Holder, class Waiter>
-std::vector<double> recoveries(int n, Holder holder, Waiter waiter) {
+std::vector<double> recoveries(int n, Holder holder, Waiter waiter, bool kill_agent = false) {
   std::vector<double> v;
   for (int i = 0; i < n; ++i) {
-    if (auto r = recover_once([&](int fd) { return holder(i, fd); }, [&](int fd, Samples& s) { return waiter(i, fd, s); }))
+    if (auto r = recover_once([&](int fd, Samples& s) { return holder(i, fd, s); },
+                              [&](int fd, Samples& s) { return waiter(i, fd, s); }, kill_agent))
       v.push_back(*r);
   }
   return v;
@@ -141,26 +144,34 @@ void measure_cached(const Setup& st, Report& r) {
         {"on etcd", std::move(on_etcd)}, {"the shared-memory backend (same run)", std::move(shm)});
 }
 
+// The holder killed alone (its agent sees EOF and revokes the lease), the holder and its agent
+// killed without a broker (the lease expires), and with the broker of the holder's host.
 void measure_recovery(const Setup& st, Report& r) {
   const auto& e = st.endpoints;
   const std::string host = "bench-host";
-  auto sb_waiter_fn = [&](int i, int fd, Samples& s) { return sb_waiter(st.address, fmt::format("dead.{}", i), fd, s); };
-  auto v3 = recoveries(st.n.recoveries, [&](int i, int fd) { return v3_holder(e, fmt::format("v3/dead.{}", i), 2, fd); },
+  auto holder = [&](const char* tag) {
+    return [&, tag](int i, int fd, Samples& s) { return sb_holder(st.address, host, fmt::format("dead.{}{}", tag, i), fd, s); };
+  };
+  auto waiter = [&](const char* tag) {
+    return [&, tag](int i, int fd, Samples& s) { return sb_waiter(st.address, fmt::format("dead.{}{}", tag, i), fd, s); };
+  };
+  auto v3 = recoveries(st.n.recoveries, [&](int i, int fd, Samples&) { return v3_holder(e, fmt::format("v3/dead.{}", i), 2, fd); },
                        [&](int i, int fd, Samples& s) { return v3_waiter(e, fmt::format("v3/dead.{}", i), fd, s); });
-  auto alone = recoveries(st.n.recoveries, [&](int i, int fd) { return sb_holder(st.address, host, fmt::format("dead.{}", i), fd); },
-                          sb_waiter_fn);
-  r.add("recovery.alone", "dead-holder recovery (kill -9 -> next grant), no broker",
-        {"process lease expires (TTL 2 s)", std::move(alone)}, {"v3lock holder's lease expires (TTL 2 s, kept alive)", v3});
+  auto by_agent = recoveries(st.n.broker_recoveries, holder("a"), waiter("a"));
+  r.add("recovery.agent", "dead-holder recovery (kill -9 -> next grant), no broker",
+        {"its agent sees EOF and revokes the lease", std::move(by_agent)},
+        {"v3lock holder's lease expires (TTL 2 s, kept alive)", v3});
+  auto alone = recoveries(st.n.recoveries, holder("l"), waiter("l"), true);
+  r.add("recovery.lease", "dead holder and its agent (a lost host), no broker",
+        {"process lease expires (TTL 2 s)", std::move(alone)}, {"v3lock holder's lease expires (as above)", v3});
   sessionbroker::broker::BrokerChild broker(st.broker, st.address, {"--host-id", host});
   if (!broker.start()) {
     std::fprintf(stderr, "sb_etcd: session-broker --store %s did not start\n", st.address.c_str());
     return;
   }
-  auto with = recoveries(st.n.broker_recoveries,
-                         [&](int i, int fd) { return sb_holder(st.address, host, fmt::format("dead.b{}", i), fd); },
-                         [&](int i, int fd, Samples& s) { return sb_waiter(st.address, fmt::format("dead.b{}", i), fd, s); });
+  auto with = recoveries(st.n.broker_recoveries, holder("b"), waiter("b"), true);
   broker.terminate();
-  r.add("recovery.broker", "dead-holder recovery, session-broker --store on the holder's host",
+  r.add("recovery.broker", "dead holder and its agent, session-broker --store on the host",
         {"the broker revokes the dead process's lease", std::move(with)}, {"v3lock holder's lease expires (as above)", v3});
 }
 

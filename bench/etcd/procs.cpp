@@ -25,6 +25,7 @@ void Samples::reset() {
   ready.store(0);
   last_holder.store(-1);
   released_ns.store(0);
+  agent.store(0);
 }
 
 std::vector<double> Samples::take(int limit) const {

@@ -3,6 +3,7 @@
 // a child process of its own (etcd_bench.hpp) and returns its exit status.
 #include <condition_variable>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -140,7 +141,8 @@ int sb_handoff_player(const std::string& store, int me, int n, Samples& shared) 
   return 0;
 }
 
-int sb_holder(const std::string& store, const std::string& host, const std::string& session, int held_fd) {
+int sb_holder(const std::string& store, const std::string& host, const std::string& session, int held_fd,
+              Samples& out) {
   if (!host.empty()) setenv("SESSIONBROKER_HOST_ID", host.c_str(), 1);
   auto c = Client::attach(store);
   if (!c) return fail("attach", c.status());
@@ -148,6 +150,11 @@ int sb_holder(const std::string& store, const std::string& host, const std::stri
   if (!s) return fail("open_or_create", s.status());
   auto l = s->session.lock_all(Mode::kExclusive, in(10s));
   if (!l) return fail("lock_all", l.status());
+  // The agent Client::attach started is this process's only child.
+  std::ifstream children("/proc/self/task/" + std::to_string(getpid()) + "/children");
+  int agent = 0;
+  children >> agent;
+  out.agent.store(agent);
   write_byte(held_fd);
   std::this_thread::sleep_for(120s);  // killed long before
   return 1;
