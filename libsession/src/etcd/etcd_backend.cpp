@@ -565,6 +565,7 @@ Status EtcdBackend::destroy_session(SessionHandle s, const Grant* own) {
     auto r = client_->txn(t);
     if (!r) return r.status();
     if (own) finish_request(*v);
+    if (r->succeeded()) close_watch(*v);
     if (!r->succeeded()) return own ? stale(sv.id) : Status(ErrorCode::kNotFound, fmt::format("no session '{}'", sv.id));
     if (sv.lease != 0) (void)client_->revoke(sv.lease);  // nothing is attached to it any more
     return {};
@@ -676,11 +677,15 @@ void EtcdBackend::close_watch(const std::shared_ptr<SessionView>& v) {
   if (h >= 0) watcher_->cancel(h);
 }
 
-// The request is over (released, withdrawn, destroyed): forget it and stop watching.
+// The request is over (released, withdrawn, destroyed): forget it. The watch stays while the
+// session is there: the next request then costs one txn (its view is synced already), not a
+// watch creation first. A view whose session is gone stops watching.
 void EtcdBackend::finish_request(const std::shared_ptr<SessionView>& v) {
   std::uint32_t slot;
+  bool gone;
   {
     std::lock_guard lk(v->mu);
+    gone = v->session_gone;
     if (v->token == 0) return;
     std::atomic_ref<std::uint32_t>(v->words->state).store(0, std::memory_order_release);
     v->token = 0;
@@ -689,7 +694,7 @@ void EtcdBackend::finish_request(const std::shared_ptr<SessionView>& v) {
     slot = v->slot;
   }
   free_slot(slot);
-  close_watch(v);
+  if (gone) close_watch(v);
 }
 
 Result<Grant> EtcdBackend::request(SessionHandle s, Mode mode, Clock::time_point deadline, bool wait) {
@@ -745,7 +750,6 @@ Result<Grant> EtcdBackend::request(SessionHandle s, Mode mode, Clock::time_point
     add_range(t.mutable_failure(), v->key);
     auto r = client_->txn(t);
     auto fail = [&](Status st) -> Result<Grant> {
-      close_watch(v);
       free_slot(*slot);
       return st;
     };
@@ -780,7 +784,9 @@ Result<Grant> EtcdBackend::request(SessionHandle s, Mode mode, Clock::time_point
       v->granted = v->lost = false;
       v->slot = *slot;
       v->words = words;
-      if (!v->synced) v->install(snapshot, r->header().revision());
+      // The txn's range is the queue at its revision: newer than the view unless the watch has
+      // already delivered past it (then the view holds this request's key too).
+      if (!v->synced || v->applied < r->header().revision()) v->install(snapshot, r->header().revision());
       (void)v->evaluate();
       auto done = [&] { return v->granted || v->lost || cancelled_.load(std::memory_order_acquire); };
       if (wait) {
