@@ -69,7 +69,7 @@ int run_put(const PutArgs& a) {
 void add_get(CLI::App& app, Action& action) {
   auto a = std::make_shared<GetArgs>();
   auto* sub = app.add_subcommand("get", "print an attribute's committed value (read under a shared lock)");
-  add_segment_option(*sub, a->segment);
+  add_store_option(*sub, a->segment);
   sub->add_option("SESSION", a->session, "session id")->required();
   sub->add_option("ATTR", a->attr, "attribute name")->required();
   add_duration_option(*sub, "--timeout", a->timeout, "how long to wait for the shared lock (default 5s)");
@@ -93,7 +93,7 @@ void add_get(CLI::App& app, Action& action) {
 void add_put(CLI::App& app, Action& action) {
   auto a = std::make_shared<PutArgs>();
   auto* sub = app.add_subcommand("put", "set an attribute under an exclusive lock; exits once committed");
-  add_segment_option(*sub, a->segment);
+  add_store_option(*sub, a->segment);
   sub->add_option("SESSION", a->session, "session id")->required();
   sub->add_option("ATTR", a->attr, "attribute name")->required();
   sub->add_option("VALUE", a->value, "new value")->required();

@@ -1,46 +1,43 @@
-// check: verifies the invariants of shm_layout/LAYOUT.md (I1-I12) on a live system (see
-// libsession/src/check.hpp) and prints a readable report. Exit 0 when all hold; kExitInvariant
-// naming each broken one.
+// check: verifies a store's invariants on a live system and prints a readable report. Exit 0 when
+// all hold; kExitInvariant naming each broken one. On a segment: shm_layout/LAYOUT.md (I1-I12, see
+// libsession/src/check.hpp); on etcd: docs/etcd.md "Invariants" (E1-E7, etcd_check.cpp).
 //
-// Process safety: like dump, check does not attach; it takes each structure's mutex in turn
-// (registry, each session, the allocator), so clients keep working while it runs.
+// Process safety: check does not attach. On a segment it takes each structure's mutex in turn
+// (registry, each session, the allocator); on etcd it reads the key space at one revision. Clients
+// keep working while it runs.
 #include <string>
 
 #include <fmt/format.h>
 
-#include "check.hpp"
+#include "admin_store.hpp"
 #include "commands.hpp"
 #include "help.hpp"
-#include "segment.hpp"
 
 namespace sessionctl {
 namespace {
 
-namespace detail = sessionbroker::detail;
-
-int run_check(const std::string& segment) {
-  auto seg = detail::Segment::open(segment);
-  if (!seg) return fail(seg.status());
-  const detail::CheckReport report = detail::check_segment(**seg);
-  fmt::print("segment {}: {} sessions, {} clients, {} holders, {} waiters; blocks: {} in blobs, {} pending, {} free of {}\n",
-             segment, report.sessions, report.clients, report.holders, report.waiters, report.blocks_used,
-             report.blocks_pending, report.blocks_free, (*seg)->caps().block_count);
-  for (const auto& note : report.notes) fmt::print("note: {}\n", note);
-  for (const auto& v : report.violations) fmt::print("VIOLATED {}: {}\n", v.invariant, v.detail);
-  if (report.ok()) {
+int run_check(const std::string& address) {
+  auto store = open_admin_store(address);
+  if (!store) return fail(store.status());
+  auto report = (*store)->check();
+  if (!report) return fail(report.status());
+  fmt::print("{}\n", report->summary);
+  for (const auto& note : report->notes) fmt::print("note: {}\n", note);
+  for (const auto& v : report->violations) fmt::print("VIOLATED {}: {}\n", v.invariant, v.detail);
+  if (report->violations.empty()) {
     fmt::print("all invariants hold\n");
     return kExitOk;
   }
-  fmt::print(stderr, "sessionctl: {} invariant violation(s)\n", report.violations.size());
+  fmt::print(stderr, "sessionctl: {} invariant violation(s)\n", report->violations.size());
   return kExitInvariant;
 }
 
 }  // namespace
 
 void add_check_command(CLI::App& app, Action& action) {
-  auto* sub = app.add_subcommand("check", "verify every invariant of a live segment (does not attach)");
-  auto segment = std::make_shared<std::string>();
-  add_segment_option(*sub, *segment);
+  auto* sub = app.add_subcommand("check", "verify every invariant of a live store (does not attach)");
+  auto store = std::make_shared<std::string>();
+  add_store_option(*sub, *store);
   set_man_page(*sub, {
       .description =
           "Verifies every invariant of the segment's structure (holder lists and lock modes, tokens, FIFO "
@@ -51,12 +48,18 @@ void add_check_command(CLI::App& app, Action& action) {
           "and finally all invariants hold when none is broken.\n"
           "\n"
           "It does not attach: it takes each structure's mutex in turn (the registry, each session, the "
-          "allocator), never two at once, so no client waits on it for long.\n",
+          "allocator), never two at once, so no client waits on it for long.\n"
+          "\n"
+          "On an etcd store (--store etcd://...) it reads the whole key space at one revision and verifies the "
+          "invariants of docs/etcd.md section Invariants (E1 to E7: key shapes, session values, queue values "
+          "S or X, every queue key on the process lease its name says and registered by a client key, every "
+          "lease live); a queue key left over by a session that expired under it is a note.\n",
       .exit_status = "6 when an invariant is broken.",
       .examples =
-          "  $ sessionctl check --segment shop\n",
+          "  $ sessionctl check --store shop\n"
+          "  $ sessionctl check --store etcd://127.0.0.1:2379/shop\n",
   });
-  sub->callback([&action, segment] { action = [segment] { return run_check(*segment); }; });
+  sub->callback([&action, store] { action = [store] { return run_check(*store); }; });
 }
 
 }  // namespace sessionctl

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "etcd/address.hpp"
 #include "units.hpp"
 
 namespace sessionctl {
@@ -44,11 +45,21 @@ int fail(const sessionbroker::Status& st) {
   return exit_code_for(st.code());
 }
 
-void add_segment_option(CLI::App& sub, std::string& segment) {
-  segment = kDefaultSegment;
-  sub.add_option("--segment", segment, "segment name (the object /dev/shm/NAME)")
-      ->type_name("NAME")
+void add_store_option(CLI::App& sub, std::string& store) {
+  store = kDefaultStore;
+  sub.add_option("--store,--segment", store,
+                 "the store: a segment name (the object /dev/shm/NAME) or etcd://HOST:PORT[,HOST:PORT...]/PREFIX")
+      ->type_name("ADDR")
       ->capture_default_str();
+}
+
+bool is_etcd_store(const std::string& store) { return store.starts_with(sessionbroker::detail::etcd::kScheme); }
+
+std::optional<int> refuse_etcd_store(const std::string& store, const std::string& command) {
+  if (!is_etcd_store(store)) return std::nullopt;
+  fmt::print(stderr, "sessionctl: usage: {} reads a shared-memory segment's counters; an etcd store has none\n",
+             command);
+  return kExitUsage;
 }
 
 CLI::Option* add_duration_option(CLI::App& sub, const std::string& name, std::chrono::milliseconds& out,
@@ -62,8 +73,8 @@ CLI::Option* add_duration_option(CLI::App& sub, const std::string& name, std::ch
   return sub.add_option_function<std::string>(name, store, help)->check(check)->type_name("DURATION");
 }
 
-std::unique_ptr<sessionbroker::Client> attach_or_report(const std::string& segment, int& exit_code) {
-  auto client = sessionbroker::Client::attach(segment);
+std::unique_ptr<sessionbroker::Client> attach_or_report(const std::string& store, int& exit_code) {
+  auto client = sessionbroker::Client::attach(store);
   if (!client) {
     exit_code = fail(client.status());
     return nullptr;

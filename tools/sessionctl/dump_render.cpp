@@ -18,9 +18,16 @@
 //     "free_blocks": 262100,                           // free attribute-store blocks
 //     "next_token": 1712000000124                      // the token the next grant will get
 //   }
+//
+// On an etcd store the same shape with these differences: "store" (the address) in place of
+// "segment"; a holder's or waiter's "client" is its process lease; "version" and "idle_ms" are
+// null (etcd keeps no commit count or idle clock); a client is {"lease", "host", "pid", "state":
+// "live"}; no "free_blocks"; "next_token" is the least the next grant's token can be (the store's
+// revision + 1: tokens are revisions).
 #include "dump_render.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -28,7 +35,6 @@
 namespace sessionctl {
 namespace {
 
-using sessionbroker::detail::SessionSnapshot;
 using sessionbroker::shm::ClientState;
 using sessionbroker::shm::LockMode;
 using Json = nlohmann::ordered_json;
@@ -41,15 +47,17 @@ const char* state_name(ClientState s) {
   }
 }
 
-Json session_json(const SessionSnapshot& s) {
+Json or_null(const std::optional<std::uint64_t>& v) { return v ? Json(*v) : Json(nullptr); }
+
+Json session_json(const SessionRow& s) {
   Json holders = Json::array(), queue = Json::array(), attrs = Json::array();
   for (const auto& h : s.holders)
     holders.push_back({{"pid", h.pid}, {"client", h.client}, {"mode", mode_name(h.mode)}, {"token", h.token},
                        {"revoke_requested", h.revoke}});
   for (const auto& w : s.queue) queue.push_back({{"pid", w.pid}, {"client", w.client}, {"mode", mode_name(w.mode)}});
   for (const auto& a : s.attrs) attrs.push_back({{"name", a.name}, {"size", a.size}});
-  return {{"id", s.id},         {"mode", mode_name(s.mode)}, {"version", s.version}, {"holders", holders},
-          {"queue", queue},     {"attributes", attrs},       {"idle_ms", s.idle_ms}, {"ttl_ms", s.ttl_ms}};
+  return {{"id", s.id},     {"mode", mode_name(s.mode)}, {"version", or_null(s.version)},  {"holders", holders},
+          {"queue", queue}, {"attributes", attrs},       {"idle_ms", or_null(s.idle_ms)}, {"ttl_ms", s.ttl_ms}};
 }
 
 // ---- table ----
@@ -80,7 +88,7 @@ std::string join_or_dash(const std::vector<std::string>& parts) {
   return out;
 }
 
-Row session_row(const SessionSnapshot& s) {
+Row session_row(const SessionRow& s) {
   std::vector<std::string> holders, queue, attrs;
   for (const auto& h : s.holders) holders.push_back(fmt::format("{}@{}{}", h.pid, h.token, h.revoke ? "*" : ""));
   for (const auto& w : s.queue) queue.push_back(fmt::format("{}({})", w.pid, w.mode == LockMode::kShared ? "sh" : "ex"));
@@ -101,11 +109,22 @@ std::string sessions_table(const DumpModel& m) {
 }
 
 std::string clients_table(const DumpModel& m) {
+  if (m.etcd) {
+    std::vector<Row> rows{{"LEASE", "HOST", "PID"}};
+    for (const auto& c : m.clients) rows.push_back({std::to_string(c.id), c.host, std::to_string(c.pid)});
+    return format_table(rows);
+  }
   std::vector<Row> rows{{"CLIENT", "PID", "STATE", "GRANTS", "WAITS"}};
   for (const auto& c : m.clients)
-    rows.push_back({std::to_string(c.slot), std::to_string(c.pid), state_name(c.state), std::to_string(c.grants),
-                    std::to_string(c.waits)});
+    rows.push_back({std::to_string(c.id), std::to_string(c.pid), state_name(c.state), std::to_string(c.grants.value_or(0)),
+                    std::to_string(c.waits.value_or(0))});
   return format_table(rows);
+}
+
+Json client_json(const DumpModel& m, const ClientRow& c) {
+  if (m.etcd) return {{"lease", c.id}, {"host", c.host}, {"pid", c.pid}, {"state", state_name(c.state)}};
+  return {{"slot", c.id}, {"pid", c.pid}, {"state", state_name(c.state)}, {"grants", or_null(c.grants)},
+          {"waits", or_null(c.waits)}};
 }
 
 }  // namespace
@@ -122,17 +141,19 @@ const char* mode_name(LockMode m) {
 std::string render_json(const DumpModel& m) {
   Json sessions = Json::array(), clients = Json::array();
   for (const auto& s : m.sessions) sessions.push_back(session_json(s));
-  for (const auto& c : m.clients)
-    clients.push_back({{"slot", c.slot}, {"pid", c.pid}, {"state", state_name(c.state)}, {"grants", c.grants},
-                       {"waits", c.waits}});
-  Json doc = {{"segment", m.segment}, {"sessions", sessions},       {"clients", clients},
-              {"free_blocks", m.free_blocks}, {"next_token", m.next_token}};
+  for (const auto& c : m.clients) clients.push_back(client_json(m, c));
+  Json doc = {{m.etcd ? "store" : "segment", m.store}, {"sessions", sessions}, {"clients", clients}};
+  if (m.free_blocks) doc["free_blocks"] = *m.free_blocks;
+  doc["next_token"] = m.next_token;
   return doc.dump(2) + "\n";
 }
 
 std::string render_table(const DumpModel& m) {
-  std::string out = fmt::format("segment {}: {} sessions, {} clients, {} free blocks, next token {}\n\n", m.segment,
-                                m.sessions.size(), m.clients.size(), m.free_blocks, m.next_token);
+  std::string out =
+      m.etcd ? fmt::format("store {}: {} sessions, {} clients, next token at least {}\n\n", m.store, m.sessions.size(),
+                           m.clients.size(), m.next_token)
+             : fmt::format("segment {}: {} sessions, {} clients, {} free blocks, next token {}\n\n", m.store,
+                           m.sessions.size(), m.clients.size(), m.free_blocks.value_or(0), m.next_token);
   out += sessions_table(m);
   out += "\n";
   out += clients_table(m);

@@ -193,7 +193,7 @@ void add_lock_command(CLI::App& app, Action& action) {
           "Hold a shared lock until the shell closes the pipe:\n"
           "  $ sleep 60 | sessionctl lock user:42 --shared\n",
   });
-  add_segment_option(*sub, a->segment);
+  add_store_option(*sub, a->segment);
   sub->add_option("SESSION", a->session, "session id")->required();
   sub->add_flag("--shared", a->shared, "shared lock (default: exclusive)");
   sub->add_option("--attr", a->attrs, "lock this attribute (repeatable; default: the whole session)")

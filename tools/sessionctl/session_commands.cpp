@@ -57,7 +57,7 @@ int run_list(const ListArgs& a) {
 void add_create(CLI::App& app, Action& action) {
   auto a = std::make_shared<CreateArgs>();
   auto* sub = app.add_subcommand("create", "create a session");
-  add_segment_option(*sub, a->segment);
+  add_store_option(*sub, a->segment);
   sub->add_option("SESSION", a->session, "session id")->required();
   add_duration_option(*sub, "--ttl", a->ttl, "idle time after which the broker expires it (default: the segment's)");
   set_man_page(*sub, {
@@ -77,7 +77,7 @@ void add_create(CLI::App& app, Action& action) {
 void add_destroy(CLI::App& app, Action& action) {
   auto a = std::make_shared<DestroyArgs>();
   auto* sub = app.add_subcommand("destroy", "destroy a session once its exclusive lock is granted");
-  add_segment_option(*sub, a->segment);
+  add_store_option(*sub, a->segment);
   sub->add_option("SESSION", a->session, "session id")->required();
   add_duration_option(*sub, "--timeout", a->timeout, "how long to wait for the exclusive lock (default 5s)");
   set_man_page(*sub, {
@@ -99,7 +99,7 @@ void add_destroy(CLI::App& app, Action& action) {
 void add_list(CLI::App& app, Action& action) {
   auto a = std::make_shared<ListArgs>();
   auto* sub = app.add_subcommand("list", "print the id of every session, one per line");
-  add_segment_option(*sub, a->segment);
+  add_store_option(*sub, a->segment);
   set_man_page(*sub, {
       .description =
           "Prints the id of every session of the segment, one per line, in no particular order. Takes no "

@@ -26,6 +26,7 @@ struct StatsArgs {
 };
 
 int run_stats(const StatsArgs& a) {
+  if (auto refused = refuse_etcd_store(a.segment, "stats")) return *refused;
   auto seg = detail::Segment::open(a.segment);
   if (!seg) return fail(seg.status());
   const detail::SegmentStats s = detail::collect_stats(**seg, a.top);
@@ -41,7 +42,7 @@ int run_stats(const StatsArgs& a) {
 void add_stats_command(CLI::App& app, Action& action) {
   auto a = std::make_shared<StatsArgs>();
   auto* sub = app.add_subcommand("stats", "counters, lock latency histograms, clients and busiest sessions (without attaching)");
-  add_segment_option(*sub, a->segment);
+  add_store_option(*sub, a->segment);
   auto* json = sub->add_flag("--json", a->json, "one JSON document (keys documented in tools/sessionctl/stats_render.cpp)");
   sub->add_flag("--prometheus", a->prometheus, "Prometheus text format 0.0.4, for node_exporter's textfile collector")
       ->excludes(json);

@@ -129,6 +129,7 @@ int run_watch(const WatchArgs& a) {
     fmt::print(stderr, "sessionctl: usage: --interval must be at least {}ms\n", kMinInterval.count());
     return kExitUsage;
   }
+  if (auto refused = refuse_etcd_store(a.segment, "watch")) return *refused;
   auto seg = detail::Segment::open(a.segment);
   if (!seg) return fail(seg.status());
   std::fflush(stdout);  // frames go straight to the descriptor
@@ -146,7 +147,7 @@ int run_watch(const WatchArgs& a) {
 void add_watch_command(CLI::App& app, Action& action) {
   auto a = std::make_shared<WatchArgs>();
   auto* sub = app.add_subcommand("watch", "live view of lock rates, latencies, busiest sessions and clients (q quits)");
-  add_segment_option(*sub, a->segment);
+  add_store_option(*sub, a->segment);
   add_duration_option(*sub, "--interval", a->interval, "time between frames (at least 10ms)")->default_str("1s");
   sub->add_flag("--once", a->once, "print one plain frame covering one interval, then exit");
   set_man_page(*sub, {
@@ -163,7 +164,7 @@ void add_watch_command(CLI::App& app, Action& action) {
           "\n"
           "Like stats, it does not attach and takes no mutex.\n",
       .examples =
-          "  $ sessionctl watch --segment shop --interval 500ms\n"
+          "  $ sessionctl watch --store shop --interval 500ms\n"
           "\n"
           "One frame for a log or a bug report:\n"
           "  $ sessionctl watch --once > frame.txt\n",
