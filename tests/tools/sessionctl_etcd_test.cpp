@@ -172,7 +172,8 @@ TEST_F(SessionctlEtcdTest, EvictClientRevokesTheProcessLease) {
   EXPECT_TRUE(r.out.ends_with(" broken_or_cancelled=1\n")) << r.out;
   EXPECT_EQ(holder->err().next(soon()), "lost");
   EXPECT_GT(parse_token(waiter->out().next(soon())), token);
-  for (const auto& c : dump()["clients"]) EXPECT_NE(c["pid"], holder->pid());
+  const auto after = dump();  // a named value: a range-for over dump()["clients"] would outlive the temporary
+  for (const auto& c : after["clients"]) EXPECT_NE(c["pid"], holder->pid());
 }
 
 TEST_F(SessionctlEtcdTest, EvictClientOfAnUnknownPidIsNotFound) {
