@@ -225,9 +225,13 @@ int main(int argc, char** argv) {
       if (--running == 0) cv.notify_all();
     }).detach();
   }
-  // EOF: the application is gone or detached. Detaching calls back whatever still waits.
+  // EOF: the application is gone or detached. Detaching calls back whatever still waits. A call
+  // stuck on an unreachable cluster must not keep the agent alive: once the application is gone
+  // nobody waits for its answer (an agent was found alive an hour after its application died while
+  // the cluster was down), so leave after a bound, without running destructors under live threads.
   (void)(*b)->detach();
   std::unique_lock lk(mu);
-  cv.wait(lk, [&] { return running == 0; });
-  return 0;
+  const bool drained = cv.wait_for(lk, std::chrono::seconds(10), [&] { return running == 0; });
+  std::fflush(nullptr);
+  _exit(drained ? 0 : 3);
 }
