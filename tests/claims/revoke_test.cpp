@@ -1,5 +1,6 @@
 // Claims 3, 10, 22, 26, 32, 35: the store asks the holder to release; the holder releases in
 // response, once its threads are done. And fencing: a lock taken away makes the token stale.
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -35,6 +36,48 @@ TEST_P(ClaimTest, Claim03_RevokeRequestReleasesCachedLock) {
   EXPECT_EQ(holder.channel().receive(), "released");
   holder.channel().send("done");
   EXPECT_EQ(holder.wait(), 0);
+}
+
+// A waiter granted while another request is already queued behind it is asked back at once: it
+// uses the grant, caches it, and gives it back to the next in line without any further event (on
+// etcd the request behind it was in the view before the grant; nothing new arrives afterwards).
+TEST_P(ClaimTest, Claim03_AGrantWithARequestQueuedBehindIsAskedBack) {
+  auto c = attach();
+  auto s = c->create("s");
+  auto held = s->lock_all(Mode::kExclusive, in(5s));
+  ASSERT_TRUE(held);
+  auto first = Child::spawn([&](Channel& ch) {
+    auto cc = Client::attach(name_);
+    (*cc)->on_revoke([&](const RevokeEvent& e) {
+      ch.send(e.kind == RevokeEvent::Kind::kRequested ? "requested" : e.kind == RevokeEvent::Kind::kReleased ? "released" : "lost");
+    });
+    { auto l = (*cc)->open("s")->lock_all(Mode::kExclusive, in(20s)); if (!l) return 10; }
+    ch.send("cached");
+    ch.receive(30s);  // stay alive, the lock cached, until the test ends
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
+  auto second = Child::spawn([&](Channel& ch) {
+    auto cc = Client::attach(name_);
+    auto l = (*cc)->open("s")->lock_all(Mode::kExclusive, in(10s));
+    ch.send(l ? "granted" : l.status().to_string());
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 2; }));
+  ASSERT_TRUE(held->unlock());  // asked back already: the cached lock goes to the first child
+  // The order of the first child's lines depends on when its revoke thread looks; all three come.
+  std::vector<std::string> lines;
+  for (int i = 0; i < 3; ++i) {
+    auto line = first.channel().receive(15s);
+    ASSERT_TRUE(line) << "the first waiter said only " << ::testing::PrintToString(lines);
+    lines.push_back(*line);
+  }
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, (std::vector<std::string>{"cached", "released", "requested"}));
+  EXPECT_EQ(second.channel().receive(15s), "granted");
+  first.channel().send("done");
+  EXPECT_EQ(first.wait(), 0);
+  EXPECT_EQ(second.wait(), 0);
 }
 
 // While a thread of the holding process still holds a thread lock, the revoke request is noted but

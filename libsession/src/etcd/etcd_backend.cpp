@@ -305,7 +305,9 @@ struct EtcdBackend::SessionView {
     early.clear();
   }
   // Grants, revoke requests and losses, from the queue as it stands. Returns true when the
-  // process's revoke thread must look (a revoke request or a loss of a grant).
+  // process's revoke thread must look (a revoke request or a loss of a grant). A grant made here
+  // is checked for a request behind it at once: that request may be in the view already, and then
+  // no later event would raise it (the grant would stay cached with the next in line waiting).
   bool evaluate() {
     if (!synced || token == 0) return false;
     auto mine = queue.find(token);
@@ -326,7 +328,6 @@ struct EtcdBackend::SessionView {
       std::atomic_ref<std::uint32_t>(words->revoke).store(0, std::memory_order_relaxed);
       std::atomic_ref<std::uint32_t>(words->state).store(kGrantHeldWord, std::memory_order_release);
       cv.notify_all();
-      return false;
     }
     if (std::atomic_ref<std::uint32_t>(words->revoke).load() != 0) return false;
     for (auto it = std::next(mine); it != queue.end(); ++it)
