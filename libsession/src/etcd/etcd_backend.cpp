@@ -837,11 +837,14 @@ Status EtcdBackend::release(SessionHandle s, const Grant& g) {
       return Status(ErrorCode::kNotHeld, fmt::format("session '{}': not held", v->id));
     my_key = v->my_key;
   }
+  // Forget the grant before the delete: the watch may report the DELETE before the txn's answer,
+  // and a view still holding the grant would take its own release for a loss (waking the
+  // application's revoke thread for nothing, on every release).
+  finish_request(v);
   TxnRequest t;
   cmp_create(t, my_key, static_cast<std::int64_t>(g.token));
   add_delete(t.mutable_success(), my_key);
   auto r = client_->txn(t);
-  finish_request(v);
   if (!r) return r.status();
   return r->succeeded() ? Status{} : stale(v->id);
 }
