@@ -202,7 +202,7 @@ Result<std::string> AgentBackend::call(Op op, const Writer& payload, bool gated)
     pending_.erase(id);
     return Status(ErrorCode::kUnavailable, fmt::format("the etcd agent (pid {}) is gone", agent_));
   }
-  cv_.wait(lk, [&] { return p.done; });
+  p.cv.wait(lk, [&] { return p.done; });
   if (p.code != 0) return Status(static_cast<ErrorCode>(p.code), std::move(p.message));
   return std::move(p.payload);
 }
@@ -225,7 +225,7 @@ void AgentBackend::read_loop() {
     p.payload = body.substr(header);
     p.done = true;
     pending_.erase(it);
-    cv_.notify_all();
+    p.cv.notify_one();
   }
   agent_gone(detached_.load() ? "client is detached"
                               : fmt::format("the etcd agent (pid {}) exited: every lock of this process is lost", agent_));
@@ -240,9 +240,9 @@ void AgentBackend::agent_gone(const std::string& why) {
       p->code = static_cast<std::uint8_t>(gone_.code());
       p->message = why;
       p->done = true;
+      p->cv.notify_one();
     }
     pending_.clear();
-    cv_.notify_all();
   }
   for (auto& slot : words_->slots) std::atomic_ref<std::uint32_t>(slot.state).store(0, std::memory_order_release);
   shm::bump_and_wake(words_->epoch);

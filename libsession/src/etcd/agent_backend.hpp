@@ -76,6 +76,7 @@ class AgentBackend final : public Backend {
 
  private:
   struct Pending {
+    std::condition_variable cv;  // its caller waits on it (with mu_): a reply wakes that caller only
     bool done = false;
     std::uint8_t code = 0;
     std::string message;
@@ -96,7 +97,6 @@ class AgentBackend final : public Backend {
   std::atomic<bool> detached_{false};
   std::mutex write_mu_;
   std::mutex mu_;
-  std::condition_variable cv_;
   std::map<std::uint64_t, Pending*> pending_;  // GUARDED_BY(mu_)
   std::uint64_t next_id_ = 1;                  // GUARDED_BY(mu_)
   Status gone_;                                // GUARDED_BY(mu_): why the agent is unusable, once it is

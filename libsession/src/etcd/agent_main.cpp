@@ -3,7 +3,8 @@
 //   sessionbroker-etcd-agent ADDRESS PID with fd 3 the socket to the application and fd 4 the memfd
 //                                        of the shared words (etcd_backend.hpp SharedWords)
 // It attaches an EtcdBackend, says how that went (frame 0), then serves one request per frame,
-// each on its own thread (an acquire may wait; others must not wait behind it), until EOF. At EOF
+// each on a thread of its own while it runs (an acquire may wait; others must not wait behind
+// it): an idle worker if there is one, else a new one (Workers), until EOF. At EOF
 // (the application detached, exited or was killed) it detaches: the process lease is revoked and
 // every lock of the application passes on at once.
 #include <sys/mman.h>
@@ -13,6 +14,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -187,6 +190,51 @@ void serve(EtcdBackend& b, std::uint64_t id, Op op, agent::Reader in) {
   reply(id, st, st ? out : agent::Writer{});
 }
 
+// Threads that serve frames. A frame goes to an idle worker, or to a new one when all are busy (an
+// acquire may wait for minutes: no frame may queue behind it). Workers stay for the next frame:
+// starting a thread per frame cost more than the wake of a waiting one on the hot path.
+class Workers {
+ public:
+  void run(std::function<void()> job) {
+    std::lock_guard lk(mu_);
+    jobs_.push_back(std::move(job));
+    ++running_;
+    if (idle_ > 0) {
+      --idle_;
+      cv_.notify_one();
+    } else {
+      std::thread([this] { work(); }).detach();
+    }
+  }
+  // True once no frame is being served (false if `limit` passed first).
+  bool drain(std::chrono::seconds limit) {
+    std::unique_lock lk(mu_);
+    return done_.wait_for(lk, limit, [&] { return running_ == 0; });
+  }
+
+ private:
+  void work() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+      // run() counted this worker out of idle_ when it queued the job it woke it for.
+      cv_.wait(lk, [&] { return !jobs_.empty(); });
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lk.unlock();
+      job();
+      lk.lock();
+      if (--running_ == 0) done_.notify_all();
+      ++idle_;
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_, done_;
+  std::deque<std::function<void()>> jobs_;  // GUARDED_BY(mu_)
+  int idle_ = 0;                             // GUARDED_BY(mu_): workers waiting, not yet handed a job
+  int running_ = 0;                          // GUARDED_BY(mu_): frames queued or being served
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -206,32 +254,22 @@ int main(int argc, char** argv) {
   reply(0, b ? Status{} : b.status());
   if (!b) return 1;
 
-  std::mutex mu;
-  std::condition_variable cv;
-  int running = 0;
+  // Never destroyed: detached workers may still be waiting on it when the process exits.
+  auto* workers = new Workers;
   std::string body;
   while (agent::read_frame(kSocket, body)) {
     agent::Reader in(body);
     const std::uint64_t id = in.u64();
     const auto op = static_cast<Op>(in.u8());
     if (in.failed()) break;
-    {
-      std::lock_guard lk(mu);
-      ++running;
-    }
-    std::thread([&, id, op, rest = body.substr(9)] {
-      serve(**b, id, op, agent::Reader(rest));
-      std::lock_guard lk(mu);
-      if (--running == 0) cv.notify_all();
-    }).detach();
+    workers->run([&b, id, op, rest = body.substr(9)] { serve(**b, id, op, agent::Reader(rest)); });
   }
   // EOF: the application is gone or detached. Detaching calls back whatever still waits. A call
   // stuck on an unreachable cluster must not keep the agent alive: once the application is gone
   // nobody waits for its answer (an agent was found alive an hour after its application died while
   // the cluster was down), so leave after a bound, without running destructors under live threads.
   (void)(*b)->detach();
-  std::unique_lock lk(mu);
-  const bool drained = cv.wait_for(lk, std::chrono::seconds(10), [&] { return running == 0; });
+  const bool drained = workers->drain(std::chrono::seconds(10));
   std::fflush(nullptr);
   _exit(drained ? 0 : 3);
 }
