@@ -261,6 +261,25 @@ struct EtcdBackend::SessionView {
   };
   std::map<std::int64_t, Entry> queue;  // by create_revision
   bool session_gone = false;
+  // The session key as last read or reported by the watch. Only a hint: a commit writes on it with
+  // a compare of its mod_revision (one round trip, not a read first), and reads again when the
+  // compare fails. Reads never use it (they must prove the grant at the store).
+  struct Value {
+    std::int64_t mod_revision = 0;
+    std::int64_t lease = 0;
+    std::string bytes;
+  };
+  std::optional<Value> value;
+  // The value, if `g` is still this view's grant (nothing is asked of etcd).
+  std::optional<Value> value_under(const Grant& g) {
+    std::lock_guard lk(mu);
+    if (token != static_cast<std::int64_t>(g.token) || !granted) return std::nullopt;
+    return value;
+  }
+  void remember(const mvccpb::KeyValue& kv) {
+    if (value && value->mod_revision >= kv.mod_revision()) return;
+    value = Value{kv.mod_revision(), kv.lease(), kv.value()};
+  }
 
   // This process's request: its queue key and token while queued or granted (token 0: none).
   std::string my_key;
@@ -276,7 +295,12 @@ struct EtcdBackend::SessionView {
     if (kv.mod_revision() <= applied) return;
     applied = kv.mod_revision();
     if (kv.key() == key) {
-      if (e.type() == mvccpb::Event::DELETE || kv.create_revision() != generation) session_gone = true;
+      if (e.type() == mvccpb::Event::DELETE || kv.create_revision() != generation) {
+        session_gone = true;
+        value.reset();
+      } else {
+        remember(kv);
+      }
       return;
     }
     if (e.type() == mvccpb::Event::DELETE) {
@@ -292,9 +316,11 @@ struct EtcdBackend::SessionView {
   void install(const etcdserverpb::RangeResponse& r, std::int64_t revision) {
     queue.clear();
     session_gone = true;
+    value.reset();
     for (const auto& kv : r.kvs()) {
       if (kv.key() == key) {
         session_gone = kv.create_revision() != generation;
+        if (!session_gone) remember(kv);
       } else {
         queue[kv.create_revision()] = Entry{kv.key(), kv.value() == "X"};
       }
@@ -868,8 +894,11 @@ Result<mvccpb::KeyValue> EtcdBackend::fenced_session(SessionView& v, const Grant
   auto r = client_->txn(t);
   if (!r) return r.status();
   if (!r->succeeded() || r->responses(0).response_range().kvs_size() == 0) return stale(v.id);
-  v.lease = r->responses(0).response_range().kvs(0).lease();
-  return r->responses(0).response_range().kvs(0);
+  const mvccpb::KeyValue& kv = r->responses(0).response_range().kvs(0);
+  std::lock_guard lk(v.mu);
+  v.lease = kv.lease();
+  v.remember(kv);
+  return kv;
 }
 
 // A write of the session key as read at `mod_revision`, fenced by the grant: the caller adds the put.
@@ -916,10 +945,20 @@ Status EtcdBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& cha
     SessionView& v = **vr;
     // Read, change, write back if nothing wrote in between (only this holder can, but a repeated
     // txn must not apply twice): the write compares the token and the session key's mod_revision.
+    // The first attempt starts from the value the view has (no read: one round trip per commit);
+    // a failed compare then reads it fresh.
     for (int attempt = 0; attempt < 8; ++attempt) {
-      auto kv = fenced_session(v, g);
-      if (!kv) return kv.status();
-      auto value = SessionValue::decode(kv->value());
+      mvccpb::KeyValue kv;
+      if (std::optional<SessionView::Value> known = attempt == 0 ? v.value_under(g) : std::nullopt) {
+        kv.set_mod_revision(known->mod_revision);
+        kv.set_lease(known->lease);
+        kv.set_value(std::move(known->bytes));
+      } else {
+        auto read = fenced_session(v, g);
+        if (!read) return read.status();
+        kv = std::move(*read);
+      }
+      auto value = SessionValue::decode(kv.value());
       if (!value) return value.status();
       for (const auto& [name, val] : changes) {
         if (val) value->attrs.insert_or_assign(name, *val);
@@ -929,11 +968,19 @@ Status EtcdBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& cha
       if (bytes.size() > kMaxSessionBytes)
         return Status(ErrorCode::kTooLarge,
                       fmt::format("session '{}' would be {} bytes; the etcd backend's limit is {}", v.id, bytes.size(), kMaxSessionBytes));
-      TxnRequest t = fenced_write(v, g, kv->mod_revision());
-      add_put(t.mutable_success(), v.key, std::move(bytes), kv->lease());
+      TxnRequest t = fenced_write(v, g, kv.mod_revision());
+      add_put(t.mutable_success(), v.key, bytes, kv.lease());
       auto r = client_->txn(t);
       if (!r) return r.status();
-      if (r->succeeded()) return {};
+      if (r->succeeded()) {
+        mvccpb::KeyValue written;
+        written.set_mod_revision(r->header().revision());
+        written.set_lease(kv.lease());
+        written.set_value(std::move(bytes));
+        std::lock_guard lk(v.mu);
+        v.remember(written);
+        return {};
+      }
     }
     return Status(ErrorCode::kSystem, fmt::format("session '{}': commit kept racing another writer", v.id));
   });
