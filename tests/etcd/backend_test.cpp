@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -393,6 +394,49 @@ TEST_F(EtcdBackendTest, AStaleReleaseNeverDeletesTheNewerLockOfTheSameProcess) {
   ASSERT_EQ(r->kvs_size(), 1) << "the stale release deleted the newer lock";
   EXPECT_EQ(static_cast<std::uint64_t>(r->kvs(0).create_revision()), g2->token);
   EXPECT_TRUE((*b)->release(*h, *g2));
+}
+
+// A held session never expires (as on shared memory): the holder's process renews the session
+// lease while it holds a grant, and the idle clock starts again when it lets go.
+TEST_F(EtcdBackendTest, AHeldSessionOutlivesItsTtlAndExpiresOnceIdle) {
+  auto c = attach(address_);
+  ASSERT_TRUE(c);
+  auto s = c->create("s", 1s);
+  ASSERT_TRUE(s);
+  auto l = s->lock({"a"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(l);
+  std::this_thread::sleep_for(3500ms);  // three and a half TTLs with the lock held and unused
+  ASSERT_TRUE(l->put("a", "still here"));
+  EXPECT_TRUE(l->unlock()) << "the session expired under its holder";
+  ASSERT_TRUE(s->release(in(5s)));
+  auto admin = etcd::Client::connect(cluster_->endpoints());
+  ASSERT_TRUE(admin);
+  const std::string key = etcd::Keys{"sb"}.session("s");
+  auto r = (*admin)->range(key);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->kvs_size(), 1);
+  EXPECT_TRUE(eventually([&] { auto now = (*admin)->range(key); return now && now->kvs_size() == 0; }, 10s))
+      << "the session did not expire once released";
+}
+
+// Queue keys left by an earlier session of the same id (docs/etcd.md E7) do not stand in front of
+// the new session's requests: creating the session deletes them in the same transaction.
+TEST_F(EtcdBackendTest, ASessionCreatedAgainStartsWithAnEmptyQueue) {
+  auto admin = etcd::Client::connect(cluster_->endpoints());
+  ASSERT_TRUE(admin);
+  auto lease = (*admin)->grant(60);
+  ASSERT_TRUE(lease);
+  const std::string leftover = etcd::Keys::queue(etcd::Keys{"sb"}.session("s"), lease->id);
+  ASSERT_TRUE((*admin)->put(leftover, "X", lease->id));  // a holder of the expired session "s"
+  auto c = attach(address_);
+  ASSERT_TRUE(c);
+  auto s = c->create("s");
+  ASSERT_TRUE(s);
+  auto l = s->lock_all(Mode::kExclusive, in(2s));
+  EXPECT_TRUE(l) << l.status().to_string();
+  auto r = (*admin)->range(leftover);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->kvs_size(), 0);
 }
 
 }  // namespace

@@ -53,7 +53,8 @@ void add_check_command(CLI::App& app, Action& action) {
           "On an etcd store (--store etcd://...) it reads the whole key space at one revision and verifies the "
           "invariants of docs/etcd.md section Invariants (E1 to E7: key shapes, session values, queue values "
           "S or X, every queue key on the process lease its name says and registered by a client key, every "
-          "lease live); a queue key left over by a session that expired under it is a note.\n",
+          "lease live, no queue key older than its session key); a queue key left over by a session that "
+          "expired under it is a note.\n",
       .exit_status = "6 when an invariant is broken.",
       .examples =
           "  $ sessionctl check --store shop\n"

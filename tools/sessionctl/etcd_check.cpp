@@ -23,6 +23,7 @@ constexpr const char* kE4 = "E4 a queue key carries the process lease its name s
 constexpr const char* kE5 = "E5 a client key carries the lease its name says and holds 'pid start_time'; every "
                             "queue key's lease has a client key";
 constexpr const char* kE6 = "E6 every lease a key carries is live";
+constexpr const char* kE7 = "E7 no queue key is older than its session key";
 
 struct Scan {
   std::int64_t revision = 0;
@@ -80,8 +81,8 @@ void check_queue(const Scan& s, CheckOutput& out) {
       out.notes.push_back(fmt::format("session '{}' expired under queue key '{}' (token {}): left over until its "
                                       "process releases it or its lease ends (E7)", q.id, q.key, q.token));
     else if (q.token < g->second)
-      out.notes.push_back(fmt::format("queue key '{}' (token {}) is older than session '{}' (generation {}): left over "
-                                      "from the session that expired before (E7)", q.key, q.token, q.id, g->second));
+      out.violations.push_back({kE7, fmt::format("queue key '{}' (token {}) is older than session '{}' (generation {}): "
+                                                 "creating a session deletes its queue", q.key, q.token, q.id, g->second)});
   }
 }
 

@@ -247,7 +247,11 @@ struct EtcdBackend::SessionView {
   const std::string id;
   const std::string key;  // the session key
   const std::int64_t generation;
-  std::int64_t lease = 0;  // the session lease, as last read
+  std::int64_t lease = 0;  // the session lease, as last read or reported
+  // The session lease while this process holds a grant on the session: its KeepAlive renews it,
+  // so a held session never expires (as on shared memory, where the broker expires idle sessions
+  // only); the idle clock starts again at release. 0 when not kept.
+  std::int64_t kept_lease = 0;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -279,6 +283,13 @@ struct EtcdBackend::SessionView {
   void remember(const mvccpb::KeyValue& kv) {
     if (value && value->mod_revision >= kv.mod_revision()) return;
     value = Value{kv.mod_revision(), kv.lease(), kv.value()};
+    lease = kv.lease();
+  }
+  // The session lease's TTL as the value says (whole seconds); 1 s when unknown (renewed often).
+  std::int64_t lease_ttl_seconds() const {
+    if (!value) return 1;
+    auto v = SessionValue::decode(value->bytes);
+    return v ? ttl_seconds(v->ttl_ms) : 1;
   }
 
   // This process's request: its queue key and token while queued or granted (token 0: none).
@@ -490,7 +501,10 @@ Result<std::int64_t> EtcdBackend::process_lease() {
 void EtcdBackend::on_lease_lost(std::int64_t lease, const std::string&) {
   {
     std::lock_guard lk(lease_mu_);
-    if (lease_ == lease) lease_ = 0;
+    // A session lease kept while granted that ended (expired before we kept it, or the session
+    // was destroyed): the watch reports the session key's DELETE, which is what ends the grant.
+    if (lease_ != lease) return;
+    lease_ = 0;
   }
   std::vector<std::shared_ptr<SessionView>> views;
   {
@@ -543,6 +557,11 @@ Result<SessionHandle> EtcdBackend::create_session(std::string_view id, std::uint
     TxnRequest t;
     cmp_create(t, skey, 0);
     add_put(t.mutable_success(), skey, SessionValue{ttl_ms, {}}.encode(), lease->id);
+    // Queue keys left by an earlier session of this id that expired (E7) go in the same step: a
+    // new session starts with an empty queue. None can be added after: an old request's txn
+    // compares the old generation.
+    const std::string qp = Keys::queue_prefix(skey);
+    add_delete(t.mutable_success(), qp, prefix_end(qp));
     auto r = client_->txn(t);
     if (!r || !r->succeeded()) {
       (void)client_->revoke(lease->id);
@@ -704,6 +723,14 @@ void EtcdBackend::close_watch(const std::shared_ptr<SessionView>& v) {
   if (h >= 0) watcher_->cancel(h);
 }
 
+// Renews the session lease while the grant lasts (with v.mu held; KeepAlive's lock nests inside).
+void EtcdBackend::keep_session_lease(SessionView& v) {
+  if (v.kept_lease == v.lease) return;
+  if (v.kept_lease != 0) keep_alive_->remove(v.kept_lease);
+  v.kept_lease = v.lease;
+  if (v.lease != 0) keep_alive_->add(Lease{v.lease, v.lease_ttl_seconds(), Clock::now()});
+}
+
 // The request is over (released, withdrawn, destroyed): forget it. The watch stays while the
 // session is there: the next request then costs one txn (its view is synced already), not a
 // watch creation first. A view whose session is gone stops watching.
@@ -719,6 +746,7 @@ void EtcdBackend::finish_request(const std::shared_ptr<SessionView>& v) {
     v->granted = v->lost = false;
     v->my_key.clear();
     slot = v->slot;
+    if (v->kept_lease != 0) keep_alive_->remove(std::exchange(v->kept_lease, 0));
   }
   free_slot(slot);
   if (gone) close_watch(v);
@@ -820,6 +848,7 @@ Result<Grant> EtcdBackend::request(SessionHandle s, Mode mode, Clock::time_point
         while (!done() && Clock::now() < deadline) v->cv.wait_until(lk, deadline);
       }
       granted = v->granted;
+      if (granted) keep_session_lease(*v);
     }
     if (!granted) {
       // Withdraw: delete the key if it is still ours (granted meanwhile or not).
@@ -994,6 +1023,7 @@ void EtcdBackend::touch(SessionHandle s) {
   std::int64_t lease;
   {
     std::lock_guard lk((*v)->mu);
+    if ((*v)->kept_lease != 0) return;  // renewed while granted
     lease = (*v)->lease;
   }
   if (lease != 0) (void)call([&] { return renew_once(*client_, lease); });
@@ -1022,6 +1052,7 @@ Status EtcdBackend::set_ttl(SessionHandle s, const Grant& g, std::uint64_t ttl_m
     (void)client_->revoke(kv->lease());  // nothing is attached to the old lease any more
     std::lock_guard lk(v.mu);
     v.lease = lease->id;
+    if (v.kept_lease != 0 && v.token == static_cast<std::int64_t>(g.token)) keep_session_lease(v);
     return Status{};
   });
 }
