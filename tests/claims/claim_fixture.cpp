@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <ostream>
+#include <sstream>
 
 #ifdef SESSIONBROKER_WITH_ETCD
 #include "etcd/etcd_backend.hpp"
@@ -25,11 +28,17 @@ Mode mode_of(sessionbroker::shm::LockMode m) {
 #ifdef SESSIONBROKER_WITH_ETCD
 namespace etcd = sessionbroker::detail::etcd;
 
-// One cluster per test process (ctest runs each test in its own), started on first use and
-// killed at exit; a client of its own to read the key space.
+// The key space is read by a process of its own, never by the test process: Debian's gRPC has no
+// fork support, and a test child forked while a gRPC thread of its parent held an allocator lock
+// (the sanitizers' own, under ASan) deadlocked in its first allocation. The reader is forked before
+// this process first uses gRPC (it never does), answers one request line with reply lines, and is
+// killed at exit. Session ids in the tests have no spaces.
+//   snap PREFIX ID          -> "none" | "ok TTL_MS NHOLDERS NQUEUE", then "h PID X|S TOKEN 0|1" per
+//                              holder and "q PID X|S TOKEN" per waiter, in queue order
+//   break PREFIX ID TOKEN   -> "1" | "0"  (deletes the queue key of that token)
+//   clear PREFIX            -> "ok"       (deletes every key under PREFIX/)
 struct ClaimFixture::EtcdView {
-  std::unique_ptr<etcd::Client> client;
-  etcd::Keys keys;
+  std::string prefix;
 };
 
 namespace {
@@ -41,6 +50,114 @@ EtcdCluster* cluster() {
     return started;
   }();
   return c.get();
+}
+
+std::vector<std::string> words(const std::string& line) {
+  std::vector<std::string> out;
+  std::istringstream in(line);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+std::vector<std::string> serve_snap(etcd::Client& c, const etcd::Keys& keys, const std::string& id) {
+  auto info = etcd::read_session(c, keys, id);
+  if (!info) return {"none"};
+  // The pid of each process lease, from the client keys of every host.
+  auto pids = etcd::registered_pids(c, keys);
+  std::map<std::int64_t, pid_t> pid_of;
+  if (pids) pid_of.insert(pids->begin(), pids->end());
+  std::vector<std::string> holders, queue;
+  bool any_exclusive_after = false;
+  for (auto it = info->queue.rbegin(); it != info->queue.rend(); ++it) {
+    const char* m = it->exclusive ? "X" : "S";
+    const pid_t pid = pid_of.count(it->lease) ? pid_of[it->lease] : 0;
+    if (it->granted) {
+      // A holder is asked back by any later incompatible request.
+      const bool revoke = it->exclusive ? it != info->queue.rbegin() : any_exclusive_after;
+      holders.insert(holders.begin(), "h " + std::to_string(pid) + " " + m + " " + std::to_string(it->token) + (revoke ? " 1" : " 0"));
+    } else {
+      queue.insert(queue.begin(), "q " + std::to_string(pid) + " " + m + " " + std::to_string(it->token));
+    }
+    any_exclusive_after = any_exclusive_after || it->exclusive;
+  }
+  std::vector<std::string> out{"ok " + std::to_string(info->value.ttl_ms) + " " + std::to_string(holders.size()) + " " +
+                               std::to_string(queue.size())};
+  out.insert(out.end(), holders.begin(), holders.end());
+  out.insert(out.end(), queue.begin(), queue.end());
+  return out;
+}
+
+bool serve_break(etcd::Client& c, const etcd::Keys& keys, const std::string& id, std::int64_t token) {
+  const std::string q = etcd::Keys::queue_prefix(keys.session(id));
+  auto r = c.range(q, etcd::prefix_end(q));
+  if (!r) return false;
+  for (const auto& kv : r->kvs()) {
+    if (kv.create_revision() != token) continue;
+    etcdserverpb::TxnRequest t;
+    auto* cmp = t.add_compare();
+    cmp->set_key(kv.key());
+    cmp->set_target(etcdserverpb::Compare::CREATE);
+    cmp->set_create_revision(kv.create_revision());
+    t.add_success()->mutable_request_delete_range()->set_key(kv.key());
+    auto done = c.txn(t);
+    return done && done->succeeded();
+  }
+  return false;
+}
+
+int reader_main(const std::vector<std::string>& endpoints, Channel& ch) {
+  auto c = etcd::Client::connect(endpoints);
+  if (!c) return 10;
+  while (auto line = ch.receive(std::chrono::hours(24))) {
+    const auto w = words(*line);
+    if (w.size() == 3 && w[0] == "snap") {
+      for (const auto& out : serve_snap(**c, etcd::Keys{w[1]}, w[2])) ch.send(out);
+    } else if (w.size() == 4 && w[0] == "break") {
+      ch.send(serve_break(**c, etcd::Keys{w[1]}, w[2], std::stoll(w[3])) ? "1" : "0");
+    } else if (w.size() == 2 && w[0] == "clear") {
+      (void)(*c)->delete_range(w[1] + "/", etcd::prefix_end(w[1] + "/"));
+      ch.send("ok");
+    } else {
+      ch.send("bad request");
+    }
+  }
+  return 0;
+}
+
+// The reader, and one request at a time (its reply lines are read whole before the next).
+class Reader {
+ public:
+  std::vector<std::string> ask(const std::string& request) {
+    std::lock_guard lk(mu_);
+    if (!child_) {
+      const std::vector<std::string> endpoints = cluster()->endpoints();
+      child_.emplace(Child::spawn([endpoints](Channel& ch) { return reader_main(endpoints, ch); }));
+    }
+    child_->channel().send(request);
+    std::vector<std::string> out;
+    auto first = child_->channel().receive(30s);
+    if (!first) return out;
+    out.push_back(*first);
+    const auto w = words(*first);
+    if (w.size() == 4 && w[0] == "ok") {
+      const std::size_t more = std::stoul(w[2]) + std::stoul(w[3]);
+      for (std::size_t i = 0; i < more; ++i) {
+        auto next = child_->channel().receive(30s);
+        if (!next) return {};
+        out.push_back(*next);
+      }
+    }
+    return out;
+  }
+
+ private:
+  std::mutex mu_;
+  std::optional<Child> child_;
+};
+
+Reader& reader() {
+  static Reader r;
+  return r;
 }
 }  // namespace
 #else
@@ -55,9 +172,7 @@ void ClaimFixture::SetUp() {
   static int counter = 0;
   const std::string prefix = "sbtest" + std::to_string(getpid()) + "x" + std::to_string(counter++);
   name_ = c->address(prefix);
-  auto client = etcd::Client::connect(c->endpoints());
-  ASSERT_TRUE(client) << client.status().to_string();
-  etcd_ = std::make_shared<EtcdView>(EtcdView{std::move(*client), etcd::Keys{prefix}});
+  etcd_ = std::make_shared<EtcdView>(EtcdView{prefix});
 #else
   GTEST_SKIP() << "built without the etcd backend";
 #endif
@@ -87,7 +202,7 @@ void ClaimFixture::TearDown() {
     return;
   }
 #ifdef SESSIONBROKER_WITH_ETCD
-  if (etcd_) (void)etcd_->client->delete_range(etcd_->keys.prefix + "/", etcd::prefix_end(etcd_->keys.prefix + "/"));
+  if (etcd_) (void)reader().ask("clear " + etcd_->prefix);
 #endif
 }
 
@@ -98,20 +213,7 @@ bool ClaimFixture::break_lock(const std::string& id, std::uint64_t token) {
     return false;
   }
 #ifdef SESSIONBROKER_WITH_ETCD
-  const std::string q = etcd::Keys::queue_prefix(etcd_->keys.session(id));
-  auto r = etcd_->client->range(q, etcd::prefix_end(q));
-  if (!r) return false;
-  for (const auto& kv : r->kvs()) {
-    if (kv.create_revision() != static_cast<std::int64_t>(token)) continue;
-    etcdserverpb::TxnRequest t;
-    auto* c = t.add_compare();
-    c->set_key(kv.key());
-    c->set_target(etcdserverpb::Compare::CREATE);
-    c->set_create_revision(kv.create_revision());
-    t.add_success()->mutable_request_delete_range()->set_key(kv.key());
-    auto done = etcd_->client->txn(t);
-    return done && done->succeeded();
-  }
+  return reader().ask("break " + etcd_->prefix + " " + id + " " + std::to_string(token)) == std::vector<std::string>{"1"};
 #endif
   (void)id;
   return false;
@@ -133,27 +235,21 @@ std::optional<Snapshot> ClaimFixture::snap(const std::string& id) {
     return out;
   }
 #ifdef SESSIONBROKER_WITH_ETCD
-  auto info = etcd::read_session(*etcd_->client, etcd_->keys, id);
-  if (!info) return std::nullopt;
-  // The pid of each process lease, from the client keys of every host.
-  auto pids = etcd::registered_pids(*etcd_->client, etcd_->keys);
-  std::map<std::int64_t, pid_t> pid_of;
-  if (pids) pid_of.insert(pids->begin(), pids->end());
-  bool any_exclusive_after = false;
-  for (auto it = info->queue.rbegin(); it != info->queue.rend(); ++it) {
-    const Mode m = it->exclusive ? Mode::kExclusive : Mode::kShared;
-    const pid_t pid = pid_of.count(it->lease) ? pid_of[it->lease] : 0;
-    if (it->granted) {
-      // A holder is asked back by any later incompatible request.
-      const bool revoke = it->exclusive ? it != info->queue.rbegin() : any_exclusive_after;
-      out.holders.insert(out.holders.begin(), {pid, m, static_cast<std::uint64_t>(it->token), revoke});
+  const auto lines = reader().ask("snap " + etcd_->prefix + " " + id);
+  if (lines.empty() || lines[0] == "none") return std::nullopt;
+  out.ttl_ms = std::stoull(words(lines[0]).at(1));
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    const auto w = words(lines[i]);
+    const pid_t pid = static_cast<pid_t>(std::stol(w.at(1)));
+    const Mode m = w.at(2) == "X" ? Mode::kExclusive : Mode::kShared;
+    const std::uint64_t token = std::stoull(w.at(3));
+    if (w[0] == "h") {
+      out.holders.push_back({pid, m, token, w.at(4) == "1"});
       out.mode = m;
     } else {
-      out.queue.insert(out.queue.begin(), {pid, m, static_cast<std::uint64_t>(it->token)});
+      out.queue.push_back({pid, m, token});
     }
-    any_exclusive_after = any_exclusive_after || it->exclusive;
   }
-  out.ttl_ms = info->value.ttl_ms;
   return out;
 #else
   return std::nullopt;
