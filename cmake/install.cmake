@@ -5,6 +5,8 @@
 #   include/sessionbroker/sessionbroker.h             the C API (C99), in the same libraries
 #   lib/libsessionbroker.so.0.1, .so, .a              libsession/installable.cmake
 #   bin/session-broker, bin/sessionctl
+#   libexec/sessionbroker-etcd-agent                  when built with etcd: the process the
+#                                                     libraries start for an etcd:// store
 #   lib/cmake/sessionbroker/                          find_package(sessionbroker): targets
 #                                                     sessionbroker::session (shared) and
 #                                                     sessionbroker::session_static
@@ -40,6 +42,10 @@ install(TARGETS sessionbroker_static EXPORT sessionbroker-static-targets
 
 # ---- programs ----
 install(TARGETS session-broker RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# Started by the libraries for an etcd:// store (libsession/installable.cmake names this path).
+if(TARGET sessionbroker-etcd-agent)
+  install(TARGETS sessionbroker-etcd-agent RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR})
+endif()
 if(TARGET sessionctl)
   install(TARGETS sessionctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()

@@ -4,7 +4,8 @@
 #   sessionbroker_static  libsessionbroker.a   exported as sessionbroker::session_static
 #
 # Both hold what the in-tree sessionbroker_core + sessionbroker_session hold, with the
-# shared-memory backend only (no etcd: their users need no gRPC yet), and their
+# shared-memory backend and, when built with etcd, the application's side of the etcd backend
+# (it starts the installed libexec/sessionbroker-etcd-agent, which alone links gRPC); their
 # interface is include/sessionbroker/ and the C++ standard library: fmt and Boost stay private.
 # - The shared library compiles those sources again with hidden visibility and without
 #   SESSIONBROKER_STATIC, so only the SESSIONBROKER_EXPORT classes and functions of the public
@@ -14,8 +15,23 @@
 # REQUIRES: included after sessionbroker_core and sessionbroker_session have all their sources.
 get_target_property(_sb_core_sources sessionbroker_core SOURCES)
 get_target_property(_sb_session_sources sessionbroker_session SOURCES)
+include(GNUInstallDirs)
+set(_sb_backend_sources ${SESSIONBROKER_SHM_BACKEND_SOURCES})
+set(_sb_backend_definitions)
+if(SESSIONBROKER_WITH_ETCD)
+  list(APPEND _sb_backend_sources ${SESSIONBROKER_AGENT_CLIENT_SOURCES})
+  # The agent where cmake/install.cmake puts it: found from the shared library's own directory
+  # (relocatable), else the configured path (the static library's users); SESSIONBROKER_ETCD_AGENT
+  # in the environment overrides both.
+  file(RELATIVE_PATH _sb_agent_from_libdir "${CMAKE_INSTALL_FULL_LIBDIR}"
+       "${CMAKE_INSTALL_FULL_LIBEXECDIR}/sessionbroker-etcd-agent")
+  set(_sb_backend_definitions SESSIONBROKER_WITH_ETCD
+      SESSIONBROKER_ETCD_AGENT_FROM_LIBDIR="${_sb_agent_from_libdir}"
+      SESSIONBROKER_ETCD_AGENT_PATH="${CMAKE_INSTALL_FULL_LIBEXECDIR}/sessionbroker-etcd-agent")
+endif()
 
-add_library(sessionbroker_shared SHARED ${_sb_core_sources} ${_sb_session_sources} ${SESSIONBROKER_SHM_BACKEND_SOURCES})
+add_library(sessionbroker_shared SHARED ${_sb_core_sources} ${_sb_session_sources} ${_sb_backend_sources})
+target_compile_definitions(sessionbroker_shared PRIVATE ${_sb_backend_definitions})
 set_target_properties(sessionbroker_shared PROPERTIES
   OUTPUT_NAME sessionbroker
   EXPORT_NAME session
@@ -34,8 +50,9 @@ target_link_libraries(sessionbroker_shared PRIVATE
 
 # The archive takes the objects as they are, so they must be position-independent (core already is).
 set_property(TARGET sessionbroker_session PROPERTY POSITION_INDEPENDENT_CODE ON)
-# The backends as the shared library has them (shared memory only): an object library of its own.
-add_library(sessionbroker_backends_shm OBJECT ${SESSIONBROKER_SHM_BACKEND_SOURCES})
+# The backends as the shared library has them: an object library of its own.
+add_library(sessionbroker_backends_shm OBJECT ${_sb_backend_sources})
+target_compile_definitions(sessionbroker_backends_shm PRIVATE ${_sb_backend_definitions})
 target_include_directories(sessionbroker_backends_shm PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(sessionbroker_backends_shm PRIVATE sessionbroker_core fmt::fmt sessionbroker_warnings)
 target_compile_options(sessionbroker_backends_shm PRIVATE ${SESSIONBROKER_CODEGEN_OPTIONS})

@@ -11,6 +11,8 @@
 #   4. Stops the broker with SIGTERM: exit status 0, READY=1 and STOPPING=1 received (when built
 #      with systemd), the segment removed.
 #   With the Python module built: its installed package, imported with PYTHONPATH only, reads the counter.
+#   With the etcd backend built: consumers (shared, static, C) on a 3-member loopback cluster through
+#   the installed agent (libexec/), found from the library's directory; the library links no gRPC.
 # Everything it made is removed on exit. Exits non-zero on any failure.
 #   BUILD_DIR=build (configured and built here if needed)  JOBS=$(nproc)  PROCS=4  N=100
 set -euo pipefail
@@ -29,6 +31,7 @@ cleanup() {
   [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
   [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null && wait "$listener_pid" 2>/dev/null
   rm -f "/dev/shm/$segment"
+  [ -d "$tmp/etcd" ] && scripts/etcd-cluster.sh stop "$tmp/etcd" >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -40,7 +43,10 @@ step "build and install $build into $tmp"
 cmake -S . -B "$build" >/dev/null
 py_target=()  # the Python module, when this build has it (python/)
 grep -qx 'SESSIONBROKER_BUILD_PYTHON:BOOL=ON' "$build/CMakeCache.txt" && py_target=(sessionbroker_python)
-cmake --build "$build" -j "$jobs" --target sessionbroker_shared sessionbroker_static session-broker sessionctl "${py_target[@]}" >/dev/null
+etcd_target=()  # the etcd agent, when this build has the etcd backend
+grep -qx 'SESSIONBROKER_WITH_ETCD:BOOL=ON' "$build/CMakeCache.txt" && etcd_target=(sessionbroker-etcd-agent)
+cmake --build "$build" -j "$jobs" --target sessionbroker_shared sessionbroker_static session-broker sessionctl \
+  "${py_target[@]}" "${etcd_target[@]}" >/dev/null
 cmake --install "$build" --prefix "$tmp/prefix" >"$tmp/install.log"
 prefix="$tmp/prefix"
 pc="$(find "$prefix" -name sessionbroker.pc)"
@@ -161,6 +167,32 @@ with sessionbroker.Client.attach(sys.argv[1]).open("counter").lock(["counter"], 
   [ -e "$pydir/sessionbroker/py.typed" ] && [ -e "$pydir/sessionbroker/_sessionbroker.pyi" ] || fail "no type stubs installed"
   [ "$(nm -D --defined-only "$pydir"/sessionbroker/_sessionbroker*.so | awk '{print $3}')" = PyInit__sessionbroker ] ||
     fail "the Python module exports more than PyInit__sessionbroker"
+fi
+
+agent="$prefix/libexec/sessionbroker-etcd-agent"
+if [ -x "$agent" ] && [ -x /usr/bin/etcd ]; then
+  step "the same consumers on an etcd store: the installed libraries start the installed agent"
+  ! ldd "$libdir/libsessionbroker.so" | grep -q grpc || fail "libsessionbroker.so links gRPC: only the agent may"
+  SBETCD_OWNER_PID=$$ scripts/etcd-cluster.sh start "$tmp/etcd" >"$tmp/etcd.endpoints"
+  store="etcd://$(cat "$tmp/etcd.endpoints")/install"
+  pids=()
+  # The shared library finds the agent from its own directory; a static one knows only the
+  # configured prefix, so in this relocated install it is told (SESSIONBROKER_ETCD_AGENT).
+  for variant in consumer-shared/consumer c-consumer; do
+    "$tmp/$variant" "$store" counter 20 >>"$tmp/etcd-consumers.log" 2>&1 &
+    pids+=($!)
+  done
+  SESSIONBROKER_ETCD_AGENT="$agent" "$tmp/consumer-static/consumer" "$store" counter 20 >>"$tmp/etcd-consumers.log" 2>&1 &
+  pids+=($!)
+  failed=0
+  for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+  [ "$failed" -eq 0 ] || { cat "$tmp/etcd-consumers.log" >&2; fail "$failed consumer processes failed on etcd"; }
+  etcd_total="$("$prefix/bin/sessionctl" get --store "$store" counter counter)"
+  [ "$etcd_total" = 60 ] || fail "counter on etcd is $etcd_total, expected 60: updates were lost"
+  echo "counter on etcd = $etcd_total after 3 processes (shared, static, C) x 20 increments"
+  scripts/etcd-cluster.sh stop "$tmp/etcd" >/dev/null
+elif grep -qx 'SESSIONBROKER_WITH_ETCD:BOOL=ON' "$build/CMakeCache.txt"; then
+  fail "built with etcd but $agent was not installed"
 fi
 
 step "stop the broker"

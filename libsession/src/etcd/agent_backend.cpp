@@ -1,5 +1,6 @@
 #include "etcd/agent_backend.hpp"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -19,6 +20,9 @@
 #include "fork_guard.hpp"
 #include "sessionbroker/shm/futex.hpp"
 
+// Where the agent is: SESSIONBROKER_ETCD_AGENT_PATH (the build tree's) for the in-tree library; for
+// the installed one, SESSIONBROKER_ETCD_AGENT_FROM_LIBDIR, relative to the directory of the
+// libsessionbroker.so this code is in (the install stays relocatable), else the configured path.
 #ifndef SESSIONBROKER_ETCD_AGENT_PATH
 #define SESSIONBROKER_ETCD_AGENT_PATH "sessionbroker-etcd-agent"
 #endif
@@ -28,6 +32,23 @@ namespace {
 
 using agent::Op;
 using agent::Reader;
+
+std::string agent_path() {
+  const char* env = std::getenv("SESSIONBROKER_ETCD_AGENT");
+  if (env != nullptr && *env != '\0') return env;
+#ifdef SESSIONBROKER_ETCD_AGENT_FROM_LIBDIR
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&agent_path), &info) != 0 && info.dli_fname != nullptr) {
+    std::string lib = info.dli_fname;
+    const auto slash = lib.rfind('/');
+    if (slash != std::string::npos) {
+      std::string candidate = lib.substr(0, slash + 1) + SESSIONBROKER_ETCD_AGENT_FROM_LIBDIR;
+      if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+  }
+#endif
+  return SESSIONBROKER_ETCD_AGENT_PATH;
+}
 using agent::Writer;
 
 // The agent sockets of this process. A forked child closes its copies at once (atfork), so that
@@ -93,8 +114,7 @@ Status status_from(const Result<std::string>& r) { return r ? Status{} : r.statu
 // ---- starting the agent ----
 
 Result<std::unique_ptr<AgentBackend>> AgentBackend::attach(const std::string& address) {
-  const char* env = std::getenv("SESSIONBROKER_ETCD_AGENT");
-  const std::string path = env != nullptr && *env != '\0' ? env : SESSIONBROKER_ETCD_AGENT_PATH;
+  const std::string path = agent_path();
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return Status(ErrorCode::kSystem, fmt::format("socketpair: {}", std::strerror(errno)));

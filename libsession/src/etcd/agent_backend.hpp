@@ -36,7 +36,7 @@
 #include "backend.hpp"
 #include "call_gate.hpp"
 #include "etcd/agent_protocol.hpp"
-#include "etcd/etcd_backend.hpp"
+#include "etcd/shared_words.hpp"
 
 namespace sessionbroker::detail::etcd {
 

@@ -45,6 +45,7 @@
 #include "backend.hpp"
 #include "call_gate.hpp"
 #include "etcd/address.hpp"
+#include "etcd/shared_words.hpp"
 #include "etcd/etcd_client.hpp"
 #include "etcd/keep_alive.hpp"
 #include "etcd/watcher.hpp"
@@ -53,34 +54,6 @@ namespace sessionbroker::detail::etcd {
 
 inline constexpr std::int64_t kProcessLeaseTtlSeconds = 2;
 inline constexpr std::uint64_t kDefaultSessionTtlMs = 30 * 60 * 1000;  // as session-broker's --default-ttl
-inline constexpr std::uint32_t kMaxValueBytes = 512 * 1024;
-inline constexpr std::size_t kMaxSessionBytes = 1024 * 1024;  // etcd refuses requests over 1.5 MiB
-inline constexpr std::size_t kGrantSlots = 4096;               // grants and requests in flight per process
-
-// The words the fast lane and the revoke thread read without a call: a grant's state and revoke
-// words per slot, and the notification epoch. In the application's memory when the backend runs
-// there; in a memfd mapped by both when it runs in the agent (agent_backend.hpp), so that the
-// application reads them as if they were its own.
-struct GrantSlot {
-  std::uint32_t state = 0;   // kGrantHeldWord while granted (GrantWords::state)
-  std::uint32_t revoke = 0;  // GrantWords::revoke
-};
-struct SharedWords {
-  std::uint32_t epoch = 0;  // futex word, bumped on revoke requests and losses
-  std::uint32_t reserved = 0;
-  GrantSlot slots[kGrantSlots];
-};
-
-// A grant's words in `w` (nulls for an id no grant has), and what they say.
-inline GrantWords words_of(SharedWords& w, const Grant& g) {
-  if (g.id >= kGrantSlots) return {};
-  return {&w.slots[g.id].state, &w.slots[g.id].revoke};
-}
-inline GrantStatus status_of(SharedWords& w, const Grant& g) {
-  const GrantWords words = words_of(w, g);
-  return words.state ? grant_status_of(words) : GrantStatus::kLost;
-}
-
 // The keys of the store at `prefix` (the layout above).
 struct Keys {
   std::string prefix;
