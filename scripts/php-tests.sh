@@ -5,12 +5,14 @@
 #                                            prefix and make in BUILD_DIR/php-build (a copy of php/,
 #                                            so the source tree stays clean)
 #   scripts/php-tests.sh BUILD_DIR phpt      our tests (php/tests/*.phpt) with PHP's run-tests.php
+#   scripts/php-tests.sh BUILD_DIR phpt-etcd the same with sessionbroker.segment an etcd:// store on a
+#                                            3-member loopback cluster (the installed agent)
 #   scripts/php-tests.sh BUILD_DIR php-src   php-src's own ext/session/tests from Debian's php8.2
 #                                            source package (fetched into BUILD_DIR/php-src once,
 #                                            scripts/lib/deb-src.sh), with
 #                                            -d session.save_handler=sessionbroker -d session.save_path=
 #   scripts/php-tests.sh BUILD_DIR all       the three in turn
-# ctest runs build as the fixture of the other two (PHP.build, PHP.phpt, PHP.php_src_session).
+# ctest runs build as the fixture of the others (PHP.build, PHP.phpt, PHP.phpt_etcd, PHP.php_src_session).
 # The tests run against BUILD_DIR/broker/session-broker on a private segment (sbtest-php-*),
 # stopped and removed on exit. Exit status: 0 when every test passed; 77 (ctest: skipped) when
 # php8.2-dev is not installed.
@@ -57,6 +59,7 @@ tmp="$(mktemp -d /tmp/sessionbroker-php.XXXXXX)"
 cleanup() {
   if [ -n "$broker_pid" ]; then kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; fi
   [ -n "$segment" ] && rm -f "/dev/shm/$segment"
+  [ -d "$tmp/etcd" ] && "$here/scripts/etcd-cluster.sh" stop "$tmp/etcd" >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -71,6 +74,16 @@ start_broker() {
   local ready=""
   read -r -t 30 ready <"$tmp/ready" || true
   [ "$ready" = ready ] || { cat "$tmp/broker.log" >&2; echo "session-broker did not start" >&2; return 1; }
+}
+
+# A 3-member etcd cluster on loopback instead (scripts/etcd-cluster.sh, killed when this script
+# exits): the handler's store is then etcd://.../php, through the installed libexec agent.
+start_etcd() {
+  [ -x /usr/bin/etcd ] || { echo "SKIP: etcd-server is not installed (scripts/setup.sh installs it)"; exit 77; }
+  [ -x "$build/php-prefix/libexec/sessionbroker-etcd-agent" ] ||
+    { echo "SKIP: this build has no etcd backend (no gRPC++: scripts/setup.sh installs it)"; exit 77; }
+  SBETCD_OWNER_PID=$$ "$here/scripts/etcd-cluster.sh" start "$tmp/etcd" >"$tmp/etcd.endpoints"
+  segment="etcd://$(cat "$tmp/etcd.endpoints")/php"
 }
 
 # run-tests.php with our handler on the private segment. TEST_PHP_CGI_EXECUTABLE: php-src's
@@ -116,7 +129,8 @@ run_php_src() {
 case "$what" in
   build) build_extension ;;
   phpt) start_broker; run_ours ;;
+  phpt-etcd) start_etcd; run_ours ;;
   php-src) start_broker; run_php_src ;;
   all) build_extension; start_broker; run_ours; run_php_src ;;
-  *) echo "usage: scripts/php-tests.sh BUILD_DIR build|phpt|php-src|all" >&2; exit 2 ;;
+  *) echo "usage: scripts/php-tests.sh BUILD_DIR build|phpt|phpt-etcd|php-src|all" >&2; exit 2 ;;
 esac
