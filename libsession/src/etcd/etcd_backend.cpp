@@ -252,6 +252,10 @@ struct EtcdBackend::SessionView {
   // so a held session never expires (as on shared memory, where the broker expires idle sessions
   // only); the idle clock starts again at release. 0 when not kept.
   std::int64_t kept_lease = 0;
+  struct Renewed {
+    std::int64_t lease = 0;
+    Clock::time_point alive_until;  // as the keep-alive knew it when it stopped renewing
+  } renewed;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -726,9 +730,24 @@ void EtcdBackend::close_watch(const std::shared_ptr<SessionView>& v) {
 // Renews the session lease while the grant lasts (with v.mu held; KeepAlive's lock nests inside).
 void EtcdBackend::keep_session_lease(SessionView& v) {
   if (v.kept_lease == v.lease) return;
-  if (v.kept_lease != 0) keep_alive_->remove(v.kept_lease);
+  if (v.kept_lease != 0) stop_keeping_session_lease(v);
   v.kept_lease = v.lease;
-  if (v.lease != 0) keep_alive_->add(Lease{v.lease, v.lease_ttl_seconds(), Clock::now()});
+  if (v.lease == 0) return;
+  const std::int64_t ttl = v.lease_ttl_seconds();
+  // Renewed by this process within the last two thirds of a TTL (a grant released a moment ago):
+  // the next renewal is due a third of a TTL after that one, not now.
+  if (v.lease == v.renewed.lease && v.renewed.alive_until - std::chrono::seconds(ttl) * 2 / 3 > Clock::now()) {
+    const Clock::time_point sent = v.renewed.alive_until - std::chrono::seconds(ttl);
+    keep_alive_->add(Lease{v.lease, ttl, sent}, sent + std::chrono::seconds(ttl) / 3);
+  } else {
+    keep_alive_->add(Lease{v.lease, ttl, Clock::now()});
+  }
+}
+
+void EtcdBackend::stop_keeping_session_lease(SessionView& v) {
+  const std::int64_t lease = std::exchange(v.kept_lease, 0);
+  if (auto until = keep_alive_->alive_until(lease)) v.renewed = {lease, *until};
+  keep_alive_->remove(lease);
 }
 
 // The request is over (released, withdrawn, destroyed): forget it. The watch stays while the
@@ -746,7 +765,7 @@ void EtcdBackend::finish_request(const std::shared_ptr<SessionView>& v) {
     v->granted = v->lost = false;
     v->my_key.clear();
     slot = v->slot;
-    if (v->kept_lease != 0) keep_alive_->remove(std::exchange(v->kept_lease, 0));
+    if (v->kept_lease != 0) stop_keeping_session_lease(*v);
   }
   free_slot(slot);
   if (gone) close_watch(v);

@@ -146,6 +146,7 @@ class EtcdBackend final : public Backend {
   void close_watch(const std::shared_ptr<SessionView>& v);
   void finish_request(const std::shared_ptr<SessionView>& v);
   void keep_session_lease(SessionView& v);
+  void stop_keeping_session_lease(SessionView& v);
   // Fenced read of the session key: kStaleToken unless `g` still holds.
   Result<mvccpb::KeyValue> fenced_session(SessionView& v, const Grant& g);
   etcdserverpb::TxnRequest fenced_write(SessionView& v, const Grant& g, std::int64_t mod_revision);

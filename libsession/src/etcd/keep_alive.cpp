@@ -32,11 +32,11 @@ KeepAlive::~KeepAlive() {
   supervisor_.join();
 }
 
-void KeepAlive::add(const Lease& lease) {
+void KeepAlive::add(const Lease& lease, std::optional<Clock::time_point> first_renewal) {
   {
     std::lock_guard lk(mu_);
     const auto ttl = std::chrono::seconds(lease.ttl_seconds);
-    leases_[lease.id] = Entry{ttl, lease.sent_at + ttl, Clock::now(), std::nullopt};
+    leases_[lease.id] = Entry{ttl, lease.sent_at + ttl, first_renewal.value_or(Clock::now()), std::nullopt};
   }
   cv_.notify_all();
 }

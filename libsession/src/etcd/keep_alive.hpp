@@ -45,7 +45,8 @@ class KeepAlive {
   KeepAlive& operator=(const KeepAlive&) = delete;
 
   // Starts renewing `lease` (as returned by Client::grant); its first deadline is sent_at + ttl.
-  void add(const Lease& lease);
+  // The first renewal is sent at once, or at `first_renewal` for a lease known renewed recently.
+  void add(const Lease& lease, std::optional<Clock::time_point> first_renewal = std::nullopt);
   // Stops renewing without a callback (the owner revokes it, or lets it expire).
   void remove(std::int64_t lease_id);
   // Until when the lease is known alive; nullopt when not kept (never added, removed or lost).
