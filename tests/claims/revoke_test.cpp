@@ -14,13 +14,21 @@ namespace {
 
 using sessionbroker::RevokeEvent;
 
+const char* kind_name(const RevokeEvent& e) {
+  switch (e.kind) {
+    case RevokeEvent::Kind::kRequested: return "requested";
+    case RevokeEvent::Kind::kReleased: return "released";
+    default: return "lost";
+  }
+}
+
 // A cached, idle lock is given back as soon as another process queues: the holder is told through
 // its callback (kRequested, then kReleased) and the waiter is granted.
 TEST_P(ClaimTest, Claim03_RevokeRequestReleasesCachedLock) {
   auto holder = Child::spawn([&](Channel& ch) {
     auto cc = Client::attach(name_);
     (*cc)->on_revoke([&](const RevokeEvent& e) {
-      ch.send(e.kind == RevokeEvent::Kind::kRequested ? "requested" : e.kind == RevokeEvent::Kind::kReleased ? "released" : "lost");
+      ch.send(kind_name(e));
     });
     auto s = (*cc)->create("s");
     { auto l = s->lock_all(Mode::kExclusive, in(5s)); if (!l) return 10; }
@@ -49,7 +57,7 @@ TEST_P(ClaimTest, Claim03_AGrantWithARequestQueuedBehindIsAskedBack) {
   auto first = Child::spawn([&](Channel& ch) {
     auto cc = Client::attach(name_);
     (*cc)->on_revoke([&](const RevokeEvent& e) {
-      ch.send(e.kind == RevokeEvent::Kind::kRequested ? "requested" : e.kind == RevokeEvent::Kind::kReleased ? "released" : "lost");
+      ch.send(kind_name(e));
     });
     { auto l = (*cc)->open("s")->lock_all(Mode::kExclusive, in(20s)); if (!l) return 10; }
     ch.send("cached");
