@@ -4,7 +4,7 @@
 //                                        of the shared words (etcd_backend.hpp SharedWords)
 // It attaches an EtcdBackend, says how that went (frame 0), then serves one request per frame,
 // each on a thread of its own while it runs (an acquire may wait; others must not wait behind
-// it): an idle worker if there is one, else a new one (Workers), until EOF. At EOF
+// it): the thread that read the frame, while another takes over reading (Server), until EOF. At EOF
 // (the application detached, exited or was killed) it detaches: the process lease is revoked and
 // every lock of the application passes on at once.
 #include <sys/mman.h>
@@ -14,8 +14,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <deque>
-#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -190,21 +188,19 @@ void serve(EtcdBackend& b, std::uint64_t id, Op op, agent::Reader in) {
   reply(id, st, st ? out : agent::Writer{});
 }
 
-// Threads that serve frames. A frame goes to an idle worker, or to a new one when all are busy (an
-// acquire may wait for minutes: no frame may queue behind it). Workers stay for the next frame:
-// starting a thread per frame cost more than the wake of a waiting one on the hot path.
-class Workers {
+// The threads that read and serve frames (leader/followers). One thread, the leader, reads the
+// socket; when a frame comes it hands the reading on (waking an idle thread, or starting one when
+// every thread is busy: an acquire may wait for minutes and nothing may queue behind it) and serves
+// the frame itself, so a call costs no wake-up between reading its frame and running it; the
+// hand-over runs beside the call. Threads stay for later frames.
+class Server {
  public:
-  void run(std::function<void()> job) {
-    std::lock_guard lk(mu_);
-    jobs_.push_back(std::move(job));
-    ++running_;
-    if (idle_ > 0) {
-      --idle_;
-      cv_.notify_one();
-    } else {
-      std::thread([this] { work(); }).detach();
-    }
+  explicit Server(EtcdBackend& b) : b_(b) {}
+  // Serves until EOF (or a malformed frame) on the socket.
+  void run_until_eof() {
+    std::unique_lock lk(mu_);
+    start_thread();
+    eof_cv_.wait(lk, [&] { return eof_; });
   }
   // True once no frame is being served (false if `limit` passed first).
   bool drain(std::chrono::seconds limit) {
@@ -213,26 +209,48 @@ class Workers {
   }
 
  private:
-  void work() {
+  void start_thread() { std::thread([this] { loop(); }).detach(); }  // with mu_ held
+
+  void loop() {
     std::unique_lock lk(mu_);
     for (;;) {
-      // run() counted this worker out of idle_ when it queued the job it woke it for.
-      cv_.wait(lk, [&] { return !jobs_.empty(); });
-      auto job = std::move(jobs_.front());
-      jobs_.pop_front();
+      ++idle_;
+      turn_.wait(lk, [&] { return !reading_ || eof_; });
+      --idle_;
+      if (eof_) return;
+      reading_ = true;
       lk.unlock();
-      job();
+      std::string body;
+      bool ok = agent::read_frame(kSocket, body);
+      agent::Reader in(body);
+      const std::uint64_t id = ok ? in.u64() : 0;
+      const auto op = static_cast<Op>(ok ? in.u8() : 0);
+      ok = ok && !in.failed();
+      lk.lock();
+      reading_ = false;
+      if (!ok) {
+        eof_ = true;
+        turn_.notify_all();
+        eof_cv_.notify_all();
+        return;
+      }
+      ++running_;
+      if (idle_ > 0) turn_.notify_one();
+      else start_thread();
+      lk.unlock();
+      serve(b_, id, op, agent::Reader(std::string_view(body).substr(9)));
       lk.lock();
       if (--running_ == 0) done_.notify_all();
-      ++idle_;
     }
   }
 
+  EtcdBackend& b_;
   std::mutex mu_;
-  std::condition_variable cv_, done_;
-  std::deque<std::function<void()>> jobs_;  // GUARDED_BY(mu_)
-  int idle_ = 0;                             // GUARDED_BY(mu_): workers waiting, not yet handed a job
-  int running_ = 0;                          // GUARDED_BY(mu_): frames queued or being served
+  std::condition_variable turn_, eof_cv_, done_;
+  bool reading_ = false;  // GUARDED_BY(mu_): a thread is reading the socket (the leader)
+  bool eof_ = false;      // GUARDED_BY(mu_)
+  int idle_ = 0;          // GUARDED_BY(mu_): threads waiting for their turn to read
+  int running_ = 0;       // GUARDED_BY(mu_): frames being served
 };
 
 }  // namespace
@@ -254,22 +272,15 @@ int main(int argc, char** argv) {
   reply(0, b ? Status{} : b.status());
   if (!b) return 1;
 
-  // Never destroyed: detached workers may still be waiting on it when the process exits.
-  auto* workers = new Workers;
-  std::string body;
-  while (agent::read_frame(kSocket, body)) {
-    agent::Reader in(body);
-    const std::uint64_t id = in.u64();
-    const auto op = static_cast<Op>(in.u8());
-    if (in.failed()) break;
-    workers->run([&b, id, op, rest = body.substr(9)] { serve(**b, id, op, agent::Reader(rest)); });
-  }
+  // Never destroyed: detached threads may still be waiting on it when the process exits.
+  auto* server = new Server(**b);
+  server->run_until_eof();
   // EOF: the application is gone or detached. Detaching calls back whatever still waits. A call
   // stuck on an unreachable cluster must not keep the agent alive: once the application is gone
   // nobody waits for its answer (an agent was found alive an hour after its application died while
   // the cluster was down), so leave after a bound, without running destructors under live threads.
   (void)(*b)->detach();
-  const bool drained = workers->drain(std::chrono::seconds(10));
+  const bool drained = server->drain(std::chrono::seconds(10));
   std::fflush(nullptr);
   _exit(drained ? 0 : 3);
 }
