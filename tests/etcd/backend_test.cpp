@@ -13,6 +13,8 @@
 #include <fstream>
 #include <cstdio>
 #include <map>
+#include <mutex>
+#include <condition_variable>
 #include <set>
 #include <thread>
 
@@ -417,6 +419,38 @@ TEST_F(EtcdBackendTest, AHeldSessionOutlivesItsTtlAndExpiresOnceIdle) {
   EXPECT_EQ(r->kvs_size(), 1);
   EXPECT_TRUE(eventually([&] { auto now = (*admin)->range(key); return now && now->kvs_size() == 0; }, 10s))
       << "the session did not expire once released";
+}
+
+// The agent killed under a living application: the application hears at once that its locks are
+// lost (no call need be in flight: the socket's hang-up is watched), and later calls fail clearly.
+TEST_F(EtcdBackendTest, AnAgentKilledUnderItsApplicationLosesItsLocksAndSaysSo) {
+  auto c = attach(address_);
+  ASSERT_TRUE(c);
+  std::mutex m;
+  std::condition_variable cv;
+  bool lost = false;
+  c->on_revoke([&](const RevokeEvent& e) {
+    if (e.kind != RevokeEvent::Kind::kLost) return;
+    std::lock_guard lk(m);
+    lost = true;
+    cv.notify_all();
+  });
+  auto s = c->create("s");
+  ASSERT_TRUE(s);
+  { ASSERT_TRUE(s->lock_all(Mode::kExclusive, in(5s))); }  // cached, idle
+  // The agent Client::attach started is this thread's only child.
+  std::ifstream children("/proc/self/task/" + std::to_string(getpid()) + "/children");
+  pid_t agent = 0;
+  children >> agent;
+  ASSERT_GT(agent, 0);
+  ASSERT_EQ(::kill(agent, SIGKILL), 0);
+  {
+    std::unique_lock lk(m);
+    EXPECT_TRUE(cv.wait_for(lk, 10s, [&] { return lost; })) << "no kLost after the agent died";
+  }
+  auto again = s->lock_all(Mode::kExclusive, in(2s));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.code(), ErrorCode::kUnavailable) << again.status().to_string();
 }
 
 // Queue keys left by an earlier session of the same id (docs/etcd.md E7) do not stand in front of

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -173,7 +174,7 @@ Result<std::unique_ptr<AgentBackend>> AgentBackend::attach(const std::string& ad
   }
   register_fd(sv[0]);
   std::unique_ptr<AgentBackend> b(new AgentBackend(sv[0], words, pid));
-  b->reader_ = new std::thread([raw = b.get()] { raw->read_loop(); });
+  b->hangup_ = new std::thread([raw = b.get()] { raw->watch_hangup(); });
   return b;
 }
 
@@ -222,30 +223,58 @@ Result<std::string> AgentBackend::call(Op op, const Writer& payload, bool gated)
     pending_.erase(id);
     return Status(ErrorCode::kUnavailable, fmt::format("the etcd agent (pid {}) is gone", agent_));
   }
-  p.cv.wait(lk, [&] { return p.done; });
+  read_until_done(lk, p);
   if (p.code != 0) return Status(static_cast<ErrorCode>(p.code), std::move(p.message));
   return std::move(p.payload);
 }
 
-void AgentBackend::read_loop() {
-  std::string body;
-  while (agent::read_frame(fd_, body)) {
+void AgentBackend::read_until_done(std::unique_lock<std::mutex>& lk, Pending& p) {
+  while (!p.done) {
+    if (reading_) {  // another caller reads: it hands us our reply, or the reading
+      p.cv.wait(lk);
+      continue;
+    }
+    reading_ = true;
+    lk.unlock();
+    std::string body;
+    const bool ok = agent::read_frame(fd_, body);
+    lk.lock();
+    reading_ = false;
     Reader in(body);
     const std::uint64_t id = in.u64();
     const std::uint8_t code = in.u8();
     std::string message = in.str();
-    if (in.failed()) break;
-    const std::size_t header = 8 + 1 + 4 + message.size();
-    std::lock_guard lk(mu_);
+    if (!ok || in.failed()) {
+      lk.unlock();
+      agent_gone(detached_.load() ? "client is detached"
+                                  : fmt::format("the etcd agent (pid {}) exited: every lock of this process is lost", agent_));
+      lk.lock();
+      break;
+    }
     auto it = pending_.find(id);
     if (it == pending_.end()) continue;
-    Pending& p = *it->second;
-    p.code = code;
-    p.message = std::move(message);
-    p.payload = body.substr(header);
-    p.done = true;
+    Pending& q = *it->second;
+    q.code = code;
+    q.payload = body.substr(8 + 1 + 4 + message.size());
+    q.message = std::move(message);
+    q.done = true;
     pending_.erase(it);
-    p.cv.notify_one();
+    if (&q != &p) q.cv.notify_one();
+  }
+  // Our reply is in: a caller still waiting becomes the reader.
+  if (!reading_) {
+    for (auto& [id, q] : pending_) {
+      q->cv.notify_one();
+      break;
+    }
+  }
+}
+
+// Sleeps until the socket hangs up (the agent died, or detach shut it down); replies are left to
+// the callers (POLLIN is not asked for, so they never wake this thread).
+void AgentBackend::watch_hangup() {
+  pollfd pfd{fd_, POLLRDHUP, 0};
+  while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
   }
   agent_gone(detached_.load() ? "client is detached"
                               : fmt::format("the etcd agent (pid {}) exited: every lock of this process is lost", agent_));
@@ -281,9 +310,9 @@ Status AgentBackend::detach() {
   if (detached_.exchange(true)) return {};
   Status st = status_from(call(Op::kDetach, Writer{}, false));
   ::shutdown(fd_, SHUT_RDWR);
-  if (reader_) {
-    reader_->join();
-    delete std::exchange(reader_, nullptr);
+  if (hangup_) {
+    hangup_->join();
+    delete std::exchange(hangup_, nullptr);
   }
   unregister_fd(fd_);
   ::close(fd_);

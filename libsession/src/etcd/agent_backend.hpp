@@ -15,13 +15,15 @@
 //
 // Lifetimes. The agent serves until its socket reaches EOF: the application detached, exited or
 // was killed. On EOF it detaches from the store, revoking the process lease at once: a killed
-// application's locks pass on within a round trip, broker or not. If the agent dies, the reader
-// thread marks every grant lost, wakes the revoke thread, and every later call fails with
-// kUnavailable. A forked child closes its copies of the parent's agent sockets (atfork), so the
-// parent's death still reaches its agent as EOF.
+// application's locks pass on within a round trip, broker or not. If the agent dies, the hang-up
+// thread (blocked in poll for the socket's hang-up only) marks every grant lost, wakes the revoke
+// thread, and every later call fails with kUnavailable. A forked child closes its copies of the
+// parent's agent sockets (atfork), so the parent's death still reaches its agent as EOF.
 //
-// Thread safety: as Backend. Calls from many threads share the socket: writes under write_mu_,
-// replies matched by id by the reader thread.
+// Thread safety: as Backend. Calls from many threads share the socket: writes under write_mu_.
+// Replies are read by the callers themselves, one at a time (leader/followers): the caller that
+// reads hands each reply to the call it is for (by id) and, once it has its own, wakes a caller
+// still waiting to read on. A reply thus wakes no thread between the socket and its caller.
 #pragma once
 
 #include <sys/types.h>
@@ -85,7 +87,9 @@ class AgentBackend final : public Backend {
   AgentBackend(int fd, SharedWords* words, pid_t agent);
   // One call: the request's payload in, the reply's payload out (or its error).
   Result<std::string> call(agent::Op op, const agent::Writer& payload, bool gated = true);
-  void read_loop();
+  // With mu_ held (let go while reading): reads frames until `p` is answered or the agent is gone.
+  void read_until_done(std::unique_lock<std::mutex>& lk, Pending& p);
+  void watch_hangup();
   void agent_gone(const std::string& why);
   bool forked() const;
 
@@ -100,7 +104,8 @@ class AgentBackend final : public Backend {
   std::map<std::uint64_t, Pending*> pending_;  // GUARDED_BY(mu_)
   std::uint64_t next_id_ = 1;                  // GUARDED_BY(mu_)
   Status gone_;                                // GUARDED_BY(mu_): why the agent is unusable, once it is
-  std::thread* reader_ = nullptr;  // owned; leaked in a forked child, where its thread does not exist
+  bool reading_ = false;                       // GUARDED_BY(mu_): a caller is reading the socket
+  std::thread* hangup_ = nullptr;  // owned; leaked in a forked child, where its thread does not exist
 };
 
 }  // namespace sessionbroker::detail::etcd
