@@ -43,7 +43,7 @@ struct Options {
   bool quick = false;
   std::string out = "bench/results";
   std::string filter;  // sb_multiproc --filter ID: only that system (for profiling one of them)
-  int procs = 0;       // sb_multiproc --procs N: only that process count in scenario 3 (0: all)
+  int procs = 0;       // sb_multiproc --procs N: only that process count in scenarios 3 and 8 (0: all)
   bool selected(const std::string& id) const { return filter.empty() || id == filter; }
 };
 // Removes the options it knows from argv (so Google Benchmark sees only its own).

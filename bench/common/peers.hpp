@@ -58,6 +58,7 @@ class FlockFile {
   FlockFile& operator=(const FlockFile&) = delete;
   void lock();
   void unlock();
+  int fd() const { return fd_; }
 
  private:
   int fd_;

@@ -1,8 +1,10 @@
 // sb_multiproc: the multi-process half of the bench suite (fork). Scenarios 3 (handoff),
-// 5 (throughput) and 6 (dead-holder recovery), each beside its floors and peers. Usage:
-//   sb_multiproc [--quick] [--out DIR] [--only s3|s5|s6] [--filter ID] [--procs N]
-// --filter runs only the system with that id, --procs only that process count of scenario 3
-// (for profiling one configuration, for example under perf or valgrind).
+// 5 (throughput), 6 (dead-holder recovery) and 8 (hot read-modify-write, full cycle), each beside
+// its floors and peers. Usage:
+//   sb_multiproc [--quick] [--out DIR] [--only s3|s5|s6|s8] [--filter ID] [--procs N]
+// --filter runs only the system with that id, --procs only that process count of scenarios 3
+// and 8 (for profiling one configuration, for example under perf or valgrind). Exit status 1
+// when scenario 8 lost an update or an operation failed.
 // Writes DIR/multiproc.json and DIR/samples/*.dat. Every loop is bounded in count and time;
 // participants die with the harness (PR_SET_PDEATHSIG), Redis and the broker too.
 #include <cstdio>
@@ -23,7 +25,7 @@ int main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--filter") == 0 && i + 1 < argc) opts.filter = argv[++i];
     else if (std::strcmp(argv[i], "--procs") == 0 && i + 1 < argc) opts.procs = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: sb_multiproc [--quick] [--out DIR] [--only s3|s5|s6] [--filter ID] [--procs N]\n");
+      std::fprintf(stderr, "usage: sb_multiproc [--quick] [--out DIR] [--only s3|s5|s6|s8] [--filter ID] [--procs N]\n");
       return 2;
     }
   }
@@ -43,7 +45,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "scenario 6: dead-holder recovery\n");
     run_recovery(h);
   }
+  bool ok = true;
+  if (only.empty() || only == "s8") {
+    std::fprintf(stderr, "scenario 8: hot read-modify-write, full cycle\n");
+    ok = run_hot_rmw(h);
+  }
   redis.reset();
   remove_own_tmp_dir();
-  return sink.write() ? 0 : 1;
+  return sink.write() && ok ? 0 : 1;
 }

@@ -57,5 +57,6 @@ struct Harness {
 void run_handoff(Harness& h);     // scenario 3
 void run_throughput(Harness& h);  // scenario 5, throughput
 void run_recovery(Harness& h);    // scenario 6
+bool run_hot_rmw(Harness& h);     // scenario 8 (issue 13); false when a run failed or lost updates
 
 }  // namespace sbbench

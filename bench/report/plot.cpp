@@ -52,7 +52,9 @@ std::string latency_script(const Group& g, const std::string& png) {
 std::string throughput_script(const Group& g, const std::string& png) {
   std::string gp = kHeader;
   gp += fmt::format("set output '{}'\nset title {}\n", png, quoted(g.title));
-  gp += "set logscale x 2\nset logscale y 10\nset xlabel 'processes'\nset ylabel 'operations per second'\n";
+  const std::string unit = g.rows.front().unit;
+  gp += "set logscale x 2\nset logscale y 10\nset xlabel 'processes'\n";
+  gp += unit == "ops/s" ? "set ylabel 'operations per second'\n" : fmt::format("set ylabel '{}'\n", unit);
   gp += "set format y '%.0s %c'\n";
   std::vector<std::string> ids;
   for (const auto& r : g.rows)

@@ -23,6 +23,7 @@ std::vector<const Row*> sb_rows(const Group& g) {
 
 std::string format_value(double v, const std::string& unit) {
   if (unit == "ops/s") return v >= 1e6 ? fmt::format("{:.2f} M", v / 1e6) : fmt::format("{:.1f} k", v / 1e3);
+  if (unit == "cs/op") return fmt::format("{:.3f}", v);
   return fmt::format("{:.0f} {}", v, unit);
 }
 
@@ -59,12 +60,14 @@ std::string value_table(const Group& g) {
   return out;
 }
 
-// Throughput: systems down, process counts across, then sessionbroker ÷ each peer per count.
+// Throughput (or any value by process count): systems down, process counts across, then each
+// sessionbroker row ÷ each other row per count.
 std::string pivot_table(const Group& g) {
-  std::vector<std::string> ids, params;
+  std::vector<std::string> ids, params, sb_ids;
   for (const auto& r : g.rows) {
     if (std::find(ids.begin(), ids.end(), r.id) == ids.end()) ids.push_back(r.id);
     if (std::find(params.begin(), params.end(), r.param) == params.end()) params.push_back(r.param);
+    if (r.is_sb() && std::find(sb_ids.begin(), sb_ids.end(), r.id) == sb_ids.end()) sb_ids.push_back(r.id);
   }
   std::sort(params.begin(), params.end(), [](const std::string& a, const std::string& b) { return std::stoi(a) < std::stoi(b); });
   std::string out = "| " + g.rows.front().unit + " | ", rule = "|---|";
@@ -78,19 +81,21 @@ std::string pivot_table(const Group& g) {
     out += fmt::format("| {} |", first ? shown_label(*first) : id);
     for (const auto& p : params) {
       const Row* r = g.find(id, p);
-      out += fmt::format(" {} |", r ? format_value(r->value, "ops/s") : "–");
+      out += fmt::format(" {} |", r ? format_value(r->value, r->unit) : "–");
     }
     out += "\n";
   }
-  for (const auto& id : ids) {
-    if (id == "sb") continue;
-    out += fmt::format("| `sb` ÷ `{}` |", id);
-    for (const auto& p : params) {
-      const Row *s = g.find("sb", p), *o = g.find(id, p);
-      out += fmt::format(" {} |", s && o ? format_ratio(s->value / o->value) : "–");
+  if (g.rows.front().unit != "ops/s") return out;  // counts per operation: the rows say it all
+  for (const auto& sb : sb_ids)
+    for (const auto& id : ids) {
+      if (std::find(sb_ids.begin(), sb_ids.end(), id) != sb_ids.end()) continue;
+      out += fmt::format("| `{}` ÷ `{}` |", sb, id);
+      for (const auto& p : params) {
+        const Row *s = g.find(sb, p), *o = g.find(id, p);
+        out += fmt::format(" {} |", s && o && o->value > 0 ? format_ratio(s->value / o->value) : "–");
+      }
+      out += "\n";
     }
-    out += "\n";
-  }
   return out;
 }
 
@@ -177,7 +182,29 @@ std::string render_targets(const Suite& s) {
     };
     at = targets.insert(at, s3.begin(), s3.end()) + static_cast<std::ptrdiff_t>(s3.size());
   }
-  std::string out = "## Targets of issue 4 (reported, not enforced)\n\n| target | measured | |\n|---|---:|---|\n";
+  // Issue 13: the handoff a user meets and the full cycle. Throughput ratios (sb ÷ flock: higher
+  // is better), so "time per op at most 1.0x flock's" is "throughput at least 1.0x".
+  auto tput = [&](const std::string& id, const std::string& procs) -> std::function<std::optional<double>()> {
+    return [=]() -> std::optional<double> {
+      auto a = p50("s8.rmw.tput", id, procs), b = p50("s8.rmw.tput", "peer.flock", procs);
+      if (!a || !b) return std::nullopt;
+      return *a / *b;
+    };
+  };
+  targets.push_back({"13. hot read-modify-write, 2 processes, with release: throughput at least 1.0x flock's", 1,
+                     false, tput("sb", "2")});
+  targets.push_back({"13. hot read-modify-write, 2 processes, lock cached: throughput at least 1.0x flock's", 1,
+                     false, tput("sb.cached", "2")});
+  for (const char* procs : {"8", "64"})
+    for (const char* id : {"sb", "sb.cached"})
+      targets.push_back({fmt::format("13. hot read-modify-write, {} processes, `{}`: throughput at least 0.5x flock's",
+                                     procs, id),
+                         0.5, false, tput(id, procs)});
+  targets.push_back({"13. uncontended full cycle (API) at most 0.3x flock", 0.3, true,
+                     ratio("s8.cycle", "sb.api", "peer.flock")});
+  targets.push_back({"13. uncontended full cycle (API) at most 6x a robust mutex pair", 6, true,
+                     ratio("s8.cycle", "sb.api", "floor.robust_mutex")});
+  std::string out = "## Targets of issues 4 and 13 (reported, not enforced)\n\n| target | measured | |\n|---|---:|---|\n";
   for (const auto& t : targets) {
     const auto m = t.measure();
     if (!m) {

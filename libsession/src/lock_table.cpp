@@ -13,6 +13,7 @@
 #include "stats.hpp"
 #include "guards.hpp"
 #include "lock_table.hpp"
+#include "test_point.hpp"
 
 namespace sessionbroker::detail {
 namespace {
@@ -56,6 +57,24 @@ void spin_for_grant(const shm::LockRecord& r, Clock::time_point deadline) {
 
 }  // namespace
 
+void DeferredWakes::bump(std::uint32_t& word) {
+  shm::fetch_add<std::uint32_t>(word, 1u, std::memory_order_acq_rel);
+  if (count_ < kMax) words_[count_++] = &word;
+  else shm::futex_wake(word);
+}
+
+void DeferredWakes::flush() {
+  if (count_ == 0) return;
+  test_point(TestPoint::kWakesDeferred);
+  for (unsigned i = 0; i < count_; ++i) shm::futex_wake(*words_[i]);
+  count_ = 0;
+}
+
+void bump_and_wake(std::uint32_t& word, DeferredWakes* defer) {
+  if (defer) defer->bump(word);
+  else shm::bump_and_wake(word);
+}
+
 bool LockTable::compatible(const shm::SessionSlot& s, LockMode mode) const {
   return s.holder_count == 0 || (mode == LockMode::kShared && shm::lock_mode(s) == LockMode::kShared);
 }
@@ -95,7 +114,7 @@ void LockTable::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
 // (LocalSession::acquire_process_lock), so its owner's revoke thread is not woken for it; with 3 or
 // more processes in turn that wake was a second futex wake inside every handoff, and a thread
 // competing with the grantee for a core.
-void LockTable::grant_waiters(shm::SessionSlot& s) {
+void LockTable::grant_waiters(shm::SessionSlot& s, DeferredWakes* defer) {
   std::uint64_t now_ns = 0;  // read once, and only when someone waits: it times the handoff
   std::uint32_t granted = 0;  // the first `granted` records of the holder list
   while (s.queue_head != shm::kNil) {
@@ -111,12 +130,12 @@ void LockTable::grant_waiters(shm::SessionSlot& s) {
     ++granted;
     if (mode == LockMode::kExclusive) break;
   }
-  if (s.queue_head != shm::kNil) request_revoke(s, granted);
+  if (s.queue_head != shm::kNil) request_revoke(s, granted, defer);
   std::uint32_t h = s.holders_head;
-  for (std::uint32_t i = 0; i < granted; ++i, h = seg_.record(h).next) shm::bump_and_wake(seg_.record(h).wake);
+  for (std::uint32_t i = 0; i < granted; ++i, h = seg_.record(h).next) bump_and_wake(seg_.record(h).wake, defer);
 }
 
-void LockTable::request_revoke(shm::SessionSlot& s, std::uint32_t just_granted) {
+void LockTable::request_revoke(shm::SessionSlot& s, std::uint32_t just_granted, DeferredWakes* defer) {
   std::uint32_t i = 0;
   for (std::uint32_t h = s.holders_head; h != shm::kNil; h = seg_.record(h).next, ++i) {
     auto& r = seg_.record(h);
@@ -125,7 +144,7 @@ void LockTable::request_revoke(shm::SessionSlot& s, std::uint32_t just_granted) 
     shm::store(r.revoke, 1u);
     auto& owner = seg_.client(seg_.client_of_record(h));
     shm::fetch_add<std::uint32_t>(owner.revoke_pending, 1u);
-    if (i >= just_granted) shm::bump_and_wake(owner.notify);
+    if (i >= just_granted) bump_and_wake(owner.notify, defer);
   }
 }
 
@@ -159,13 +178,13 @@ bool LockTable::unlink(shm::SessionSlot& s, std::uint32_t rec) {
 
 // Takes `rec` out of the session, grants whoever that unblocks, and leaves the record in
 // `final_state` (kFree when its owner gives it back, kBroken when taken by force).
-void LockTable::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordState final_state) {
+void LockTable::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordState final_state, DeferredWakes* defer) {
   auto& r = seg_.record(rec);
   unlink(s, rec);
   r.next = shm::kNil;
   shm::set_state(r, final_state);
   shm::store(s.last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
-  grant_waiters(s);
+  grant_waiters(s, defer);
   if (s.queue_head == shm::kNil) clear_revoke_flags(s);
 }
 
@@ -206,6 +225,7 @@ Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, 
   std::uint64_t queued_ns;
   bool at_head;
   {
+    DeferredWakes wakes;  // the holders' revoke threads are woken after S is unlocked
     SessionGuard g(seg_, ref.slot);
     if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)
       return Status(ErrorCode::kNotFound, "session was destroyed or expired");
@@ -221,7 +241,7 @@ Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, 
       count_event(stats, shm::Counter::kGrants);  // its zero wait is added by collect_stats
       return RecordGrant{rec, r.token};
     }
-    request_revoke(s);
+    request_revoke(s, 0, &wakes);
     queued_ns = r.since_ns;
     at_head = s.queue_head == rec;
   }
@@ -329,6 +349,7 @@ Result<RecordGrant> LockTable::wait_for_grant(std::uint32_t rec, SessionRef ref,
 Status LockTable::release(SessionRef ref, const RecordGrant& g) {
   if (g.record >= seg_.record_count()) return Status(ErrorCode::kNotHeld, "no such lock");
   auto& r = seg_.record(g.record);
+  DeferredWakes wakes;  // the grantee is woken after S is unlocked (destroyed after the guard)
   SessionGuard guard(seg_, ref.slot);
   auto& s = seg_.session(ref.slot);
   const RecordState st = shm::state(r);
@@ -341,7 +362,7 @@ Status LockTable::release(SessionRef ref, const RecordGrant& g) {
   if (st != RecordState::kGranted || r.token != g.token || r.session != ref.slot)
     return Status(ErrorCode::kNotHeld, fmt::format("token {} is not held (already released?)", g.token));
   if (shm::load(r.revoke) != 0) count_event(stats, shm::Counter::kRevokes);
-  remove_record(s, g.record, RecordState::kFree);
+  remove_record(s, g.record, RecordState::kFree, &wakes);
   return {};
 }
 

@@ -10,7 +10,8 @@
 // that already hold it.
 // Protocol: every state change of a record happens under its session's mutex and ends with one
 // release store of LockRecord::state; the waiting owner reads that word without the mutex. Grants
-// bump the record's `wake` word and futex-wake it after the state store, so no grant is missed.
+// bump the record's `wake` word after the state store, so no grant is missed; the futex wake
+// itself follows once the session mutex is unlocked where the caller says so (DeferredWakes).
 //
 // Depends on: Segment and the guards. Its one call upwards, the reclaim of a dead holder's client
 // by a waiter, goes through ClientReclaimer (the registry implements it).
@@ -56,6 +57,33 @@ class ClientReclaimer {
   ~ClientReclaimer() = default;
 };
 
+// Futex wakes held back until the session mutex is unlocked ("Wakes after the mutex" in LAYOUT.md
+// "Lock protocol"). bump() increments the word at once, under the mutex, so a waiter that has not
+// gone to sleep yet sees the change and does not; only the FUTEX_WAKE system call waits for
+// flush(). Woken under the mutex, a grantee was placed on the releaser's core and preempted it
+// while the mutex was still held, then slept on that mutex in its first read (bench/results/
+// hot-notes.md): two extra switches per handoff. Declare it before the SessionGuard, so that the
+// guard unlocks first and the destructor wakes second. A process that dies between the two leaves
+// the word bumped and the sleeper asleep until its wait's slice ends (docs/protocol.md §3, §5).
+// Process memory; one per call, never shared between threads.
+class DeferredWakes {
+ public:
+  DeferredWakes() = default;
+  DeferredWakes(const DeferredWakes&) = delete;
+  DeferredWakes& operator=(const DeferredWakes&) = delete;
+  ~DeferredWakes() { flush(); }
+  void bump(std::uint32_t& word);  // REQUIRES: the session mutex that orders `word`'s condition
+  void flush();                    // wakes what bump() held back (the mutex is let go)
+
+ private:
+  static constexpr unsigned kMax = 8;  // beyond: woken at once, as before (shared grants)
+  std::uint32_t* words_[kMax];
+  unsigned count_ = 0;
+};
+
+// Bumps `word` and wakes its sleepers: at once without `defer`, after the mutex with it.
+void bump_and_wake(std::uint32_t& word, DeferredWakes* defer);
+
 class LockTable {
  public:
   LockTable(Segment& seg, ClientReclaimer& reclaimer) : seg_(seg), reclaimer_(reclaimer) {}
@@ -95,16 +123,18 @@ class LockTable {
   static bool holds(const Segment& seg, const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g);
   // Takes `rec` out of the session, grants whoever that unblocks, and leaves the record in
   // `final_state` (kFree when its owner gives it back, kBroken when taken by force).
-  void remove_record(shm::SessionSlot& s, std::uint32_t rec, shm::RecordState final_state);
+  // `defer`, when given, holds the futex wakes back until the caller unlocks the mutex.
+  void remove_record(shm::SessionSlot& s, std::uint32_t rec, shm::RecordState final_state,
+                     DeferredWakes* defer = nullptr);
   // Every holder and waiter of `s` but `own` ends kBroken (owners woken and notified; `own`, if
   // linked, ends kFree); the lists are emptied without a grant pass. Returns how many broke.
   int break_all_locked(shm::SessionSlot& s, const RecordGrant* own);
   // Grants the head of the queue while it is compatible (I4), then asks the holders to release
   // if anyone is still queued.
-  void grant_waiters(shm::SessionSlot& s);
+  void grant_waiters(shm::SessionSlot& s, DeferredWakes* defer = nullptr);
   // Raises every holder's revoke flag and wakes its owner's revoke thread, except for the first
   // `just_granted` holders of the list: threads that grant_waiters is about to wake read the flag.
-  void request_revoke(shm::SessionSlot& s, std::uint32_t just_granted = 0);
+  void request_revoke(shm::SessionSlot& s, std::uint32_t just_granted = 0, DeferredWakes* defer = nullptr);
 
  private:
   // All REQUIRES: session mutex of `s`.

@@ -14,6 +14,7 @@ namespace sessionbroker::detail {
 enum class TestPoint {
   kCommitStaged,      // BlobStore::commit: the new chain is written, not yet published (no mutex held)
   kDetachDraining,    // ShmBackend::detach: the gate is closed; waiting for calls in flight to end
+  kWakesDeferred,     // DeferredWakes::flush: words bumped under a session mutex now unlocked, not yet woken
 };
 
 using TestHook = void (*)(TestPoint);

@@ -5,6 +5,7 @@
 
 #include "claim_fixture.hpp"
 #include "guards.hpp"
+#include "test_point.hpp"
 
 namespace sbtest {
 namespace {
@@ -66,6 +67,44 @@ TEST_F(ShmClaimTest, DeathInsideSessionMutexIsRepaired) {
   auto sn = snap("s");
   ASSERT_EQ(sn->holders.size(), 1u);
   EXPECT_EQ(sn->holders[0].pid, getpid());
+}
+
+// A release wakes its grantee only after unlocking the session mutex (docs/protocol.md §4, "wakes
+// after the mutex"). A holder that dies between the unlock and the wake leaves the waiter granted
+// but asleep, and nothing repairs that: the waiter must find its grant by itself when its wait's
+// slice ends. The test point kills the holder exactly there (its exit status proves it got there);
+// the waiter must report the grant well inside its deadline, and hold the session alone.
+TEST_F(ShmClaimTest, HolderDyingBetweenReleaseAndWakeStillPassesTheLockOn) {
+  auto c = attach();
+  ASSERT_TRUE(c->create("s"));
+  auto holder = Child::spawn([&](Channel& ch) {
+    auto cc = Client::attach(name_);
+    auto s = (*cc)->open("s");
+    auto l = s->lock_all(Mode::kExclusive, in(5s));
+    ch.send(l ? "granted" : "failed");
+    ch.receive(60s);
+    sessionbroker::detail::set_test_hook([](sessionbroker::detail::TestPoint p) {
+      if (p == sessionbroker::detail::TestPoint::kWakesDeferred) _exit(42);
+    });
+    (void)l->unlock();  // a revoke is pending: the process lock goes back here (or on the revoke thread)
+    (void)s->release(in(5s));
+    return 0;
+  });
+  ASSERT_EQ(holder.channel().receive(), "granted");
+  auto waiter = Child::spawn([&](Channel& ch) {
+    auto cc = Client::attach(name_);
+    auto l = (*cc)->open("s")->lock_all(Mode::kExclusive, in(10s));
+    ch.send(l ? "granted" : "failed " + l.status().to_string());
+    ch.receive(20s);
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
+  holder.channel().send("release");
+  EXPECT_EQ(holder.wait(), 42);  // died after the unlock, before the wake
+  EXPECT_EQ(waiter.channel().receive(3s), "granted");
+  EXPECT_TRUE(held_by("s", waiter.pid()));
+  waiter.channel().send("done");
+  EXPECT_EQ(waiter.wait(), 0);
 }
 
 // Many processes increment one counter under exclusive attribute locks, with lock caching and
