@@ -71,6 +71,8 @@ int sb_waiter(const std::string& store, const std::string& session, int asking_f
 
 // ---- etcd's v3lock through etcd::Client (v3lock_scenarios.cpp) ----
 int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& out);
+// The backend's two transactions alone, in process, watch open (no agent, no library).
+int txn_pair_floor(const std::vector<std::string>& endpoints, int n, Samples& out);
 // Lock, put guarded by the lock key's existence (a txn), Unlock.
 int v3_fenced_put(const std::vector<std::string>& endpoints, int n, Samples& out);
 // As sb_handoff_player: holds until the other's key is queued, then Unlock; sample: Unlock -> grant.

@@ -119,8 +119,11 @@ void measure_locking(const Setup& st, Report& r) {
   // Each peer runs right before its sessionbroker counterpart (named locals: argument order is unspecified).
   auto v3_acq = in_child("v3lock acquire", n, [&](Samples& s) { return v3_lock_unlock(e, n, s); });
   auto sb_acq = in_child("sb acquire", n, [&](Samples& s) { return sb_acquire_release(st.address, n, s); });
+  auto floor = in_child("txn pair floor", n, [&](Samples& s) { return txn_pair_floor(e, n, s); });
   r.add("acquire", "uncontended acquire+release", {"lock_all + unlock + Session::release", std::move(sb_acq)},
-        {"v3lock Lock + Unlock", std::move(v3_acq)});
+        {"v3lock Lock + Unlock", v3_acq});
+  r.add("acquire.floor", "its floor: the backend's two txns in one process, watch open, no agent",
+        {"queue txn + release txn (etcd::Client)", std::move(floor)}, {"v3lock Lock + Unlock (as above)", std::move(v3_acq)});
   auto v3_hand = in_pair("v3lock handoff", h, [&](int me, Samples& s) { return v3_handoff_player(e, me, h, s); });
   auto sb_hand = in_pair("sb handoff", h, [&](int me, Samples& s) { return sb_handoff_player(st.address, me, h, s); });
   r.add("handoff", "handoff, 2 processes (release call -> the other's grant)",

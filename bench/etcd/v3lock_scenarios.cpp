@@ -7,6 +7,7 @@
 
 #include "etcd/etcd_client.hpp"
 #include "etcd/keep_alive.hpp"
+#include "etcd/watcher.hpp"
 #include "etcd_bench.hpp"
 
 namespace sbetcd {
@@ -89,6 +90,51 @@ int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& ou
     if (auto st = c->unlock(key); !st) return fail("unlock", st);
     if (i >= kWarmup) out.add(static_cast<double>(now_ns() - t0), n);
   }
+  return l->finish();
+}
+
+// The floor of sessionbroker's uncontended cycle on etcd: the backend's own two transactions
+// (queue key put + the session's range, then the token-compared delete), in this process, with
+// a watch open on the session's range as the backend keeps one, and no agent or library around
+// them. The difference to sb_acquire_release is what the agent hop and the library add.
+int txn_pair_floor(const std::vector<std::string>& endpoints, int n, Samples& out) {
+  auto l = Leased::make(endpoints);
+  if (!l) return 1;
+  etcd::Client* c = l->client.get();
+  const std::string session = "floor/s/73", key = session + "/q/" + std::to_string(l->lease);
+  etcd::Watcher watcher(*c);
+  auto w = watcher.watch(session, session + "0", 0, [](const etcd::Events&, std::int64_t) {}, [](std::int64_t) {});
+  if (!w) return fail("watch", w.status());
+  using etcdserverpb::Compare;
+  for (int i = 0; i < kWarmup + n; ++i) {
+    const auto t0 = now_ns();
+    etcdserverpb::TxnRequest put;
+    auto* absent = put.add_compare();
+    absent->set_key(key);
+    absent->set_target(Compare::CREATE);
+    absent->set_create_revision(0);
+    auto* p = put.add_success()->mutable_request_put();
+    p->set_key(key);
+    p->set_value("X");
+    p->set_lease(l->lease);
+    auto* range = put.add_success()->mutable_request_range();
+    range->set_key(session);
+    range->set_range_end(session + "0");
+    auto r = c->txn(put);
+    if (!r) return fail("queue txn", r.status());
+    if (!r->succeeded()) return std::fprintf(stderr, "sb_etcd (floor): the queue key was there already\n"), 1;
+    etcdserverpb::TxnRequest del;
+    auto* mine = del.add_compare();
+    mine->set_key(key);
+    mine->set_target(Compare::CREATE);
+    mine->set_create_revision(r->header().revision());
+    del.add_success()->mutable_request_delete_range()->set_key(key);
+    auto d = c->txn(del);
+    if (!d) return fail("release txn", d.status());
+    if (!d->succeeded()) return std::fprintf(stderr, "sb_etcd (floor): the queue key's token changed\n"), 1;
+    if (i >= kWarmup) out.add(static_cast<double>(now_ns() - t0), n);
+  }
+  watcher.cancel(w->handle);
   return l->finish();
 }
 
