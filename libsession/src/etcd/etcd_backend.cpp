@@ -962,13 +962,18 @@ TxnRequest EtcdBackend::fenced_write(SessionView& v, const Grant& g, std::int64_
   return t;
 }
 
-Result<std::optional<std::string>> EtcdBackend::read(SessionHandle s, const Grant& g, std::string_view name) {
+// The session's value, read fenced by `g` (kStaleToken, never data, for a grant that is gone).
+Result<SessionValue> EtcdBackend::fenced_value(SessionHandle s, const Grant& g) {
   auto v = view(s);
   if (!v) return v.status();
   if (forked()) return gone(true);
   auto kv = fenced_session(**v, g);
   if (!kv) return kv.status();
-  auto value = SessionValue::decode(kv->value());
+  return SessionValue::decode(kv->value());
+}
+
+Result<std::optional<std::string>> EtcdBackend::read(SessionHandle s, const Grant& g, std::string_view name) {
+  auto value = fenced_value(s, g);
   if (!value) return value.status();
   auto it = value->attrs.find(name);
   if (it == value->attrs.end()) return std::optional<std::string>{};
@@ -976,12 +981,7 @@ Result<std::optional<std::string>> EtcdBackend::read(SessionHandle s, const Gran
 }
 
 Result<AttrMap> EtcdBackend::read_all(SessionHandle s, const Grant& g) {
-  auto v = view(s);
-  if (!v) return v.status();
-  if (forked()) return gone(true);
-  auto kv = fenced_session(**v, g);
-  if (!kv) return kv.status();
-  auto value = SessionValue::decode(kv->value());
+  auto value = fenced_value(s, g);
   if (!value) return value.status();
   return std::move(value->attrs);
 }
