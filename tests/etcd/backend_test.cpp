@@ -453,6 +453,21 @@ TEST_F(EtcdBackendTest, AnAgentKilledUnderItsApplicationLosesItsLocksAndSaysSo) 
   EXPECT_EQ(again.code(), ErrorCode::kUnavailable) << again.status().to_string();
 }
 
+// A TTL shortened under a lock is the one the holder renews by: the session outlives the new,
+// shorter TTL while held (the default TTL is 30 min; renewing at its pace would let 1 s expire).
+TEST_F(EtcdBackendTest, ATtlShortenedUnderALockIsRenewedByTheNewTtl) {
+  auto c = attach(address_);
+  ASSERT_TRUE(c);
+  auto s = c->create("s");
+  ASSERT_TRUE(s);
+  auto l = s->lock({"a"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(l);
+  ASSERT_TRUE(l->set_ttl(1s));
+  std::this_thread::sleep_for(3500ms);  // the scenario itself: three and a half new TTLs, held, unused
+  ASSERT_TRUE(l->put("a", "still here"));
+  EXPECT_TRUE(l->unlock()) << "the session expired under its holder";
+}
+
 // Queue keys left by an earlier session of the same id (docs/etcd.md E7) do not stand in front of
 // the new session's requests: creating the session deletes them in the same transaction.
 TEST_F(EtcdBackendTest, ASessionCreatedAgainStartsWithAnEmptyQueue) {

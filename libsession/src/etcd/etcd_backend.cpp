@@ -1060,8 +1060,11 @@ Status EtcdBackend::set_ttl(SessionHandle s, const Grant& g, std::uint64_t ttl_m
     value->ttl_ms = ttl_ms;
     auto lease = client_->grant(ttl_seconds(ttl_ms));
     if (!lease) return lease.status();
+    mvccpb::KeyValue written;
+    written.set_value(value->encode());
+    written.set_lease(lease->id);
     TxnRequest t = fenced_write(v, g, kv->mod_revision());
-    add_put(t.mutable_success(), v.key, value->encode(), lease->id);
+    add_put(t.mutable_success(), v.key, written.value(), lease->id);
     auto r = client_->txn(t);
     if (!r || !r->succeeded()) {
       (void)client_->revoke(lease->id);
@@ -1069,8 +1072,12 @@ Status EtcdBackend::set_ttl(SessionHandle s, const Grant& g, std::uint64_t ttl_m
       return stale(v.id);
     }
     (void)client_->revoke(kv->lease());  // nothing is attached to the old lease any more
+    written.set_mod_revision(r->header().revision());
     std::lock_guard lk(v.mu);
-    v.lease = lease->id;
+    // The view takes the new value (and lease) now, not when the watch brings it: the keep-alive
+    // below renews the new lease by the new TTL, not the old one (a shorter TTL renewed at the old
+    // one's pace would expire under its holder).
+    v.remember(written);
     if (v.kept_lease != 0 && v.token == static_cast<std::int64_t>(g.token)) keep_session_lease(v);
     return Status{};
   });
