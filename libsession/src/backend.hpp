@@ -72,6 +72,10 @@ class Backend {
   virtual Result<Grant> try_acquire(SessionHandle s, Mode mode) = 0;
   // Gives the lock back; kStaleToken if it was lost meanwhile (released either way).
   virtual Status release(SessionHandle s, const Grant& g) = 0;
+  // True when try_acquire and release are memory operations (a mutex section in shared memory,
+  // never a network hop, never a wait for a grant): the caller may make them while it holds its own
+  // mutex, which spares the uncontended lock cycle a let-go and a re-take of that mutex each way.
+  virtual bool quick_calls() const = 0;
   virtual GrantStatus grant_status(const Grant& g) = 0;
   // The words of a grant this process holds (see the top of this file); valid while the backend
   // lives. Both null if `g` names none.

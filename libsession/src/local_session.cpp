@@ -214,15 +214,26 @@ Status LocalSession::usable_locked() const {
 }
 
 Status LocalSession::acquire_process_lock(Held& lk, Mode need, Clock::time_point deadline, bool wait) {
-  state_ = ProcState::kAcquiring;
-  lk.unlock();
-  auto get = [&] { return wait ? backend_.acquire(handle_, need, deadline) : backend_.try_acquire(handle_, need); };
-  auto g = get();
-  if (!g && g.code() == ErrorCode::kCapacityExceeded && client_.release_idle_locks(this) > 0) g = get();
-  lk.lock();
-  if (g) {
+  // Uncontended on a quick backend: granted without letting go of mu_. A busy try left no trace
+  // (it queued nothing and asked nobody), so the request then queues as if it had not been made.
+  // Out of records, the idle locks of other sessions are given back with mu_ let go (their
+  // mutexes are taken then), and the request goes the long way.
+  std::optional<Result<Grant>> g;
+  if (backend_.quick_calls()) {
+    g.emplace(backend_.try_acquire(handle_, need));
+    if (!*g && ((wait && g->code() == ErrorCode::kBusy) || g->code() == ErrorCode::kCapacityExceeded)) g.reset();
+  }
+  if (!g) {
+    state_ = ProcState::kAcquiring;
+    lk.unlock();
+    auto get = [&] { return wait ? backend_.acquire(handle_, need, deadline) : backend_.try_acquire(handle_, need); };
+    g.emplace(get());
+    if (!*g && g->code() == ErrorCode::kCapacityExceeded && client_.release_idle_locks(this) > 0) g.emplace(get());
+    lk.lock();
+  }
+  if (*g) {
     state_ = ProcState::kHeld;
-    grant_ = *g;
+    grant_ = **g;
     held_mode_ = need;
     revoke_seen_ = lost_ = false;
     fresh_grant_ = true;
@@ -231,20 +242,26 @@ Status LocalSession::acquire_process_lock(Held& lk, Mode need, Clock::time_point
     observe_segment_flags(lk);
   } else {
     state_ = ProcState::kNone;
-    if (g.code() == ErrorCode::kNotFound) destroyed_ = true;
+    if (g->code() == ErrorCode::kNotFound) destroyed_ = true;
   }
   cv_.notify_all();
-  return g.status();
+  return g->status();
 }
 
 void LocalSession::release_process_lock(Held& lk) {
   state_ = ProcState::kReleasing;
   const Grant g = grant_;
   const bool was_revoked = revoke_seen_ && !lost_;
-  lk.unlock();
-  (void)backend_.release(handle_, g);  // kStaleToken when it was broken meanwhile: released either way
-  if (was_revoked) client_.notify(RevokeEvent::Kind::kReleased, id_, g.token);
-  lk.lock();
+  // kStaleToken when it was broken meanwhile: released either way. A quick backend releases under
+  // mu_ (and so before the callback: the next holder need not wait for it).
+  const bool quick = backend_.quick_calls();
+  if (quick) (void)backend_.release(handle_, g);
+  if (!quick || was_revoked) {
+    lk.unlock();
+    if (!quick) (void)backend_.release(handle_, g);
+    if (was_revoked) client_.notify(RevokeEvent::Kind::kReleased, id_, g.token);
+    lk.lock();
+  }
   state_ = ProcState::kNone;
   grant_ = {};
   revoke_seen_ = lost_ = false;

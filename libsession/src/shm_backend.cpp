@@ -39,10 +39,8 @@ ShmBackend::ShmBackend(std::unique_ptr<Segment> segment, std::uint32_t client)
       client_(client),
       generation_(segment_->client(client).generation),
       fork_epoch_(fork_epoch()),
-      client_slot_(&segment_->client(client)) {
-  const std::uint32_t first = segment_->first_record_of(client);
-  for (std::uint32_t i = segment_->caps().locks_per_client; i-- > 0;) free_records_.push_back(first + i);
-}
+      client_slot_(&segment_->client(client)),
+      free_records_(segment_->first_record_of(client), segment_->caps().locks_per_client) {}
 
 ShmBackend::~ShmBackend() { (void)detach(); }
 
@@ -107,20 +105,13 @@ Result<SessionRef> ShmBackend::session_ref(SessionHandle s) const {
 }
 
 Result<std::uint32_t> ShmBackend::take_record() {
-  std::lock_guard lk(records_mu_);
-  if (free_records_.empty())
-    return Status(ErrorCode::kCapacityExceeded,
-                  fmt::format("this process holds or waits for {} locks, the segment's locks_per_client",
-                              segment_->caps().locks_per_client));
-  const std::uint32_t rec = free_records_.back();
-  free_records_.pop_back();
-  return rec;
+  if (auto rec = free_records_.take()) return *rec;
+  return Status(ErrorCode::kCapacityExceeded,
+                fmt::format("this process holds or waits for {} locks, the segment's locks_per_client",
+                            segment_->caps().locks_per_client));
 }
 
-void ShmBackend::return_record(std::uint32_t rec) {
-  std::lock_guard lk(records_mu_);
-  free_records_.push_back(rec);
-}
+void ShmBackend::return_record(std::uint32_t rec) { free_records_.give(rec); }
 
 namespace {
 

@@ -22,6 +22,7 @@
 #include "segment.hpp"
 #include "blob_store.hpp"
 #include "lock_table.hpp"
+#include "record_pool.hpp"
 #include "registry.hpp"
 
 namespace sessionbroker::detail {
@@ -46,6 +47,7 @@ class ShmBackend final : public Backend {
   Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) override;
   Result<Grant> try_acquire(SessionHandle s, Mode mode) override;
   Status release(SessionHandle s, const Grant& g) override;
+  bool quick_calls() const override { return true; }  // a session mutex section (and a futex wake)
   GrantStatus grant_status(const Grant& g) override { return locks_.grant_status(record_grant(g)); }
   GrantWords grant_words(const Grant& g) override {
     return g.id < segment_->record_count() ? grant_words_of(segment_->record(static_cast<std::uint32_t>(g.id)))
@@ -92,8 +94,7 @@ class ShmBackend final : public Backend {
   CallGate gate_;
   std::atomic<bool> cancelled_{false};  // raised by close(): queued requests give up (Caller)
   std::atomic<bool> detached_{false};   // detach() reclaimed (or is reclaiming) the slot
-  std::mutex records_mu_;
-  std::vector<std::uint32_t> free_records_;  // GUARDED_BY(records_mu_): this client's kFree records
+  RecordPool free_records_;  // this client's kFree records
 };
 
 }  // namespace sessionbroker::detail

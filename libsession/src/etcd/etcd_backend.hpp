@@ -116,6 +116,7 @@ class EtcdBackend final : public Backend {
   Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) override;
   Result<Grant> try_acquire(SessionHandle s, Mode mode) override;
   Status release(SessionHandle s, const Grant& g) override;
+  bool quick_calls() const override { return false; }  // every call is a round trip to the cluster
   GrantStatus grant_status(const Grant& g) override;
   GrantWords grant_words(const Grant& g) override;
   void touch(SessionHandle s) override;
