@@ -6,6 +6,10 @@
 //   sb.cached   the same without release: the process keeps its lock until a queued process's
 //               revoke request makes its unlock give it back (lock caching, the normal case)
 //   floor.robust_mutex  robust process-shared pthread mutex around a counter in shared memory
+//   floor.fifo_ring     the least a strict FIFO handoff to a sleeping process costs: the P
+//               processes pass the counter round-robin, each sleeping on its own futex word until
+//               the one before it stores 1 there and wakes it (the order a FIFO lock grants in
+//               when every process asks again at once); no lock, no queue, no spin
 //   peer.flock  flock LOCK_EX + pread + pwrite + LOCK_UN on one file (PHP's files handler)
 // For each: throughput (ops/s over all processes), each operation's latency (its first call to its
 // last return, in the process that did it) and the context switches per operation (getrusage
@@ -50,7 +54,10 @@ struct Shared {
   std::atomic<std::uint64_t> vcsw[kMaxProcs], ivcsw[kMaxProcs];
   std::atomic<std::uint64_t> checked;  // the counter read back by the checker (sessionbroker)
   alignas(128) RobustLock robust;
-  alignas(128) std::uint64_t counter;  // the robust mutex's counter
+  alignas(128) std::uint64_t counter;  // the robust mutex's and the ring's counter
+  struct alignas(128) Turn {
+    std::uint32_t word;  // the ring: 1 when it is this process's turn
+  } turn[kMaxProcs];
 };
 
 struct Switches {
@@ -62,7 +69,8 @@ Switches switches_now() {
   return {static_cast<std::uint64_t>(ru.ru_nvcsw), static_cast<std::uint64_t>(ru.ru_nivcsw)};
 }
 
-// The loop every participant runs: op() returns false on a failed operation (the run then fails).
+// The loop every participant runs: op() returns true (or 1) for an operation done, false (0) for
+// a failed one (the run then fails), -1 when it saw the stop flag before doing anything (the ring).
 template <class Op>
 int work(Shared& sh, SampleBuffer& lat, int me, Op&& op) {
   sh.ready.fetch_add(1);
@@ -71,7 +79,9 @@ int work(Shared& sh, SampleBuffer& lat, int me, Op&& op) {
   std::uint64_t n = 0;
   while (!sh.stop.load(std::memory_order_acquire)) {
     const std::uint64_t t0 = now_ns();
-    if (!op()) {
+    const int done = static_cast<int>(op());
+    if (done < 0) break;
+    if (done == 0) {
       sh.failed.fetch_add(1);
       break;
     }
@@ -138,6 +148,23 @@ int run_mutex(Shared& sh, SampleBuffer& lat, int me) {
   });
 }
 
+int run_ring(Shared& sh, SampleBuffer& lat, int me, int procs) {
+  using sessionbroker::shm::Clock;
+  std::uint32_t& mine = sh.turn[me].word;
+  std::uint32_t& next = sh.turn[(me + 1) % procs].word;
+  return work(sh, lat, me, [&]() -> int {
+    while (std::atomic_ref<std::uint32_t>(mine).load(std::memory_order_acquire) == 0) {
+      if (sh.stop.load(std::memory_order_acquire)) return -1;  // the turn may have stopped anywhere
+      sessionbroker::shm::futex_wait(mine, 0, Clock::now() + 1ms);
+    }
+    std::atomic_ref<std::uint32_t>(mine).store(0, std::memory_order_relaxed);
+    ++sh.counter;  // only the process whose turn it is touches it
+    std::atomic_ref<std::uint32_t>(next).store(1, std::memory_order_release);
+    sessionbroker::shm::futex_wake(next, 1);
+    return 1;
+  });
+}
+
 int run_flock(Shared& sh, SampleBuffer& lat, int me, const std::string& path) {
   FlockFile f(path);
   return work(sh, lat, me, [&] {
@@ -164,6 +191,7 @@ const System kSystems[] = {
     {"sb", "sb", "sessionbroker: lock + get + put + unlock + release (API)"},
     {"sb.cached", "sb", "sessionbroker: lock + get + put + unlock, lock cached (handoff by revoke request)"},
     {"floor.robust_mutex", "floor", "robust pthread mutex: lock + read + write + unlock"},
+    {"floor.fifo_ring", "floor", "strict FIFO floor: the counter passed round-robin, each process asleep on its own futex"},
     {"peer.flock", "peer", "flock LOCK_EX + pread + pwrite + LOCK_UN on one file"},
 };
 
@@ -178,7 +206,8 @@ bool run_one(Harness& h, const System& sys, int procs, std::chrono::milliseconds
   sh.ready = sh.go = sh.stop = sh.failed = 0;
   sh.checked = 0;
   sh.counter = 0;
-  for (int i = 0; i < kMaxProcs; ++i) sh.ops[i] = sh.vcsw[i] = sh.ivcsw[i] = 0;
+  for (int i = 0; i < kMaxProcs; ++i) sh.ops[i] = sh.vcsw[i] = sh.ivcsw[i] = 0, sh.turn[i].word = 0;
+  sh.turn[0].word = 1;  // the ring starts at process 0
   lat.reset();
   std::vector<pid_t> pids;
   for (int i = 0; i < procs; ++i)
@@ -186,6 +215,7 @@ bool run_one(Harness& h, const System& sys, int procs, std::chrono::milliseconds
       if (sid == "sb") return run_sb(sh, lat, i, seg.name(), session_id, true);
       if (sid == "sb.cached") return run_sb(sh, lat, i, seg.name(), session_id, false);
       if (sid == "floor.robust_mutex") return run_mutex(sh, lat, i);
+      if (sid == "floor.fifo_ring") return run_ring(sh, lat, i, procs);
       return run_flock(sh, lat, i, file);
     }));
   wait_until([&] { return sh.ready.load() == static_cast<std::uint32_t>(procs); }, 20s);
