@@ -7,6 +7,13 @@
 // request or an explicit release stops new thread locks from being granted on the cached process
 // lock, so waiting processes are not starved.
 //
+// Backend calls under mu_. On a backend whose non-waiting calls are memory operations
+// (Backend::quick_calls(): shared memory) the uncontended grant (try_acquire) and every release
+// run with mu_ held, so an uncontended lock + unlock + release takes mu_ once per call; a request
+// that must queue lets go of mu_ while it waits (state_ kAcquiring), and callbacks and the release
+// of other sessions' idle locks (out of lock records) always run with mu_ let go. Lock order: mu_
+// before a session mutex of the segment; nothing under a session mutex takes mu_.
+//
 // The fast lane. While the process lock is cached and nothing else happens on the session in
 // this process (no thread lock held, no fresh grant, no revoke request, loss or release pending),
 // one thread at a time may take a thread lock without mu_: a CAS on lane_ hands it lane_spare_,

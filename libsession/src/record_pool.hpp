@@ -1,5 +1,5 @@
 // This client's free lock records: the range of the segment's record table its slot owns
-// (LAYOUT.md "Lock records"), minus the records it holds or waits on. Every acquire takes one and
+// (LAYOUT.md "Client table"), minus the records it holds or waits on. Every acquire takes one and
 // every release gives one back, so the pool sits on the uncontended lock cycle: it is a lock-free
 // stack of record numbers (one compare-and-swap each way, where a mutex costs two atomic
 // operations), whose head carries a tag that every push and pop moves on, so a pop that read a
