@@ -31,6 +31,7 @@ struct Samples {
   std::atomic<int> last_holder;
   std::atomic<std::uint64_t> released_ns;  // when the last holder called release / Unlock
   std::atomic<int> agent;                  // a recovery holder's etcd agent (its child process)
+  std::atomic<std::uint64_t> cpu_ns;       // CPU time per timed operation of the client (with its agent)
   double ns[kMax];
 
   void add(double v, int limit) {
@@ -44,6 +45,13 @@ struct Samples {
 
 // A fresh Samples in shared memory (never unmapped: the bench is short).
 Samples* shared_samples();
+
+// CPU time (user + system, every thread) of this process (pid 0) or of process `pid`, in ns: the
+// client's cost on a machine where the cluster runs on the same cores. /proc's ticks are 10 ms, so
+// it is read around a whole timed loop, not per operation.
+std::uint64_t cpu_ns_of(int pid);
+// This process's only child (the etcd agent Client::attach started), or 0.
+int only_child();
 
 struct Target {
   std::string address;                 // etcd://e0,e1,e2/PREFIX for the public API
@@ -71,8 +79,9 @@ int sb_waiter(const std::string& store, const std::string& session, int asking_f
 
 // ---- etcd's v3lock through etcd::Client (v3lock_scenarios.cpp) ----
 int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& out);
-// The backend's two transactions alone, in process, watch open (no agent, no library).
-int txn_pair_floor(const std::vector<std::string>& endpoints, int n, Samples& out);
+// The backend's two transactions alone, in process (no agent, no library), with the session's
+// watch open as the backend keeps one (`watch`) or none.
+int txn_pair_floor(const std::vector<std::string>& endpoints, int n, bool watch, Samples& out);
 // Lock, put guarded by the lock key's existence (a txn), Unlock.
 int v3_fenced_put(const std::vector<std::string>& endpoints, int n, Samples& out);
 // As sb_handoff_player: holds until the other's key is queued, then Unlock; sample: Unlock -> grant.

@@ -40,13 +40,15 @@ constexpr Counts kFull{500, 200, 200, 10000, 5, 30};
 constexpr Counts kQuick{10, 10, 5, 1000, 1, 2};
 
 // Runs fn(samples) in one child; the samples, or empty (and a message) when the child failed.
+// `cpu`, if given, gets the child's CPU time per operation (Samples::cpu_ns) as a one-value sample.
 template <class Fn>
-std::vector<double> in_child(const char* what, int n, Fn fn) {
+std::vector<double> in_child(const char* what, int n, Fn fn, std::vector<double>* cpu = nullptr) {
   Samples* s = shared_samples();
   if (!reap(spawn([&] { return fn(*s); }))) {
     std::fprintf(stderr, "sb_etcd: %s failed\n", what);
     return {};
   }
+  if (cpu) *cpu = {static_cast<double>(s->cpu_ns.load())};
   return s->take(n);
 }
 
@@ -117,13 +119,22 @@ void measure_locking(const Setup& st, Report& r) {
   const auto& e = st.endpoints;
   const int n = st.n.ops, h = st.n.handoffs;
   // Each peer runs right before its sessionbroker counterpart (named locals: argument order is unspecified).
-  auto v3_acq = in_child("v3lock acquire", n, [&](Samples& s) { return v3_lock_unlock(e, n, s); });
-  auto sb_acq = in_child("sb acquire", n, [&](Samples& s) { return sb_acquire_release(st.address, n, s); });
-  auto floor = in_child("txn pair floor", n, [&](Samples& s) { return txn_pair_floor(e, n, s); });
+  std::vector<double> v3_cpu, sb_cpu, floor_cpu, bare_cpu;
+  auto v3_acq = in_child("v3lock acquire", n, [&](Samples& s) { return v3_lock_unlock(e, n, s); }, &v3_cpu);
+  auto sb_acq = in_child("sb acquire", n, [&](Samples& s) { return sb_acquire_release(st.address, n, s); }, &sb_cpu);
+  auto floor = in_child("txn pair floor", n, [&](Samples& s) { return txn_pair_floor(e, n, true, s); }, &floor_cpu);
+  auto bare = in_child("txn pair, no watch", n, [&](Samples& s) { return txn_pair_floor(e, n, false, s); }, &bare_cpu);
   r.add("acquire", "uncontended acquire+release", {"lock_all + unlock + Session::release", std::move(sb_acq)},
         {"v3lock Lock + Unlock", v3_acq});
   r.add("acquire.floor", "its floor: the backend's two txns in one process, watch open, no agent",
-        {"queue txn + release txn (etcd::Client)", std::move(floor)}, {"v3lock Lock + Unlock (as above)", std::move(v3_acq)});
+        {"queue txn + release txn (etcd::Client)", std::move(floor)}, {"v3lock Lock + Unlock (as above)", v3_acq});
+  r.add("acquire.bare", "the same two txns with no watch open (what the revoke watch costs)",
+        {"queue txn + release txn, no watch", std::move(bare)}, {"v3lock Lock + Unlock (as above)", std::move(v3_acq)});
+  // The cluster shares this machine's cores, so the client's CPU per cycle is latency here.
+  r.add("acquire.cpu", "client CPU per uncontended acquire+release (user + system, all threads)",
+        {"application + its etcd agent", std::move(sb_cpu)}, {"v3lock client", v3_cpu});
+  r.add("acquire.cpu.floor", "client CPU of the two txns in one process, watch open / none",
+        {"watch open", std::move(floor_cpu)}, {"no watch", std::move(bare_cpu)});
   auto v3_hand = in_pair("v3lock handoff", h, [&](int me, Samples& s) { return v3_handoff_player(e, me, h, s); });
   auto sb_hand = in_pair("sb handoff", h, [&](int me, Samples& s) { return sb_handoff_player(st.address, me, h, s); });
   r.add("handoff", "handoff, 2 processes (release call -> the other's grant)",

@@ -1,11 +1,15 @@
 // Process plumbing for sb_etcd: shared sample buffers, reaping, one-byte signals on pipes.
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <ctime>
+#include <fstream>
 #include <new>
+#include <sstream>
+#include <string>
 
 #include "etcd_bench.hpp"
 
@@ -26,6 +30,35 @@ void Samples::reset() {
   last_holder.store(-1);
   released_ns.store(0);
   agent.store(0);
+  cpu_ns.store(0);
+}
+
+std::uint64_t cpu_ns_of(int pid) {
+  if (pid == 0) {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    auto ns = [](const timeval& t) { return static_cast<std::uint64_t>(t.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(t.tv_usec) * 1000; };
+    return ns(ru.ru_utime) + ns(ru.ru_stime);
+  }
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return 0;
+  // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
+  std::istringstream rest(line.substr(line.rfind(')') + 2));
+  std::string field;
+  std::uint64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return (utime + stime) * (1'000'000'000ull / static_cast<std::uint64_t>(sysconf(_SC_CLK_TCK)));
+}
+
+int only_child() {
+  std::ifstream children("/proc/self/task/" + std::to_string(getpid()) + "/children");
+  int pid = 0;
+  children >> pid;
+  return pid;
 }
 
 std::vector<double> Samples::take(int limit) const {

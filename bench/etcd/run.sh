@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # sessionbroker's etcd backend beside etcd's own lock service (v3lock Lock/Unlock through the same
 # gRPC client, each lock on a lease), on a 3-member loopback cluster this script starts, in one
-# run: uncontended acquire+release, a 2-process handoff, a fenced commit, the cached re-acquire
-# (beside the shared-memory backend's, same run) and dead-holder recovery without and with
+# run: uncontended acquire+release (with its floor and the client's CPU per cycle), a 2-process
+# handoff, a fenced commit, the cached re-acquire (beside the shared-memory backend's, same run)
+# and dead-holder recovery without and with
 # `session-broker --store ... --host-id` on the holder's "host" (bench/etcd/main.cpp says how each
 # is measured).
 #
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=(--quick) ;;
     --out) out="${2:?--out needs a directory}"; shift ;;
     --out=*) out="${1#--out=}" ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "usage: bench/etcd/run.sh [--quick] [--out DIR]" >&2; exit 2 ;;
   esac
   shift

@@ -54,11 +54,15 @@ int sb_acquire_release(const std::string& store, int n, Samples& out) {
   for (int i = 0; i < kWarmup; ++i) {
     if (!acquire_release(s->session)) return 1;
   }
+  const int agent = only_child();  // 0 on a shared-memory store
+  auto cpu = [&] { return cpu_ns_of(0) + (agent ? cpu_ns_of(agent) : 0); };
+  const std::uint64_t cpu0 = cpu();
   for (int i = 0; i < n; ++i) {
     const auto t0 = now_ns();
     if (!acquire_release(s->session)) return 1;
     out.add(static_cast<double>(now_ns() - t0), n);
   }
+  out.cpu_ns.store((cpu() - cpu0) / static_cast<std::uint64_t>(n));
   return 0;
 }
 
@@ -150,11 +154,7 @@ int sb_holder(const std::string& store, const std::string& host, const std::stri
   if (!s) return fail("open_or_create", s.status());
   auto l = s->session.lock_all(Mode::kExclusive, in(10s));
   if (!l) return fail("lock_all", l.status());
-  // The agent Client::attach started is this process's only child.
-  std::ifstream children("/proc/self/task/" + std::to_string(getpid()) + "/children");
-  int agent = 0;
-  children >> agent;
-  out.agent.store(agent);
+  out.agent.store(only_child());  // the agent Client::attach started
   write_byte(held_fd);
   std::this_thread::sleep_for(120s);  // killed long before
   return 1;

@@ -84,12 +84,15 @@ int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& ou
   if (!l) return 1;
   etcd::Client* c = l->client.get();
   std::string key;
+  std::uint64_t cpu0 = 0;
   for (int i = 0; i < kWarmup + n; ++i) {
+    if (i == kWarmup) cpu0 = cpu_ns_of(0);
     const auto t0 = now_ns();
     if (auto r = c->lock("v3/acquire", l->lease, &key); !r) return fail("lock", r.status());
     if (auto st = c->unlock(key); !st) return fail("unlock", st);
     if (i >= kWarmup) out.add(static_cast<double>(now_ns() - t0), n);
   }
+  out.cpu_ns.store((cpu_ns_of(0) - cpu0) / static_cast<std::uint64_t>(n));
   return l->finish();
 }
 
@@ -97,16 +100,22 @@ int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& ou
 // (queue key put + the session's range, then the token-compared delete), in this process, with
 // a watch open on the session's range as the backend keeps one, and no agent or library around
 // them. The difference to sb_acquire_release is what the agent hop and the library add.
-int txn_pair_floor(const std::vector<std::string>& endpoints, int n, Samples& out) {
+int txn_pair_floor(const std::vector<std::string>& endpoints, int n, bool watch, Samples& out) {
   auto l = Leased::make(endpoints);
   if (!l) return 1;
   etcd::Client* c = l->client.get();
-  const std::string session = "floor/s/73", key = session + "/q/" + std::to_string(l->lease);
+  const std::string session = watch ? "floor/s/73" : "floor/s/74", key = session + "/q/" + std::to_string(l->lease);
   etcd::Watcher watcher(*c);
-  auto w = watcher.watch(session, session + "0", 0, [](const etcd::Events&, std::int64_t) {}, [](std::int64_t) {});
-  if (!w) return fail("watch", w.status());
+  std::optional<std::int64_t> handle;
+  if (watch) {
+    auto w = watcher.watch(session, session + "0", 0, [](const etcd::Events&, std::int64_t) {}, [](std::int64_t) {});
+    if (!w) return fail("watch", w.status());
+    handle = w->handle;
+  }
   using etcdserverpb::Compare;
+  std::uint64_t cpu0 = 0;
   for (int i = 0; i < kWarmup + n; ++i) {
+    if (i == kWarmup) cpu0 = cpu_ns_of(0);
     const auto t0 = now_ns();
     etcdserverpb::TxnRequest put;
     auto* absent = put.add_compare();
@@ -134,7 +143,8 @@ int txn_pair_floor(const std::vector<std::string>& endpoints, int n, Samples& ou
     if (!d->succeeded()) return std::fprintf(stderr, "sb_etcd (floor): the queue key's token changed\n"), 1;
     if (i >= kWarmup) out.add(static_cast<double>(now_ns() - t0), n);
   }
-  watcher.cancel(w->handle);
+  out.cpu_ns.store((cpu_ns_of(0) - cpu0) / static_cast<std::uint64_t>(n));
+  if (handle) watcher.cancel(*handle);
   return l->finish();
 }
 
