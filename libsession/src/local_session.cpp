@@ -253,7 +253,7 @@ void LocalSession::release_process_lock(Held& lk) {
   const Grant g = grant_;
   const bool was_revoked = revoke_seen_ && !lost_;
   // kStaleToken when it was broken meanwhile: released either way. A quick backend releases under
-  // mu_ (and so before the callback: the next holder need not wait for it).
+  // mu_; the callback always runs with mu_ let go (others wait for kReleasing meanwhile).
   const bool quick = backend_.quick_calls();
   if (quick) (void)backend_.release(handle_, g);
   if (!quick || was_revoked) {
