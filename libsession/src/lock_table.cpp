@@ -29,6 +29,9 @@ constexpr auto kLivenessSliceMax = std::chrono::milliseconds(200);
 
 // How long the queue's head watches its record before it sleeps (see spin_for_grant).
 constexpr auto kSpinBudget = std::chrono::microseconds(20);
+// How long the head spins before it wakes the holders' revoke threads (LockTable::acquire): about
+// what a holder at work takes to reach its unlock in a tight request loop (1-2 us here).
+constexpr auto kHandBackSpin = std::chrono::microseconds(5);
 
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -44,14 +47,16 @@ void cpu_relax() {
 // Only the queue's head spins, and only where a second core exists: waiters behind it could only
 // take the cores the holder and the head need. Past kSpinBudget it sleeps, so a long hold costs
 // one budget of CPU per request.
-void spin_for_grant(const shm::LockRecord& r, Clock::time_point deadline) {
+// True once the record left kWaiting (granted, or broken); false when it did not spin or the
+// budget ran out first.
+bool spin_for_grant(const shm::LockRecord& r, Clock::time_point deadline, Clock::duration budget = kSpinBudget) {
   static const bool multicore = std::thread::hardware_concurrency() > 1;
-  if (!multicore) return;
-  const auto until = std::min(deadline, Clock::now() + kSpinBudget);
+  if (!multicore) return false;
+  const auto until = std::min(deadline, Clock::now() + budget);
   for (unsigned i = 1;; ++i) {
-    if (shm::state(r) != RecordState::kWaiting) return;
+    if (shm::state(r) != RecordState::kWaiting) return true;
     cpu_relax();
-    if (i % 64 == 0 && Clock::now() >= until) return;  // the clock costs more than a pause
+    if (i % 64 == 0 && Clock::now() >= until) return false;  // the clock costs more than a pause
   }
 }
 
@@ -224,8 +229,8 @@ Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, 
   auto& stats = seg_.stats(client);
   std::uint64_t queued_ns;
   bool at_head;
+  DeferredWakes wakes;  // the holders' revoke threads are woken after S is unlocked (below)
   {
-    DeferredWakes wakes;  // the holders' revoke threads are woken after S is unlocked
     SessionGuard g(seg_, ref.slot);
     if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)
       return Status(ErrorCode::kNotFound, "session was destroyed or expired");
@@ -245,6 +250,13 @@ Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, 
     queued_ns = r.since_ns;
     at_head = s.queue_head == rec;
   }
+  // The head spins a little before it wakes the holders' revoke threads: a holder that is using
+  // the lock sees its flag at its next unlock and hands over within that, and no thread is woken
+  // for it (two processes taking turns then never sleep). A holder that does not (idle, or busy
+  // for longer) is woken after kHandBackSpin, and the head spins its full budget once more.
+  if (at_head && spin_for_grant(r, deadline, kHandBackSpin) && shm::state(r) == RecordState::kGranted)
+    wakes.drop();  // the holders it asked have let go
+  wakes.flush();
   if (at_head) spin_for_grant(r, deadline);
   auto granted = wait_for_grant(rec, ref, deadline, caller);
   if (granted) {

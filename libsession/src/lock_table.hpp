@@ -74,6 +74,7 @@ class DeferredWakes {
   ~DeferredWakes() { flush(); }
   void bump(std::uint32_t& word);  // REQUIRES: the session mutex that orders `word`'s condition
   void flush();                    // wakes what bump() held back (the mutex is let go)
+  void drop() { count_ = 0; }      // forgets them: the words stay bumped, nobody is woken
 
  private:
   static constexpr unsigned kMax = 8;  // beyond: woken at once, as before (shared grants)
