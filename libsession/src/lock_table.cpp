@@ -253,11 +253,12 @@ Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, 
   // The head spins a little before it wakes the holders' revoke threads: a holder that is using
   // the lock sees its flag at its next unlock and hands over within that, and no thread is woken
   // for it (two processes taking turns then never sleep). A holder that does not (idle, or busy
-  // for longer) is woken after kHandBackSpin, and the head spins its full budget once more.
+  // for longer) is woken after kHandBackSpin, and the head spins its full budget plus that once
+  // more (the holder's answer then comes as late as it would have without the hand-back spin).
   if (at_head && spin_for_grant(r, deadline, kHandBackSpin) && shm::state(r) == RecordState::kGranted)
     wakes.drop();  // the holders it asked have let go
   wakes.flush();
-  if (at_head) spin_for_grant(r, deadline);
+  if (at_head) spin_for_grant(r, deadline, kSpinBudget + kHandBackSpin);
   auto granted = wait_for_grant(rec, ref, deadline, caller);
   if (granted) {
     const std::uint64_t now = mono_ns();
