@@ -45,8 +45,8 @@ void cpu_relax() {
 // microseconds; a waiter watching its record then runs a cache-line transfer after the grant,
 // where a sleeping one runs a futex wake later (about 3 us on an idle VM, far more under load).
 // Only the queue's head spins, and only where a second core exists: waiters behind it could only
-// take the cores the holder and the head need. Past kSpinBudget it sleeps, so a long hold costs
-// one budget of CPU per request.
+// take the cores the holder and the head need. Past its budget it sleeps, so a long hold costs
+// kHandBackSpin + kSpinBudget + kHandBackSpin (30 us) of CPU per request.
 // True once the record left kWaiting (granted, or broken); false when it did not spin or the
 // budget ran out first.
 bool spin_for_grant(const shm::LockRecord& r, Clock::time_point deadline, Clock::duration budget = kSpinBudget) {
