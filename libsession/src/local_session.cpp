@@ -155,7 +155,7 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const
     just_acquired = false;
     if (fresh) {
       fresh_grant_ = false;
-      cv_.notify_all();
+      notify_waiters();
     } else {
       observe_segment_flags(lk);
     }
@@ -165,12 +165,12 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const
     }
     const bool may_use = state_ == ProcState::kHeld && held_mode_ >= need && !lost_ && (fresh || !must_give_back());
     if (may_use && locally_compatible(*t)) {
-      take_local(*t);
       if (!t->session) {  // a new state; a spare one still has both
         t->session = shared_from_this();
         t->client = client_.shared_from_this();
       }
       t->grant = grant_;
+      if (!take_lane_locked(*t)) take_local(*t);
       return t;
     }
     if (!wait) {
@@ -191,7 +191,7 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const
       just_acquired = true;
       continue;
     }
-    if (!lk.wait_until(cv_, deadline) && Clock::now() >= deadline) {
+    if (!lk.wait_until(deadline) && Clock::now() >= deadline) {
       unkept = recycle(std::move(t));
       return timeout();
     }
@@ -244,7 +244,7 @@ Status LocalSession::acquire_process_lock(Held& lk, Mode need, Clock::time_point
     state_ = ProcState::kNone;
     if (g->code() == ErrorCode::kNotFound) destroyed_ = true;
   }
-  cv_.notify_all();
+  notify_waiters();
   return g->status();
 }
 
@@ -265,7 +265,7 @@ void LocalSession::release_process_lock(Held& lk) {
   state_ = ProcState::kNone;
   grant_ = {};
   revoke_seen_ = lost_ = false;
-  cv_.notify_all();
+  notify_waiters();
 }
 
 Status LocalSession::commit(ThreadLockState& t) {
@@ -311,7 +311,7 @@ Status LocalSession::unlock_slow(std::unique_ptr<ThreadLockState> t) {
   observe_segment_flags(lk);
   if (idle() && state_ == ProcState::kHeld && must_give_back()) release_process_lock(lk);
   maybe_open_lane();
-  cv_.notify_all();
+  notify_waiters();
   return st;
 }
 
@@ -326,7 +326,7 @@ Status LocalSession::destroy_with(ThreadLockState& t) {
   state_ = ProcState::kNone;
   grant_ = {};
   destroyed_ = st.is_ok();
-  cv_.notify_all();
+  notify_waiters();
   return st;
 }
 
@@ -339,16 +339,16 @@ Status LocalSession::release(Clock::time_point deadline) {
   }
   ++release_waiters_;  // one count per waiting call: a call that times out withdraws only its own
   while (!idle() && state_ == ProcState::kHeld) {
-    if (!lk.wait_until(cv_, deadline) && !idle()) {
+    if (!lk.wait_until(deadline) && !idle()) {
       --release_waiters_;
       maybe_open_lane();
-      cv_.notify_all();
+      notify_waiters();
       return timeout();
     }
   }
   if (state_ == ProcState::kHeld) release_process_lock(lk);
   --release_waiters_;
-  cv_.notify_all();
+  notify_waiters();
   return {};
 }
 
@@ -400,7 +400,7 @@ void LocalSession::detach() {
   Held lk(*this);
   detached_ = true;
   if (state_ == ProcState::kHeld) release_process_lock(lk);
-  cv_.notify_all();
+  notify_waiters();
 }
 
 }  // namespace sessionbroker::detail

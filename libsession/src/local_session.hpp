@@ -9,7 +9,8 @@
 //
 // Backend calls under mu_. On a backend whose non-waiting calls are memory operations
 // (Backend::quick_calls(): shared memory) the uncontended grant (try_acquire) and every release
-// run with mu_ held, so an uncontended lock + unlock + release takes mu_ once per call; a request
+// run with mu_ held, so an uncontended lock and a release take mu_ once each (and that lock's
+// unlock not at all: the thread lock went out through the fast lane, below); a request
 // that must queue lets go of mu_ while it waits (state_ kAcquiring), and callbacks and the release
 // of other sessions' idle locks (out of lock records) always run with mu_ let go. Lock order: mu_
 // before a session mutex of the segment; nothing under a session mutex takes mu_.
@@ -28,7 +29,10 @@
 //              (from kTaken) owns lane_spare_/lane_holder_ for a few instructions; close_lane()
 //              waits it out.
 //   kTaken     one thread holds a lock through the lane: *lane_holder_ says which portion. It is
-//              not counted in users_/attrs_, and grant_ does not change meanwhile.
+//              not counted in users_/attrs_, and grant_ does not change meanwhile. Entered from
+//              kBusy by a claimer, or straight from kClosed under mu_ by lock_slow, which gives
+//              the thread lock it grants the lane when the lane could open then
+//              (take_lane_locked), so that its unlock need not take mu_.
 //   kAbsorbed  a thread under mu_ closed the lane while it was kTaken and counted the holder's
 //              portion in users_/attrs_ (take_local); the holder's unlock then goes through mu_,
 //              which returns its state to lane_spare_ and stores kClosed.
@@ -168,8 +172,10 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
       s_.close_lane();
     }
     // False when the deadline passed. The lane is closed again on return, as after lock().
-    bool wait_until(std::condition_variable& cv, Clock::time_point deadline) {
-      const bool woken = cv.wait_until(lk_, deadline) == std::cv_status::no_timeout;
+    bool wait_until(Clock::time_point deadline) {
+      ++s_.cv_waiters_;
+      const bool woken = s_.cv_.wait_until(lk_, deadline) == std::cv_status::no_timeout;
+      --s_.cv_waiters_;
       s_.close_lane();
       return woken;
     }
@@ -217,7 +223,9 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   std::unique_ptr<ThreadLockState> try_lane(std::span<const std::string_view> attrs, bool whole, Mode mode);
   bool return_lane(std::unique_ptr<ThreadLockState>& t);
   void close_lane();      // REQUIRES: mu_ (Held calls it)
-  void maybe_open_lane(); // REQUIRES: mu_
+  bool lane_may_open() const;             // REQUIRES: mu_
+  void maybe_open_lane();                 // REQUIRES: mu_
+  bool take_lane_locked(ThreadLockState& t);  // REQUIRES: mu_; false: count `t` with take_local
   Status usable_locked() const;                                                  // REQUIRES: mu_
   Status acquire_process_lock(Held& lk, Mode need, Clock::time_point deadline, bool wait);
   void release_process_lock(Held& lk);
@@ -237,7 +245,11 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   const std::uint64_t fork_epoch_;  // a forked child's copy of the lane is not its own
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;  // waited on only through Held::wait_until, woken by notify_waiters
+  int cv_waiters_ = 0;          // threads in that wait: a broadcast to nobody costs a call per step
+  void notify_waiters() {       // REQUIRES: mu_
+    if (cv_waiters_ > 0) cv_.notify_all();
+  }
   ProcState state_ = ProcState::kNone;
   Mode held_mode_ = Mode::kShared;  // while state_ is kHeld
   Grant grant_;

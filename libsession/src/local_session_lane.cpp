@@ -33,10 +33,13 @@ void LocalSession::close_lane() {
   }
 }
 
+bool LocalSession::lane_may_open() const {
+  return lane_.load(std::memory_order_relaxed) == kClosed && state_ == ProcState::kHeld && !lost_ &&
+         !must_give_back() && idle() && !detached_ && !destroyed_ && !retired_;
+}
+
 void LocalSession::maybe_open_lane() {
-  if (lane_.load(std::memory_order_relaxed) != kClosed || state_ != ProcState::kHeld || lost_ || must_give_back() ||
-      !idle() || detached_ || destroyed_ || retired_)
-    return;
+  if (!lane_may_open()) return;
   if (!lane_spare_) {
     if (spare_.empty()) {
       lane_spare_ = std::make_unique<ThreadLockState>();
@@ -53,6 +56,26 @@ void LocalSession::maybe_open_lane() {
   if (lane_words_.state == nullptr) return;
   lane_open_ = held_mode_ == Mode::kExclusive ? kOpenExclusive : kOpenShared;
   lane_.store(lane_open_, std::memory_order_release);
+}
+
+// The thread lock lock_slow is about to grant goes out through the lane when the lane could open
+// now: straight from kClosed to kTaken under mu_ (never through kOpen*, where another thread
+// could claim it first). Its unlock then gives it back without mu_ (return_lane), and the lane is
+// open for the next one. lane_spare_ must be empty while kTaken: a spare one goes to spare_.
+bool LocalSession::take_lane_locked(ThreadLockState& t) {
+  if (!lane_may_open()) return false;
+  if (lane_spare_) {
+    if (spare_.size() >= kSpareStates) return false;
+    lane_spare_->clear_use();
+    spare_.push_back(std::move(lane_spare_));
+  }
+  lane_words_ = backend_.grant_words(grant_);
+  if (lane_words_.state == nullptr) return false;
+  lane_open_ = held_mode_ == Mode::kExclusive ? kOpenExclusive : kOpenShared;
+  t.via_lane = true;
+  lane_holder_ = &t;
+  lane_.store(kTaken, std::memory_order_release);
+  return true;
 }
 
 }  // namespace sessionbroker::detail
