@@ -92,8 +92,10 @@ class Worker {
     return true;
   }
 
-  // Self-test of the verifier: read under one lock, let go, then write under another lock as if the
-  // value were still current. Another worker's commit in between is lost, and the run must say so.
+  // Self-test of the verifier: read under one lock, commit a newer value under a second, then write
+  // under a third as if the first read were still current, as buggy app code would. The second
+  // commit is lost every time, not only when another worker's commit happens to fall in between
+  // (which a short or slow run may never see), so the run must fail however few rounds it completes.
   bool stale_write_round(Session& session, int s) {
     const int a = pick(cfg_.attrs);
     std::optional<Value> old;
@@ -103,15 +105,20 @@ class Worker {
       old = read_and_check(*r, s, a);
       if (!old) return false;
     }
-    (void)session.release(in(10s));
-    hold_briefly();
-    auto w = session.lock({attr_name(a)}, Mode::kExclusive, in(10s));
-    if (!w) return w.code() == ErrorCode::kTimeout || report(w.status());
-    Value v{cfg_.id, ++seq_, w->token(), old->token, old->seq, payload()};
-    if (Status st = w->put(attr_name(a), encode(v)); !st) return report(st);
-    pending_.push_back({s, a, v});
-    if (Status st = w->commit(); !st) return report(st);
-    acknowledge();
+    for (const bool stale : {false, true}) {
+      auto w = session.lock({attr_name(a)}, Mode::kExclusive, in(10s));
+      if (!w) return w.code() == ErrorCode::kTimeout || report(w.status());
+      const std::optional<Value> base = stale ? old : read_and_check(*w, s, a);
+      if (!base) return false;
+      Value v{cfg_.id, ++seq_, w->token(), base->token, base->seq, payload()};
+      if (Status st = w->put(attr_name(a), encode(v)); !st) return report(st);
+      pending_.push_back({s, a, v});
+      if (Status st = w->commit(); !st) {
+        pending_.clear();
+        return st.code() == ErrorCode::kStaleToken || report(st);
+      }
+      acknowledge();
+    }
     return true;
   }
 
