@@ -33,14 +33,6 @@ constexpr auto kSpinBudget = std::chrono::microseconds(20);
 // what a holder at work takes to reach its unlock in a tight request loop (1-2 us here).
 constexpr auto kHandBackSpin = std::chrono::microseconds(5);
 
-void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
 // Adaptive spinning. A holder that answers a revoke request at once hands the lock over within
 // microseconds; a waiter watching its record then runs a cache-line transfer after the grant,
 // where a sleeping one runs a futex wake later (about 3 us on an idle VM, far more under load).
@@ -55,7 +47,7 @@ bool spin_for_grant(const shm::LockRecord& r, Clock::time_point deadline, Clock:
   const auto until = std::min(deadline, Clock::now() + budget);
   for (unsigned i = 1;; ++i) {
     if (shm::state(r) != RecordState::kWaiting) return true;
-    cpu_relax();
+    shm::cpu_relax();
     if (i % 64 == 0 && Clock::now() >= until) return false;  // the clock costs more than a pause
   }
 }
