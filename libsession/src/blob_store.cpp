@@ -2,7 +2,11 @@
 // LAYOUT.md section "Attribute store" and "Commit".
 //
 // Commit protocol (the caller holds the exclusive process lock with token T):
-//   1. session mutex: check T; encode old state + changes into a local buffer; unlock.
+//   1. session mutex: check T; encode old state + changes into a local buffer; unlock. With a
+//      BlobCopy taken under T (the holder's fenced read or last commit), no mutex: the old state
+//      is the copy's, and step 4 also requires SessionSlot::version to be the copy's. A copy
+//      that is not current there (another thread of this process committed under the same
+//      grant since) is dropped with the new chain, and the commit starts again here without it.
 //   2. alloc mutex: take the blocks, record the chain in ClientSlot::pending_blob; unlock.
 //   3. no mutex: copy the buffer into the pending chain (only this client touches it).
 //   4. session mutex, then alloc mutex: check T again; SessionSlot::blob = new chain (the commit
@@ -100,6 +104,28 @@ Status stale(const RecordGrant& g) {
 }
 Status corrupt_blob() { return Status(ErrorCode::kCorrupt, "session state blob is corrupt"); }
 
+// Visits each entry of a blob body held in process memory: f(name, value). False (stop) when an
+// entry does not fit the body or breaks the limits for_each_entry checks: the bytes came from the
+// segment.
+template <class F>
+bool for_each_copied_entry(const Segment& seg, const BlobCopy& copy, F&& f) {
+  const std::string_view body = copy.body;
+  std::size_t at = 0;
+  for (std::uint32_t i = 0; i < copy.count; ++i) {
+    if (body.size() - at < shm::kEntryHeaderBytes) return false;
+    const auto* eh = reinterpret_cast<const unsigned char*>(body.data() + at);
+    const std::uint32_t name_len = eh[0];
+    const std::uint32_t value_len = eh[1] | (eh[2] << 8) | (eh[3] << 16) | (std::uint32_t{eh[4]} << 24);
+    at += shm::kEntryHeaderBytes;
+    if (name_len == 0 || name_len > shm::kMaxAttrNameBytes || value_len > seg.caps().max_value_bytes ||
+        body.size() - at < std::size_t{name_len} + value_len)
+      return false;
+    f(body.substr(at, name_len), body.substr(at + name_len, value_len));
+    at += name_len + value_len;
+  }
+  return true;
+}
+
 void append_entry(std::string& out, std::string_view name, std::string_view value) {
   const auto len = static_cast<std::uint32_t>(value.size());
   const unsigned char eh[shm::kEntryHeaderBytes] = {
@@ -112,107 +138,174 @@ void append_entry(std::string& out, std::string_view name, std::string_view valu
 
 }  // namespace
 
-Result<std::optional<std::string>> BlobStore::read(SessionRef ref, const RecordGrant& g, std::string_view name) {
-  SessionGuard guard(seg_, ref.slot);
-  const auto& s = seg_.session(ref.slot);
-  if (!LockTable::holds(seg_, s, ref, g)) return stale(g);
+bool BlobStore::take_copy(const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g, BlobCopy& copy) const {
+  copy.token = 0;
+  shm::BlobHeader bh{0, 0};
+  if (s.blob != shm::kNil) {
+    ChainReader in(seg_, s.blob);
+    if (!in.read(&bh, sizeof bh)) return false;
+    if (bh.body_bytes > BlobCopy::kMaxBytes) return true;  // read in place
+    copy.body.resize(bh.body_bytes);
+    if (!in.read(copy.body.data(), bh.body_bytes)) return false;
+  } else {
+    copy.body.clear();
+  }
+  copy.ref = ref;
+  copy.token = g.token;
+  copy.head = s.blob;
+  copy.version = s.version;
+  copy.count = bh.attr_count;
+  return true;
+}
+
+Result<std::optional<std::string>> BlobStore::read(SessionRef ref, const RecordGrant& g, std::string_view name,
+                                                   BlobCopy* copy) {
   std::optional<std::string> found;
-  bool ok = for_each_entry(seg_, s.blob, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
-    if (n != name) return in.read(nullptr, len);
-    found.emplace(len, '\0');
-    return in.read(found->data(), len);
+  {
+    SessionGuard guard(seg_, ref.slot);
+    const auto& s = seg_.session(ref.slot);
+    if (!LockTable::holds(seg_, s, ref, g)) return stale(g);
+    if (copy && !take_copy(s, ref, g, *copy)) return corrupt_blob();
+    if (!copy || copy->token == 0) {
+      bool ok = for_each_entry(seg_, s.blob, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
+        if (n != name) return in.read(nullptr, len);
+        found.emplace(len, '\0');
+        return in.read(found->data(), len);
+      });
+      if (!ok) return corrupt_blob();
+      return found;
+    }
+  }
+  bool ok = for_each_copied_entry(seg_, *copy, [&](std::string_view n, std::string_view v) {
+    if (n == name) found.emplace(v);
   });
   if (!ok) return corrupt_blob();
   return found;
 }
 
-Result<AttrMap> BlobStore::read_all(SessionRef ref, const RecordGrant& g) {
-  SessionGuard guard(seg_, ref.slot);
-  const auto& s = seg_.session(ref.slot);
-  if (!LockTable::holds(seg_, s, ref, g)) return stale(g);
+Result<AttrMap> BlobStore::read_all(SessionRef ref, const RecordGrant& g, BlobCopy* copy) {
   AttrMap all;
-  bool ok = for_each_entry(seg_, s.blob, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
-    std::string v(len, '\0');
-    if (!in.read(v.data(), len)) return false;
-    all.emplace(std::string(n), std::move(v));
-    return true;
-  });
+  {
+    SessionGuard guard(seg_, ref.slot);
+    const auto& s = seg_.session(ref.slot);
+    if (!LockTable::holds(seg_, s, ref, g)) return stale(g);
+    if (copy && !take_copy(s, ref, g, *copy)) return corrupt_blob();
+    if (!copy || copy->token == 0) {
+      bool ok = for_each_entry(seg_, s.blob, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
+        std::string v(len, '\0');
+        if (!in.read(v.data(), len)) return false;
+        all.emplace(std::string(n), std::move(v));
+        return true;
+      });
+      if (!ok) return corrupt_blob();
+      return all;
+    }
+  }
+  bool ok = for_each_copied_entry(seg_, *copy,
+                                  [&](std::string_view n, std::string_view v) { all.emplace(std::string(n), std::string(v)); });
   if (!ok) return corrupt_blob();
   return all;
 }
 
 Status BlobStore::commit(std::uint32_t client, std::uint32_t generation, SessionRef ref, const RecordGrant& g,
-                     const ChangeSet& changes) {
+                         const ChangeSet& changes, BlobCopy* copy) {
   if (changes.empty()) return {};
-  // 1. Merge the committed state with the changes (both sorted by name) into a local buffer.
-  std::string body;
-  std::uint32_t count = 0;
-  std::uint32_t base = shm::kNil;
-  {
-    SessionGuard guard(seg_, ref.slot);
-    const auto& s = seg_.session(ref.slot);
-    if (!LockTable::holds(seg_, s, ref, g)) return stale(g);
-    base = s.blob;
+  for (bool from_copy = copy && copy->taken_under(ref, g);; from_copy = false) {
+    // 1. Merge the committed state with the changes (both sorted by name) into a local buffer.
+    std::string body;
+    std::uint32_t count = 0;
+    std::uint32_t base = shm::kNil;
+    std::uint64_t version = 0;
     auto next_change = changes.begin();
     auto emit_changes_before = [&](std::string_view bound, bool all) {
       for (; next_change != changes.end() && (all || next_change->first < bound); ++next_change)
         if (next_change->second) append_entry(body, next_change->first, *next_change->second), ++count;
     };
-    bool ok = for_each_entry(seg_, base, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
-      emit_changes_before(n, false);
-      if (next_change != changes.end() && next_change->first == n) return in.read(nullptr, len);  // replaced below
-      std::string v(len, '\0');
-      if (!in.read(v.data(), len)) return false;
-      append_entry(body, n, v);
-      ++count;
-      return true;
-    });
-    if (!ok) return corrupt_blob();
+    if (from_copy) {
+      base = copy->head;
+      version = copy->version;
+      bool ok = for_each_copied_entry(seg_, *copy, [&](std::string_view n, std::string_view v) {
+        emit_changes_before(n, false);
+        if (next_change != changes.end() && next_change->first == n) return;  // replaced below
+        append_entry(body, n, v);
+        ++count;
+      });
+      if (!ok) return corrupt_blob();
+    } else {
+      SessionGuard guard(seg_, ref.slot);
+      const auto& s = seg_.session(ref.slot);
+      if (!LockTable::holds(seg_, s, ref, g)) return stale(g);
+      base = s.blob;
+      version = s.version;
+      bool ok = for_each_entry(seg_, base, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
+        emit_changes_before(n, false);
+        if (next_change != changes.end() && next_change->first == n) return in.read(nullptr, len);  // replaced below
+        std::string v(len, '\0');
+        if (!in.read(v.data(), len)) return false;
+        append_entry(body, n, v);
+        ++count;
+        return true;
+      });
+      if (!ok) return corrupt_blob();
+    }
     emit_changes_before({}, true);
-  }
-  if (body.size() > 0xFFFF0000u) return Status(ErrorCode::kTooLarge, "session state would exceed 4 GiB");
-  const shm::BlobHeader bh{static_cast<std::uint32_t>(body.size()), count};
-  const std::uint64_t bytes = sizeof bh + body.size();
-  const std::uint64_t nblocks = count == 0 ? 0 : blocks_for(bytes);
-  auto& cs = seg_.client(client);
-  // 2. Take the blocks as this client's pending blob.
-  std::uint32_t fresh = shm::kNil;
-  if (nblocks > 0) {
+    if (body.size() > 0xFFFF0000u) return Status(ErrorCode::kTooLarge, "session state would exceed 4 GiB");
+    const shm::BlobHeader bh{static_cast<std::uint32_t>(body.size()), count};
+    const std::uint64_t bytes = sizeof bh + body.size();
+    const std::uint64_t nblocks = count == 0 ? 0 : blocks_for(bytes);
+    auto& cs = seg_.client(client);
+    // 2. Take the blocks as this client's pending blob.
+    std::uint32_t fresh = shm::kNil;
+    if (nblocks > 0) {
+      auto ag = alloc_guard(seg_);
+      // The slot must still be the committer's: a pending blob hangs off its slot, and a reclaim of
+      // the slot (its generation moves on at the next attach) frees whatever hangs there.
+      if (cs.generation != generation || shm::state(cs) == shm::ClientState::kFree)
+        return Status(ErrorCode::kDetached, "this client's registration was reclaimed: attach again");
+      if (nblocks > seg_.caps().block_count || (fresh = alloc_chain(static_cast<std::uint32_t>(nblocks))) == shm::kNil)
+        return Status(ErrorCode::kCapacityExceeded, fmt::format("attribute memory full: commit needs {} blocks, {} free",
+                                                                nblocks, seg_.header().free_count));
+      cs.pending_blob = fresh;
+    }
+    // 3. Fill them; nobody else reads a pending blob.
+    if (fresh != shm::kNil) {
+      ChainWriter out(seg_, fresh);
+      out.write(&bh, sizeof bh);
+      out.write(body.data(), body.size());
+    }
+    test_point(TestPoint::kCommitStaged);
+    // 4. Publish with one store, or give the blocks back if the lock was lost meanwhile (or, from a
+    // copy, if the copy is no longer what is committed: then once more from the blob itself).
+    SessionGuard guard(seg_, ref.slot);
+    auto& s = seg_.session(ref.slot);
+    const bool held = LockTable::holds(seg_, s, ref, g);
+    const bool current = held && s.blob == base && s.version == version;
     auto ag = alloc_guard(seg_);
-    // The slot must still be the committer's: a pending blob hangs off its slot, and a reclaim of
-    // the slot (its generation moves on at the next attach) frees whatever hangs there.
-    if (cs.generation != generation || shm::state(cs) == shm::ClientState::kFree)
-      return Status(ErrorCode::kDetached, "this client's registration was reclaimed: attach again");
-    if (nblocks > seg_.caps().block_count || (fresh = alloc_chain(static_cast<std::uint32_t>(nblocks))) == shm::kNil)
-      return Status(ErrorCode::kCapacityExceeded,
-                    fmt::format("attribute memory full: commit needs {} blocks, {} free", nblocks, seg_.header().free_count));
-    cs.pending_blob = fresh;
+    // References are dropped before the chains they named are freed: a death in between must leave
+    // the alloc repair nothing that leads into the free list.
+    if (current) {
+      shm::store(s.blob, fresh);
+      ++s.version;
+      cs.pending_blob = shm::kNil;
+      if (base != shm::kNil) free_chain(base);
+      count_event(seg_.stats(client), shm::Counter::kCommits);
+      if (copy) {  // what was just committed, for this holder's next commit
+        copy->token = body.size() <= BlobCopy::kMaxBytes ? g.token : 0;
+        copy->ref = ref;
+        copy->head = fresh;
+        copy->version = s.version;
+        copy->count = count;
+        copy->body.swap(body);
+      }
+      return {};
+    }
+    if (fresh != shm::kNil && cs.pending_blob == fresh) {  // a reclaim of the slot freed it already otherwise
+      cs.pending_blob = shm::kNil;
+      free_chain(fresh);
+    }
+    if (copy) copy->token = 0;
+    if (!(held && from_copy)) return stale(g);
   }
-  // 3. Fill them; nobody else reads a pending blob.
-  if (fresh != shm::kNil) {
-    ChainWriter out(seg_, fresh);
-    out.write(&bh, sizeof bh);
-    out.write(body.data(), body.size());
-  }
-  test_point(TestPoint::kCommitStaged);
-  // 4. Publish with one store, or give the blocks back if the lock was lost meanwhile.
-  SessionGuard guard(seg_, ref.slot);
-  auto& s = seg_.session(ref.slot);
-  const bool still_held = LockTable::holds(seg_, s, ref, g) && s.blob == base;
-  auto ag = alloc_guard(seg_);
-  // References are dropped before the chains they named are freed: a death in between must leave
-  // the alloc repair nothing that leads into the free list.
-  if (still_held) {
-    shm::store(s.blob, fresh);
-    ++s.version;
-    cs.pending_blob = shm::kNil;
-    if (base != shm::kNil) free_chain(base);
-    count_event(seg_.stats(client), shm::Counter::kCommits);
-  } else if (fresh != shm::kNil && cs.pending_blob == fresh) {  // a reclaim of the slot freed it already otherwise
-    cs.pending_blob = shm::kNil;
-    free_chain(fresh);
-  }
-  return still_held ? Status{} : stale(g);
 }
 
 }  // namespace sessionbroker::detail

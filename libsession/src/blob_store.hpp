@@ -21,15 +21,37 @@
 
 namespace sessionbroker::detail {
 
+// A holder's process-local copy of a session's committed blob: its body (up to kMaxBytes) as a
+// fenced read copied it under the session mutex, or as the holder's own commit wrote it. A commit
+// given a copy taken under its own grant merges its changes into the copy instead of reading the
+// blob again under the mutex (blob_store.cpp, commit step 1), and publishes only if the session's
+// commit count is still the copy's. Process memory, one thread at a time; never read by others.
+struct BlobCopy {
+  static constexpr std::uint32_t kMaxBytes = 16 * 1024;  // larger blobs are read in place, as before
+  SessionRef ref{};
+  std::uint64_t token = 0;  // the grant it was taken under; 0: holds nothing
+  std::uint32_t head = shm::kNil;  // SessionSlot::blob when copied
+  std::uint64_t version = 0;       // SessionSlot::version when copied
+  std::uint32_t count = 0;         // entries in `body`
+  std::string body;                // the blob's entries (shm/block.hpp), without its header
+  bool taken_under(SessionRef r, const RecordGrant& g) const {
+    return token != 0 && token == g.token && ref.slot == r.slot && ref.gen == r.gen;
+  }
+};
+
 class BlobStore {
  public:
   explicit BlobStore(Segment& seg) : seg_(seg) {}
 
-  Result<std::optional<std::string>> read(SessionRef ref, const RecordGrant& g, std::string_view name);
-  Result<AttrMap> read_all(SessionRef ref, const RecordGrant& g);
+  // Fenced reads. With `copy`, the blob's body is copied under the session mutex (when at most
+  // BlobCopy::kMaxBytes) and read from the copy after the mutex is let go.
+  Result<std::optional<std::string>> read(SessionRef ref, const RecordGrant& g, std::string_view name,
+                                          BlobCopy* copy = nullptr);
+  Result<AttrMap> read_all(SessionRef ref, const RecordGrant& g, BlobCopy* copy = nullptr);
   // `generation`: the committer's slot generation (its pending blob is its own only while it holds).
+  // `copy`, when taken under `g`, replaces step 1's read; it is left holding what was committed.
   Status commit(std::uint32_t client, std::uint32_t generation, SessionRef ref, const RecordGrant& g,
-                const ChangeSet& changes);
+                const ChangeSet& changes, BlobCopy* copy = nullptr);
   std::uint32_t free_blocks() const { return shm::load(seg_.header().free_count); }
 
   // ---- the allocator, for the registry (freeing a destroyed session's or a dead client's
@@ -39,6 +61,10 @@ class BlobStore {
   void free_chain(std::uint32_t head);
 
  private:
+  // REQUIRES: the session mutex of `s`, and `g` holds it. Fills `copy` from the session's blob;
+  // false when the blob is corrupt. A blob over kMaxBytes leaves `copy` holding nothing.
+  bool take_copy(const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g, BlobCopy& copy) const;
+
   Segment& seg_;
 };
 

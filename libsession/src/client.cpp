@@ -181,17 +181,17 @@ Result<std::optional<std::string>> SessionLock::get(std::string_view name) {
   if (!state_->covers(name)) return not_covered(name);
   if (auto it = state_->changes.find(name); it != state_->changes.end()) {
     // Our own uncommitted write, but only while the lock is still ours.
-    auto committed = state_->client->backend().read(state_->session->handle(), state_->grant, name);
+    auto committed = state_->client->backend().read(state_->session->handle(), state_->grant, name, state_->copy);
     if (!committed) return committed.status();
     return it->second;
   }
-  return state_->client->backend().read(state_->session->handle(), state_->grant, name);
+  return state_->client->backend().read(state_->session->handle(), state_->grant, name, state_->copy);
 }
 
 Result<std::map<std::string, std::string>> SessionLock::get_all() {
   if (!state_) return not_locked();
   if (Status st = state_->client->usable(); !st) return st;
-  auto all = state_->client->backend().read_all(state_->session->handle(), state_->grant);
+  auto all = state_->client->backend().read_all(state_->session->handle(), state_->grant, state_->copy);
   if (!all) return all.status();
   std::map<std::string, std::string> out;
   for (auto& [name, value] : *all)

@@ -225,20 +225,33 @@ Result<std::optional<std::uint64_t>> ShmBackend::ttl_remaining(SessionHandle s, 
   return call([&] { return locks_.ttl_remaining(*ref, record_grant(g)); });
 }
 
-Result<std::optional<std::string>> ShmBackend::read(SessionHandle s, const Grant& g, std::string_view name) {
-  auto ref = session_ref(s);
-  if (!ref) return ref.status();
-  return call_fenced([&] { return blobs_.read(*ref, record_grant(g), name); });
+namespace {
+// A thread lock's ReadCopy on this backend: the blob store's copy of the session's blob.
+struct ShmReadCopy final : ReadCopy {
+  BlobCopy blob;
+};
+// The slot is a lock of a session of this backend, so whatever it holds is a ShmReadCopy.
+BlobCopy& blob_copy(ReadCopySlot& slot) {
+  if (!slot) slot = std::make_unique<ShmReadCopy>();
+  return static_cast<ShmReadCopy&>(*slot).blob;
 }
-Result<AttrMap> ShmBackend::read_all(SessionHandle s, const Grant& g) {
+}  // namespace
+
+Result<std::optional<std::string>> ShmBackend::read(SessionHandle s, const Grant& g, std::string_view name,
+                                                    ReadCopySlot& copy) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call_fenced([&] { return blobs_.read_all(*ref, record_grant(g)); });
+  return call_fenced([&] { return blobs_.read(*ref, record_grant(g), name, &blob_copy(copy)); });
 }
-Status ShmBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes) {
+Result<AttrMap> ShmBackend::read_all(SessionHandle s, const Grant& g, ReadCopySlot& copy) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call([&] { return blobs_.commit(client_, generation_, *ref, record_grant(g), changes); });
+  return call_fenced([&] { return blobs_.read_all(*ref, record_grant(g), &blob_copy(copy)); });
+}
+Status ShmBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot& copy) {
+  auto ref = session_ref(s);
+  if (!ref) return ref.status();
+  return call([&] { return blobs_.commit(client_, generation_, *ref, record_grant(g), changes, &blob_copy(copy)); });
 }
 
 // The notify word is only waited on and bumped: harmless after a detach, so no gate.

@@ -33,12 +33,17 @@ add_deb_src() {
 }
 
 fetch_deb_source() {
-  local src="$1" bin="$2" dir="$3" versions v
+  local src="$1" bin="$2" dir="$3" versions v lock
+  # Two suites may fetch at once (ctest -j): apt-get update refuses to run beside another, so the
+  # check and the update are one at a time.
+  exec {lock}>"${TMPDIR:-/tmp}/sessionbroker-deb-src.lock"
+  flock "$lock"
   versions="$(apt-cache showsrc "$src" 2>/dev/null | sed -n 's/^Version: //p' | sort -r -V || true)"
   if [ -z "$versions" ]; then
     add_deb_src
     versions="$(apt-cache showsrc "$src" | sed -n 's/^Version: //p' | sort -r -V)"
   fi
+  exec {lock}>&-
   [ -n "$versions" ] || { echo "apt knows no source of $src" >&2; return 1; }
   versions="$(dpkg-query -W -f='${Version}' "$bin")"$'\n'"$versions"
   rm -rf "$dir/fetch" && mkdir -p "$dir/fetch"

@@ -123,6 +123,90 @@ TEST_F(StoreTest, CommitsAndDestroyGiveEveryBlockBack) {
   registry_->detach_client(*client, seg_->client(*client).generation);
 }
 
+// A holder's copy of the blob (BlobCopy) stands in for commit's first read only while nothing was
+// committed since it was taken: a commit by another thread of the process, under the same grant,
+// in between must survive the copy's commit (its step 4 sees the commit count moved and starts
+// again from the blob itself).
+TEST_F(StoreTest, CommitFromACopyKeepsWhatWasCommittedSinceTheCopy) {
+  using sessionbroker::detail::BlobCopy;
+  using sessionbroker::detail::ChangeSet;
+  auto client = registry_->attach_client(getpid());
+  ASSERT_TRUE(client);
+  const std::uint32_t gen = seg_->client(*client).generation;
+  auto ref = registry_->create_session("s", 0);
+  auto g = locks_->acquire(*client, seg_->first_record_of(*client), *ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(g);
+  ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"a", "1"}}));
+  BlobCopy copy;  // thread 1 reads "a" (its copy) ...
+  auto a = blobs_->read(*ref, *g, "a", &copy);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->value_or(""), "1");
+  ASSERT_TRUE(copy.taken_under(*ref, *g));
+  // ... thread 2 commits "b" under the same process grant (no copy of its own) ...
+  ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"b", "from thread 2"}}));
+  // ... and thread 1 commits "a" from its copy, which lacks "b".
+  ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"a", "2"}}, &copy));
+  auto all = blobs_->read_all(*ref, *g);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"a", "2"}, {"b", "from thread 2"}}));
+  // The copy now holds that commit: the next commit builds on it without a read.
+  EXPECT_TRUE(copy.taken_under(*ref, *g));
+  ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"c", "3"}, {"a", std::nullopt}}, &copy));
+  all = blobs_->read_all(*ref, *g);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"b", "from thread 2"}, {"c", "3"}}));
+  EXPECT_EQ(admin_->snapshot(ref->slot)->version, 4u);
+  ASSERT_TRUE(locks_->release(*ref, *g));
+  registry_->detach_client(*client, gen);
+}
+
+// A copy taken under an earlier grant is never used under a later one, even of the same client
+// (another process may have committed in between); a blob over BlobCopy::kMaxBytes is read in
+// place and leaves the copy holding nothing.
+TEST_F(StoreTest, CopyIsUsedOnlyUnderItsOwnGrantAndOnlyForSmallBlobs) {
+  using sessionbroker::detail::BlobCopy;
+  using sessionbroker::detail::ChangeSet;
+  std::uint32_t a = 0, b = 0;
+  SessionRef ref;
+  attach_two_and_create(a, b, ref);
+  auto grant = [&](std::uint32_t c) {
+    return locks_->acquire(c, seg_->first_record_of(c), ref, LockMode::kExclusive, shm::Clock::now());
+  };
+  BlobCopy copy;
+  auto ga = grant(a);
+  ASSERT_TRUE(ga);
+  ASSERT_TRUE(blobs_->read(ref, *ga, "x", &copy));
+  ASSERT_TRUE(locks_->release(ref, *ga));
+  auto gb = grant(b);
+  ASSERT_TRUE(gb);
+  ASSERT_TRUE(blobs_->commit(b, seg_->client(b).generation, ref, *gb, ChangeSet{{"y", "by b"}}));
+  ASSERT_TRUE(locks_->release(ref, *gb));
+  auto ga2 = grant(a);
+  ASSERT_TRUE(ga2);
+  EXPECT_FALSE(copy.taken_under(ref, *ga2));
+  ASSERT_TRUE(blobs_->commit(a, seg_->client(a).generation, ref, *ga2, ChangeSet{{"x", "by a"}}, &copy));
+  auto all = blobs_->read_all(ref, *ga2);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"x", "by a"}, {"y", "by b"}}));
+
+  const std::string big(BlobCopy::kMaxBytes + 1, 'z');
+  ASSERT_TRUE(blobs_->commit(a, seg_->client(a).generation, ref, *ga2, ChangeSet{{"big", big}}, &copy));
+  EXPECT_FALSE(copy.taken_under(ref, *ga2)) << "a blob over the copy's limit is not kept";
+  auto v = blobs_->read(ref, *ga2, "big", &copy);
+  ASSERT_TRUE(v && *v);
+  EXPECT_EQ(**v, big);
+  EXPECT_FALSE(copy.taken_under(ref, *ga2));
+  ASSERT_TRUE(blobs_->commit(a, seg_->client(a).generation, ref, *ga2, ChangeSet{{"x", "again"}}, &copy));
+  all = blobs_->read_all(ref, *ga2, &copy);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->size(), 3u);
+  EXPECT_EQ(all->at("big"), big);
+  EXPECT_EQ(all->at("x"), "again");
+  ASSERT_TRUE(locks_->release(ref, *ga2));
+  registry_->detach_client(a, seg_->client(a).generation);
+  registry_->detach_client(b, seg_->client(b).generation);
+}
+
 TEST_F(StoreTest, AttributesAreKeptSortedAndIndependent) {
   auto client = registry_->attach_client(getpid());
   auto ref = registry_->create_session("s", 0);

@@ -47,6 +47,34 @@ TEST_F(ShmClaimTest, Claim05_BlockedThreadIsGrantedWhenThePortionIsUnlocked) {
   EXPECT_EQ(seen, "from thread 1");
 }
 
+// Two threads of one process hold locks on two attributes under one process grant and commit in
+// turn; the first read its attribute before the second committed. Neither commit may lose the
+// other's (the first one's read copy is out of date by then: backend.hpp ReadCopy).
+TEST_F(ShmClaimTest, Claim05_CommitsOfTwoThreadsOnTwoAttributesBothSurvive) {
+  auto c = attach();
+  auto s = c->create("s");
+  for (int round = 0; round < 20; ++round) {
+    auto a = s->lock({"a"}, Mode::kExclusive, in(5s));
+    ASSERT_TRUE(a);
+    ASSERT_TRUE(a->get("a"));  // thread 1 reads ...
+    std::thread t([&] {        // ... thread 2 writes another attribute and commits ...
+      auto b = s->lock({"b"}, Mode::kExclusive, in(5s));
+      ASSERT_TRUE(b);
+      ASSERT_TRUE(b->put("b", std::to_string(round)));
+      ASSERT_TRUE(b->unlock());
+    });
+    t.join();
+    ASSERT_TRUE(a->put("a", std::to_string(round)));  // ... and thread 1 commits after it
+    ASSERT_TRUE(a->unlock());
+    auto all = s->lock_all(Mode::kShared, in(5s));
+    ASSERT_TRUE(all);
+    auto got = all->get_all();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(*got, (std::map<std::string, std::string>{{"a", std::to_string(round)}, {"b", std::to_string(round)}}))
+        << "round " << round;
+  }
+}
+
 TEST_F(ShmClaimTest, Claim05_WholeSessionLockExcludesAttributeLocks) {
   auto c = attach();
   auto s = c->create("s");

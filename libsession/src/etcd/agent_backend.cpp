@@ -444,7 +444,9 @@ Result<std::optional<std::uint64_t>> AgentBackend::ttl_remaining(SessionHandle s
   return has ? std::optional<std::uint64_t>(ms) : std::nullopt;
 }
 
-Result<std::optional<std::string>> AgentBackend::read(SessionHandle s, const Grant& g, std::string_view name) {
+// No ReadCopy: the agent keeps what it needs.
+Result<std::optional<std::string>> AgentBackend::read(SessionHandle s, const Grant& g, std::string_view name,
+                                                       ReadCopySlot& /*copy*/) {
   Writer w = under(s, g);
   w.str(name);
   auto r = call(Op::kRead, w);
@@ -456,7 +458,7 @@ Result<std::optional<std::string>> AgentBackend::read(SessionHandle s, const Gra
   return found ? std::optional<std::string>(std::move(value)) : std::nullopt;
 }
 
-Result<AttrMap> AgentBackend::read_all(SessionHandle s, const Grant& g) {
+Result<AttrMap> AgentBackend::read_all(SessionHandle s, const Grant& g, ReadCopySlot& /*copy*/) {
   Writer w = under(s, g);
   auto r = call(Op::kReadAll, w);
   if (!r) return r.status();
@@ -470,7 +472,7 @@ Result<AttrMap> AgentBackend::read_all(SessionHandle s, const Grant& g) {
   return attrs;
 }
 
-Status AgentBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes) {
+Status AgentBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot& /*copy*/) {
   Writer w = under(s, g);
   w.u32(static_cast<std::uint32_t>(changes.size()));
   for (const auto& [name, value] : changes) {

@@ -150,7 +150,8 @@ void serve(EtcdBackend& b, std::uint64_t id, Op op, agent::Reader in) {
       const Grant g = grant(in);
       const std::string name = in.str();
       if (in.failed()) { st = bad(); break; }
-      auto v = b.read(h, g, name);
+      ReadCopySlot none;  // EtcdBackend keeps no copy
+      auto v = b.read(h, g, name, none);
       if (!v) { st = v.status(); break; }
       out.u8(v->has_value());
       out.str(v->value_or(""));
@@ -160,7 +161,8 @@ void serve(EtcdBackend& b, std::uint64_t id, Op op, agent::Reader in) {
       const SessionHandle h = handle(in);
       const Grant g = grant(in);
       if (in.failed()) { st = bad(); break; }
-      auto all = b.read_all(h, g);
+      ReadCopySlot none;
+      auto all = b.read_all(h, g, none);
       if (!all) { st = all.status(); break; }
       out.u32(static_cast<std::uint32_t>(all->size()));
       for (const auto& [k, v] : *all) {
@@ -179,7 +181,8 @@ void serve(EtcdBackend& b, std::uint64_t id, Op op, agent::Reader in) {
         std::string value = in.str();
         changes.insert_or_assign(std::move(name), has ? std::optional<std::string>(std::move(value)) : std::nullopt);
       }
-      st = in.failed() ? bad() : b.commit(h, g, changes);
+      ReadCopySlot none;
+      st = in.failed() ? bad() : b.commit(h, g, changes, none);
       break;
     }
     default:
