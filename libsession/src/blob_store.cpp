@@ -158,52 +158,48 @@ bool BlobStore::take_copy(const shm::SessionSlot& s, SessionRef ref, const Recor
   return true;
 }
 
-Result<std::optional<std::string>> BlobStore::read(SessionRef ref, const RecordGrant& g, std::string_view name,
-                                                   BlobCopy* copy) {
-  std::optional<std::string> found;
+template <class InPlace, class FromCopy>
+Status BlobStore::fenced_read(SessionRef ref, const RecordGrant& g, BlobCopy* copy, InPlace&& in_place,
+                              FromCopy&& from_copy) {
   {
     SessionGuard guard(seg_, ref.slot);
     const auto& s = seg_.session(ref.slot);
     if (!LockTable::holds(seg_, s, ref, g)) return stale(g);
     if (copy && !take_copy(s, ref, g, *copy)) return corrupt_blob();
-    if (!copy || copy->token == 0) {
-      bool ok = for_each_entry(seg_, s.blob, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
+    if (!copy || copy->token == 0) return for_each_entry(seg_, s.blob, in_place) ? Status{} : corrupt_blob();
+  }
+  return for_each_copied_entry(seg_, *copy, from_copy) ? Status{} : corrupt_blob();
+}
+
+Result<std::optional<std::string>> BlobStore::read(SessionRef ref, const RecordGrant& g, std::string_view name,
+                                                   BlobCopy* copy) {
+  std::optional<std::string> found;
+  Status st = fenced_read(
+      ref, g, copy,
+      [&](std::string_view n, std::uint32_t len, ChainReader& in) {
         if (n != name) return in.read(nullptr, len);
         found.emplace(len, '\0');
         return in.read(found->data(), len);
+      },
+      [&](std::string_view n, std::string_view v) {
+        if (n == name) found.emplace(v);
       });
-      if (!ok) return corrupt_blob();
-      return found;
-    }
-  }
-  bool ok = for_each_copied_entry(seg_, *copy, [&](std::string_view n, std::string_view v) {
-    if (n == name) found.emplace(v);
-  });
-  if (!ok) return corrupt_blob();
+  if (!st) return st;
   return found;
 }
 
 Result<AttrMap> BlobStore::read_all(SessionRef ref, const RecordGrant& g, BlobCopy* copy) {
   AttrMap all;
-  {
-    SessionGuard guard(seg_, ref.slot);
-    const auto& s = seg_.session(ref.slot);
-    if (!LockTable::holds(seg_, s, ref, g)) return stale(g);
-    if (copy && !take_copy(s, ref, g, *copy)) return corrupt_blob();
-    if (!copy || copy->token == 0) {
-      bool ok = for_each_entry(seg_, s.blob, [&](std::string_view n, std::uint32_t len, ChainReader& in) {
+  Status st = fenced_read(
+      ref, g, copy,
+      [&](std::string_view n, std::uint32_t len, ChainReader& in) {
         std::string v(len, '\0');
         if (!in.read(v.data(), len)) return false;
         all.emplace(std::string(n), std::move(v));
         return true;
-      });
-      if (!ok) return corrupt_blob();
-      return all;
-    }
-  }
-  bool ok = for_each_copied_entry(seg_, *copy,
-                                  [&](std::string_view n, std::string_view v) { all.emplace(std::string(n), std::string(v)); });
-  if (!ok) return corrupt_blob();
+      },
+      [&](std::string_view n, std::string_view v) { all.emplace(std::string(n), std::string(v)); });
+  if (!st) return st;
   return all;
 }
 
@@ -289,13 +285,15 @@ Status BlobStore::commit(std::uint32_t client, std::uint32_t generation, Session
       cs.pending_blob = shm::kNil;
       if (base != shm::kNil) free_chain(base);
       count_event(seg_.stats(client), shm::Counter::kCommits);
-      if (copy) {  // what was just committed, for this holder's next commit
-        copy->token = body.size() <= BlobCopy::kMaxBytes ? g.token : 0;
+      if (copy && body.size() <= BlobCopy::kMaxBytes) {  // what was just committed, for the next commit
+        copy->token = g.token;
         copy->ref = ref;
         copy->head = fresh;
         copy->version = s.version;
         copy->count = count;
         copy->body.swap(body);
+      } else if (copy) {
+        copy->token = 0;
       }
       return {};
     }

@@ -64,6 +64,11 @@ class BlobStore {
   // REQUIRES: the session mutex of `s`, and `g` holds it. Fills `copy` from the session's blob;
   // false when the blob is corrupt. A blob over kMaxBytes leaves `copy` holding nothing.
   bool take_copy(const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g, BlobCopy& copy) const;
+  // A fenced read's frame: under the session mutex, the token checked and `copy` (if any) taken;
+  // then either in_place(name, len, reader) per entry there (no copy, or a blob too large for one)
+  // or from_copy(name, value) per entry of the copy, after the mutex is let go.
+  template <class InPlace, class FromCopy>
+  Status fenced_read(SessionRef ref, const RecordGrant& g, BlobCopy* copy, InPlace&& in_place, FromCopy&& from_copy);
 
   Segment& seg_;
 };
