@@ -251,7 +251,10 @@ Result<AttrMap> ShmBackend::read_all(SessionHandle s, const Grant& g, ReadCopySl
 Status ShmBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot& copy) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call([&] { return blobs_.commit(client_, generation_, *ref, record_grant(g), changes, &blob_copy(copy)); });
+  return call([&] {
+    std::lock_guard one_at_a_time(commit_mu_);
+    return blobs_.commit(client_, generation_, *ref, record_grant(g), changes, &blob_copy(copy));
+  });
 }
 
 // The notify word is only waited on and bumped: harmless after a detach, so no gate.

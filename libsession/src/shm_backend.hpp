@@ -96,6 +96,11 @@ class ShmBackend final : public Backend {
   std::atomic<bool> cancelled_{false};  // raised by close(): queued requests give up (Caller)
   std::atomic<bool> detached_{false};   // detach() reclaimed (or is reclaiming) the slot
   RecordPool free_records_;  // this client's kFree records
+  // One commit of this client at a time, whatever its session: the client slot has one
+  // pending_blob (blob_store.cpp, steps 2-4), which a second commit would overwrite, and the
+  // first then could not free its chain when its publish fails (a leak until the segment is
+  // recreated). Held across BlobStore::commit.
+  std::mutex commit_mu_;
 };
 
 }  // namespace sessionbroker::detail
