@@ -7,6 +7,7 @@
 // it): the thread that read the frame, while another takes over reading (Server), until EOF. At EOF
 // (the application detached, exited or was killed) it detaches: the process lease is revoked and
 // every lock of the application passes on at once.
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -212,7 +213,12 @@ class Server {
   }
 
  private:
-  void start_thread() { std::thread([this] { loop(); }).detach(); }  // with mu_ held
+  void start_thread() {  // with mu_ held
+    std::thread([this] {
+      pthread_setname_np(pthread_self(), "sb-agent-serve");
+      loop();
+    }).detach();
+  }
 
   void loop() {
     std::unique_lock lk(mu_);

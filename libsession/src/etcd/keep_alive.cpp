@@ -1,5 +1,7 @@
 #include "keep_alive.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <vector>
 
@@ -19,7 +21,10 @@ struct KeepAlive::Stream {
 };
 
 KeepAlive::KeepAlive(Client& client, OnLost on_lost) : client_(client), on_lost_(std::move(on_lost)) {
-  supervisor_ = std::thread([this] { run(); });
+  supervisor_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "sb-keepalive");
+    run();
+  });
 }
 
 KeepAlive::~KeepAlive() {
@@ -170,6 +175,7 @@ void KeepAlive::run() {
     // The reader opens the stream: opening waits for a connection, which a stopped member never
     // completes, and the supervisor must keep counting deadlines meanwhile.
     s->reader = std::thread([this, st = s.get(), ep] {
+      pthread_setname_np(pthread_self(), "sb-keepalive-rd");
       auto rw = client_.endpoint(ep).lease->LeaseKeepAlive(&st->ctx);
       {
         std::lock_guard g(mu_);

@@ -1,5 +1,7 @@
 #include "watcher.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <vector>
 
@@ -38,7 +40,12 @@ struct Watcher::Stream {
   std::optional<Clock::time_point> probe;     // GUARDED_BY(mu_): progress request unanswered since
 };
 
-Watcher::Watcher(Client& client) : client_(client) { supervisor_ = std::thread([this] { run(); }); }
+Watcher::Watcher(Client& client) : client_(client) {
+  supervisor_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "sb-watcher");
+    run();
+  });
+}
 
 Watcher::~Watcher() {
   {
@@ -285,6 +292,7 @@ void Watcher::run() {
     // The reader opens the stream: opening waits for a connection, which a stopped member never
     // completes; serve() gives up on it after attempt_timeout.
     s->reader = std::thread([this, s, ep] {
+      pthread_setname_np(pthread_self(), "sb-watcher-rd");
       auto rw = client_.endpoint(ep).watch->Watch(&s->ctx);
       {
         std::lock_guard wl(write_mu_);
