@@ -266,6 +266,12 @@ class Server {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  // gRPC's default engine (epoll1) lets one thread at a time poll every connection and wakes the
+  // thread a completion is for: a stream reader asleep in Read() became the poller for the other
+  // calls and woke for each of them. "poll" has each waiting thread poll its own call's
+  // connection; with the streams on connections of their own (etcd_client.hpp) an idle stream's
+  // reader sleeps. A user's setting wins.
+  setenv("GRPC_POLL_STRATEGY", "poll", 0);
   if (argc != 3) {
     std::fprintf(stderr, "sessionbroker-etcd-agent: started by libsessionbroker, not by hand\n");
     return 2;

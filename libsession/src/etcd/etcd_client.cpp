@@ -73,8 +73,16 @@ Result<std::unique_ptr<Client>> Client::connect(const std::vector<std::string>& 
     Endpoint ep;
     ep.target = t;
     ep.channel = grpc::CreateCustomChannel(t, grpc::InsecureChannelCredentials(), args);
+    // Each stream on a connection of its own (a distinct argument keeps gRPC from sharing one):
+    // a thread blocked reading a stream then polls only that connection (header: "Threads").
+    auto own_connection = [&](const char* role) {
+      grpc::ChannelArguments a = args;
+      a.SetString("sessionbroker.connection", role);
+      return grpc::CreateCustomChannel(t, grpc::InsecureChannelCredentials(), a);
+    };
     ep.kv = etcdserverpb::KV::NewStub(ep.channel);
-    ep.watch = etcdserverpb::Watch::NewStub(ep.channel);
+    ep.watch = etcdserverpb::Watch::NewStub(own_connection("watch"));
+    ep.keep_alive = etcdserverpb::Lease::NewStub(own_connection("keep-alive"));
     ep.lease = etcdserverpb::Lease::NewStub(ep.channel);
     ep.maintenance = etcdserverpb::Maintenance::NewStub(ep.channel);
     ep.lock = v3lockpb::Lock::NewStub(ep.channel);

@@ -2,7 +2,8 @@
 // Result<T>). The etcd backend builds on it; KeepAlive (keep_alive.hpp) and Watcher (watcher.hpp)
 // run their streams over the same Client.
 //
-// Endpoints and failover. One gRPC channel per endpoint of the address (address.hpp). A call goes
+// Endpoints and failover. One gRPC channel per endpoint of the address (address.hpp) for calls, and
+// one each for its Watch and LeaseKeepAlive streams (Threads, below). A call goes
 // to the endpoint that answered last; when that member answers UNAVAILABLE (down, or etcd's "no
 // leader" / "leader changed") or does not answer within Options::attempt_timeout, the call moves
 // on to the next endpoint, round after round, until Options::request_timeout has passed. Only then
@@ -32,6 +33,13 @@
 // such lease) and OUT_OF_RANGE (revision compacted) -> kNotFound; INVALID_ARGUMENT and
 // FAILED_PRECONDITION -> kInvalidArgument; RESOURCE_EXHAUSTED -> kCapacityExceeded; PERMISSION
 // errors -> kPermissionDenied; anything else -> kSystem. Messages keep etcd's own text.
+//
+// Threads. A synchronous call or stream read sleeps in gRPC's poller until its answer comes. With
+// gRPC's default engine (epoll1) one thread at a time polls every connection of the process and
+// wakes the thread an answer is for, so a stream reader idle in Read() kept waking for the other
+// calls' answers (the etcd agent: about 30 context switches per acquire+release). The agent runs
+// the "poll" engine, where a thread polls only its own call's connection; the streams' own
+// connections then leave an idle reader asleep (18 switches, 12% less CPU per cycle).
 //
 // Thread safety: every method may be called from any thread at once.
 #pragma once
@@ -115,8 +123,9 @@ class Client {
     std::string target;
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<etcdserverpb::KV::Stub> kv;
-    std::unique_ptr<etcdserverpb::Watch::Stub> watch;
-    std::unique_ptr<etcdserverpb::Lease::Stub> lease;
+    std::unique_ptr<etcdserverpb::Watch::Stub> watch;            // on a connection of its own
+    std::unique_ptr<etcdserverpb::Lease::Stub> keep_alive;       // LeaseKeepAlive, on its own too
+    std::unique_ptr<etcdserverpb::Lease::Stub> lease;            // grant, revoke, time to live
     std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance;
     std::unique_ptr<v3lockpb::Lock::Stub> lock;
   };

@@ -41,7 +41,11 @@ void KeepAlive::add(const Lease& lease, std::optional<Clock::time_point> first_r
   {
     std::lock_guard lk(mu_);
     const auto ttl = std::chrono::seconds(lease.ttl_seconds);
-    leases_[lease.id] = Entry{ttl, lease.sent_at + ttl, first_renewal.value_or(Clock::now()), std::nullopt};
+    const Entry e{ttl, lease.sent_at + ttl, first_renewal.value_or(Clock::now()), std::nullopt};
+    leases_[lease.id] = e;
+    // The supervisor plans again before it next sleeps; asleep, it need only wake for this lease
+    // when it would sleep past its first renewal or deadline.
+    if (!asleep_until_ || *asleep_until_ <= std::min(e.next_send, e.deadline)) return;
   }
   cv_.notify_all();
 }
@@ -143,7 +147,9 @@ void KeepAlive::serve(std::unique_lock<std::mutex>& lk, Stream& s) {
     if (r.stream_dead || (!s.ready && s.opened + patience <= Clock::now())) return;
     if (!s.ready) r.wake = std::min(r.wake, s.opened + patience);
     if (r.to_send.empty()) {
+      asleep_until_ = r.wake;
       cv_.wait_until(lk, r.wake);
+      asleep_until_.reset();
       continue;
     }
     lk.unlock();
@@ -176,7 +182,7 @@ void KeepAlive::run() {
     // completes, and the supervisor must keep counting deadlines meanwhile.
     s->reader = std::thread([this, st = s.get(), ep] {
       pthread_setname_np(pthread_self(), "sb-keepalive-rd");
-      auto rw = client_.endpoint(ep).lease->LeaseKeepAlive(&st->ctx);
+      auto rw = client_.endpoint(ep).keep_alive->LeaseKeepAlive(&st->ctx);
       {
         std::lock_guard g(mu_);
         st->rw = std::move(rw);
@@ -204,7 +210,9 @@ void KeepAlive::run() {
     while (!stop_ && Clock::now() < resume) {
       Round r = plan(Clock::now(), false);
       if (!lost_.empty()) report_lost(lk);
-      cv_.wait_until(lk, std::min(resume, r.wake));
+      asleep_until_ = std::min(resume, r.wake);
+      cv_.wait_until(lk, *asleep_until_);
+      asleep_until_.reset();
     }
   }
   stream_ = nullptr;

@@ -82,6 +82,7 @@ class KeepAlive {
   std::vector<std::pair<std::int64_t, std::string>> lost_;  // GUARDED_BY(mu_): to report
   Stream* stream_ = nullptr;                          // GUARDED_BY(mu_): for TryCancel on stop
   bool stop_ = false;                                 // GUARDED_BY(mu_)
+  std::optional<Clock::time_point> asleep_until_;     // GUARDED_BY(mu_): the supervisor waits until then
   std::thread supervisor_;
 };
 
