@@ -40,7 +40,8 @@ namespace sessionbroker::detail {
 
 // A thread lock's private copy of what its last fenced read (or commit) saw of the session's
 // committed state, owned by the lock's ThreadLockState and opaque to the library: a backend may
-// keep one there (read(), read_all() and commit() get the lock's slot) and build the next commit
+// keep one there (read(), read_all() and commit() get the lock's slot; an exclusive lock's only: a
+// shared lock never commits, and its reads get nullptr) and build the next commit
 // on it instead of reading the committed state again. It must make sure nothing was committed
 // since (the shared-memory backend compares the session's commit count under its mutex) and take
 // its ordinary path when something was. Process memory; one thread at a time, as its lock.
@@ -102,11 +103,12 @@ class Backend {
   virtual Result<std::optional<std::uint64_t>> ttl_remaining(SessionHandle s, const Grant& g) = 0;
 
   // Primary state, fenced by the grant's token. A commit replaces the named attributes at once:
-  // other processes see all of it or none. `copy` is the calling thread lock's (ReadCopy above).
+  // other processes see all of it or none. `copy` is the calling thread lock's (ReadCopy above),
+  // nullptr for a shared lock's reads.
   virtual Result<std::optional<std::string>> read(SessionHandle s, const Grant& g, std::string_view name,
-                                                  ReadCopySlot& copy) = 0;
-  virtual Result<AttrMap> read_all(SessionHandle s, const Grant& g, ReadCopySlot& copy) = 0;
-  virtual Status commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot& copy) = 0;
+                                                  ReadCopySlot* copy) = 0;
+  virtual Result<AttrMap> read_all(SessionHandle s, const Grant& g, ReadCopySlot* copy) = 0;
+  virtual Status commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot* copy) = 0;
 
   // The notification primitive: the epoch moves on every revoke request or loss of a grant of this
   // process. wait_notification returns when it moved past `seen`, at the deadline, or when

@@ -181,17 +181,17 @@ Result<std::optional<std::string>> SessionLock::get(std::string_view name) {
   if (!state_->covers(name)) return not_covered(name);
   if (auto it = state_->changes.find(name); it != state_->changes.end()) {
     // Our own uncommitted write, but only while the lock is still ours.
-    auto committed = state_->client->backend().read(state_->session->handle(), state_->grant, name, state_->copy);
+    auto committed = state_->client->backend().read(state_->session->handle(), state_->grant, name, state_->copy_slot());
     if (!committed) return committed.status();
     return it->second;
   }
-  return state_->client->backend().read(state_->session->handle(), state_->grant, name, state_->copy);
+  return state_->client->backend().read(state_->session->handle(), state_->grant, name, state_->copy_slot());
 }
 
 Result<std::map<std::string, std::string>> SessionLock::get_all() {
   if (!state_) return not_locked();
   if (Status st = state_->client->usable(); !st) return st;
-  auto all = state_->client->backend().read_all(state_->session->handle(), state_->grant, state_->copy);
+  auto all = state_->client->backend().read_all(state_->session->handle(), state_->grant, state_->copy_slot());
   if (!all) return all.status();
   std::map<std::string, std::string> out;
   for (auto& [name, value] : *all)

@@ -271,7 +271,7 @@ void LocalSession::release_process_lock(Held& lk) {
 Status LocalSession::commit(ThreadLockState& t) {
   if (t.changes.empty()) return {};  // unlock's path: nothing to publish, nothing to check
   std::lock_guard c(commit_mu_);
-  Status st = backend_.commit(handle_, t.grant, t.changes, t.copy);
+  Status st = backend_.commit(handle_, t.grant, t.changes, t.copy_slot());
   t.changes.clear();
   return st;
 }

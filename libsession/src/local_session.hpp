@@ -74,6 +74,9 @@ struct ThreadLockState {
   // The backend's copy of the committed state as this lock last read or committed it (backend.hpp
   // ReadCopy). Kept across uses with its buffer: the backend checks it is still current.
   ReadCopySlot copy;
+  // What the backend gets: the slot of an exclusive lock; nullptr for a shared one, which never
+  // commits (its reads copy nothing).
+  ReadCopySlot* copy_slot() { return mode == Mode::kExclusive ? &copy : nullptr; }
   bool via_lane = false;  // taken through the fast lane: unlock gives it back there
   bool covers(std::string_view name) const;
   // Back to rest between uses (spare or lane state): no lane mark, no uncommitted writes, no grant.

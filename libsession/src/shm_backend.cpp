@@ -230,30 +230,32 @@ namespace {
 struct ShmReadCopy final : ReadCopy {
   BlobCopy blob;
 };
-// The slot is a lock of a session of this backend, so whatever it holds is a ShmReadCopy.
-BlobCopy& blob_copy(ReadCopySlot& slot) {
-  if (!slot) slot = std::make_unique<ShmReadCopy>();
-  return static_cast<ShmReadCopy&>(*slot).blob;
+// The slot is a lock of a session of this backend, so whatever it holds is a ShmReadCopy. No slot
+// (a shared lock's read): no copy.
+BlobCopy* blob_copy(ReadCopySlot* slot) {
+  if (!slot) return nullptr;
+  if (!*slot) *slot = std::make_unique<ShmReadCopy>();
+  return &static_cast<ShmReadCopy&>(**slot).blob;
 }
 }  // namespace
 
 Result<std::optional<std::string>> ShmBackend::read(SessionHandle s, const Grant& g, std::string_view name,
-                                                    ReadCopySlot& copy) {
+                                                    ReadCopySlot* copy) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call_fenced([&] { return blobs_.read(*ref, record_grant(g), name, &blob_copy(copy)); });
+  return call_fenced([&] { return blobs_.read(*ref, record_grant(g), name, blob_copy(copy)); });
 }
-Result<AttrMap> ShmBackend::read_all(SessionHandle s, const Grant& g, ReadCopySlot& copy) {
+Result<AttrMap> ShmBackend::read_all(SessionHandle s, const Grant& g, ReadCopySlot* copy) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call_fenced([&] { return blobs_.read_all(*ref, record_grant(g), &blob_copy(copy)); });
+  return call_fenced([&] { return blobs_.read_all(*ref, record_grant(g), blob_copy(copy)); });
 }
-Status ShmBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot& copy) {
+Status ShmBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot* copy) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
   return call([&] {
     std::lock_guard one_at_a_time(commit_mu_);
-    return blobs_.commit(client_, generation_, *ref, record_grant(g), changes, &blob_copy(copy));
+    return blobs_.commit(client_, generation_, *ref, record_grant(g), changes, blob_copy(copy));
   });
 }
 

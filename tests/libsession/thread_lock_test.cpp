@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "claims/claim_fixture.hpp"
+#include "local_session.hpp"
 
 namespace sbtest {
 namespace {
@@ -308,3 +309,13 @@ TEST_F(ShmClaimTest, Claim05_ATimedOutReleaseLeavesTheOtherReleaseWaiting) {
 
 }  // namespace
 }  // namespace sbtest
+
+// A shared lock never commits, so its reads keep no copy of the session (backend.hpp ReadCopy): the
+// backend gets no slot for them; an exclusive lock's reads and commits get the lock's own.
+TEST(ThreadLockStateTest, OnlyAnExclusiveLockHandsTheBackendACopySlot) {
+  sessionbroker::detail::ThreadLockState t;
+  t.mode = sessionbroker::Mode::kShared;
+  EXPECT_EQ(t.copy_slot(), nullptr);
+  t.mode = sessionbroker::Mode::kExclusive;
+  EXPECT_EQ(t.copy_slot(), &t.copy);
+}

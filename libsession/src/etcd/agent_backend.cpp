@@ -446,7 +446,7 @@ Result<std::optional<std::uint64_t>> AgentBackend::ttl_remaining(SessionHandle s
 
 // No ReadCopy: the agent keeps what it needs.
 Result<std::optional<std::string>> AgentBackend::read(SessionHandle s, const Grant& g, std::string_view name,
-                                                       ReadCopySlot& /*copy*/) {
+                                                       ReadCopySlot* /*copy*/) {
   Writer w = under(s, g);
   w.str(name);
   auto r = call(Op::kRead, w);
@@ -458,7 +458,7 @@ Result<std::optional<std::string>> AgentBackend::read(SessionHandle s, const Gra
   return found ? std::optional<std::string>(std::move(value)) : std::nullopt;
 }
 
-Result<AttrMap> AgentBackend::read_all(SessionHandle s, const Grant& g, ReadCopySlot& /*copy*/) {
+Result<AttrMap> AgentBackend::read_all(SessionHandle s, const Grant& g, ReadCopySlot* /*copy*/) {
   Writer w = under(s, g);
   auto r = call(Op::kReadAll, w);
   if (!r) return r.status();
@@ -472,7 +472,7 @@ Result<AttrMap> AgentBackend::read_all(SessionHandle s, const Grant& g, ReadCopy
   return attrs;
 }
 
-Status AgentBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot& /*copy*/) {
+Status AgentBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot* /*copy*/) {
   Writer w = under(s, g);
   w.u32(static_cast<std::uint32_t>(changes.size()));
   for (const auto& [name, value] : changes) {

@@ -69,9 +69,9 @@ class AgentBackend final : public Backend {
   Status touch(SessionHandle s, const Grant& g) override;
   Result<std::optional<std::uint64_t>> ttl_remaining(SessionHandle s, const Grant& g) override;
   Result<std::optional<std::string>> read(SessionHandle s, const Grant& g, std::string_view name,
-                                          ReadCopySlot& copy) override;
-  Result<AttrMap> read_all(SessionHandle s, const Grant& g, ReadCopySlot& copy) override;
-  Status commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot& copy) override;
+                                          ReadCopySlot* copy) override;
+  Result<AttrMap> read_all(SessionHandle s, const Grant& g, ReadCopySlot* copy) override;
+  Status commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot* copy) override;
   std::uint32_t notification_epoch() override;
   void wait_notification(std::uint32_t seen, Clock::time_point deadline) override;
   void interrupt_notification_wait() override;

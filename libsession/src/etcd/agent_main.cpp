@@ -151,8 +151,7 @@ void serve(EtcdBackend& b, std::uint64_t id, Op op, agent::Reader in) {
       const Grant g = grant(in);
       const std::string name = in.str();
       if (in.failed()) { st = bad(); break; }
-      ReadCopySlot none;  // EtcdBackend keeps no copy
-      auto v = b.read(h, g, name, none);
+      auto v = b.read(h, g, name, nullptr);  // EtcdBackend keeps no copy
       if (!v) { st = v.status(); break; }
       out.u8(v->has_value());
       out.str(v->value_or(""));
@@ -162,8 +161,7 @@ void serve(EtcdBackend& b, std::uint64_t id, Op op, agent::Reader in) {
       const SessionHandle h = handle(in);
       const Grant g = grant(in);
       if (in.failed()) { st = bad(); break; }
-      ReadCopySlot none;
-      auto all = b.read_all(h, g, none);
+      auto all = b.read_all(h, g, nullptr);
       if (!all) { st = all.status(); break; }
       out.u32(static_cast<std::uint32_t>(all->size()));
       for (const auto& [k, v] : *all) {
@@ -182,8 +180,7 @@ void serve(EtcdBackend& b, std::uint64_t id, Op op, agent::Reader in) {
         std::string value = in.str();
         changes.insert_or_assign(std::move(name), has ? std::optional<std::string>(std::move(value)) : std::nullopt);
       }
-      ReadCopySlot none;
-      st = in.failed() ? bad() : b.commit(h, g, changes, none);
+      st = in.failed() ? bad() : b.commit(h, g, changes, nullptr);
       break;
     }
     default:

@@ -974,7 +974,7 @@ Result<SessionValue> EtcdBackend::fenced_value(SessionHandle s, const Grant& g) 
 
 // No ReadCopy: a commit is built on the session value the watch keeps.
 Result<std::optional<std::string>> EtcdBackend::read(SessionHandle s, const Grant& g, std::string_view name,
-                                                       ReadCopySlot& /*copy*/) {
+                                                       ReadCopySlot* /*copy*/) {
   auto value = fenced_value(s, g);
   if (!value) return value.status();
   auto it = value->attrs.find(name);
@@ -982,13 +982,13 @@ Result<std::optional<std::string>> EtcdBackend::read(SessionHandle s, const Gran
   return std::optional<std::string>(std::move(it->second));
 }
 
-Result<AttrMap> EtcdBackend::read_all(SessionHandle s, const Grant& g, ReadCopySlot& /*copy*/) {
+Result<AttrMap> EtcdBackend::read_all(SessionHandle s, const Grant& g, ReadCopySlot* /*copy*/) {
   auto value = fenced_value(s, g);
   if (!value) return value.status();
   return std::move(value->attrs);
 }
 
-Status EtcdBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot& /*copy*/) {
+Status EtcdBackend::commit(SessionHandle s, const Grant& g, const ChangeSet& changes, ReadCopySlot* /*copy*/) {
   auto vr = view(s);
   if (!vr) return vr.status();
   return call([&]() -> Status {
