@@ -8,6 +8,8 @@
 #   --out     where results go (default bench/results): *.json (raw results; inproc.gbench.json is
 #             Google Benchmark's own), samples/*.dat (latency quantiles), table.md, plots/*.png
 # Environment: SBBENCH_BUILD_DIR (default build-bench), SBBENCH_JOBS (build jobs, default nproc).
+# A new build directory is configured Release; an existing one keeps its build type (CI's smoke run
+# reuses the tests' RelWithDebInfo tree, build/, and compiles only the bench on top of it).
 #
 # Installs what is missing first (scripts/setup.sh, bench/setup.sh; root or sudo). Starts its own
 # redis-server on 127.0.0.1:<free port> and a unix socket, persistence off, and stops it after.
@@ -46,9 +48,15 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "== build ($build, Release)"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSESSIONBROKER_BUILD_TESTS=OFF \
-  -DSESSIONBROKER_BUILD_BENCH=ON >/dev/null
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSESSIONBROKER_BUILD_TESTS=OFF \
+    -DSESSIONBROKER_BUILD_BENCH=ON >/dev/null
+else
+  cmake -S . -B "$build" -DSESSIONBROKER_BUILD_BENCH=ON >/dev/null  # keeps its build type and options
+fi
+build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")"
+echo "== build ($build, ${build_type:-no build type})"
+[ "$build_type" = Release ] || echo "note: $build is not a Release build; its figures are not the release's" >&2
 # The Python module and the same loop in C++ and C, when the build has the module (python/).
 py_targets=()
 grep -qx 'SESSIONBROKER_BUILD_PYTHON:BOOL=ON' "$build/CMakeCache.txt" && py_targets=(sessionbroker_python sb_python_cycle)
@@ -60,7 +68,7 @@ rm -rf "$out"/*.json "$out"/samples "$out"/plots "$out"/table.md
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
        "$(free -g | awk '/Mem:/ {print $2}') GiB, kernel $(uname -r), clocksource" \
        "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null || echo '?')"
-  echo "run: $(date -u +%Y-%m-%dT%H:%MZ), ${quick[*]:-full}, load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "run: $(date -u +%Y-%m-%dT%H:%MZ), ${quick[*]:-full}, ${build_type:-no build type} build, load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/machine.txt"
 
 status=0
