@@ -41,10 +41,12 @@ namespace sessionbroker::detail {
 // A thread lock's private copy of what its last fenced read (or commit) saw of the session's
 // committed state, owned by the lock's ThreadLockState and opaque to the library: a backend may
 // keep one there (read(), read_all() and commit() get the lock's slot; an exclusive lock's only: a
-// shared lock never commits, and its reads get nullptr) and build the next commit
-// on it instead of reading the committed state again. It must make sure nothing was committed
-// since (the shared-memory backend compares the session's commit count under its mutex) and take
-// its ordinary path when something was. Process memory; one thread at a time, as its lock.
+// shared lock never commits, and its reads get nullptr) and answer reads from it, or build the next
+// commit on it, instead of reading the committed state again. It must make sure the grant holds
+// and nothing was committed since (the shared-memory backend compares the session's blob and
+// commit count with the copy's, docs/protocol.md §7 "reads from the copy") and take its ordinary
+// path when something was. The library hands a new lock the state (and copy) of the session's last
+// lock through the fast lane. Process memory; one thread at a time, as its lock.
 class ReadCopy {
  public:
   virtual ~ReadCopy() = default;

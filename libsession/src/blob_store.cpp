@@ -3,10 +3,11 @@
 //
 // Commit protocol (the caller holds the exclusive process lock with token T):
 //   1. session mutex: check T; encode old state + changes into a local buffer; unlock. With a
-//      BlobCopy taken under T (the holder's fenced read or last commit), no mutex: the old state
-//      is the copy's, and step 4 also requires SessionSlot::version to be the copy's. A copy
-//      that is not current there (another thread of this process committed under the same
-//      grant since) is dropped with the new chain, and the commit starts again here without it.
+//      BlobCopy that is current (copy_is_current: T holds and the session's blob and version are
+//      the copy's, read without the mutex), no mutex: the old state is the copy's, and step 4
+//      also requires SessionSlot::version to be the copy's. A copy that is no longer current there
+//      (another thread of this process committed under the same grant since) is dropped with the
+//      new chain, and the commit starts again here without it.
 //   2. alloc mutex: take the blocks, record the chain in ClientSlot::pending_blob; unlock.
 //   3. no mutex: copy the buffer into the pending chain (only this client touches it).
 //   4. session mutex, then alloc mutex: check T again; SessionSlot::blob = new chain (the commit
@@ -158,9 +159,22 @@ bool BlobStore::take_copy(const shm::SessionSlot& s, SessionRef ref, const Recor
   return true;
 }
 
+// docs/protocol.md §7, "reads from the copy": the record's state first (acquire), then the session's
+// version, blob and generation (acquire each, so none is loaded before the one above it). If T held
+// at the first load and the three match the copy, the blob published at that moment was the copy's:
+// versions only grow within a generation, and the copy's version was current when it was taken,
+// before this call, and still is after the first load.
+bool BlobStore::copy_is_current(SessionRef ref, const RecordGrant& g, const BlobCopy& copy) const {
+  if (!copy.holds_body_of(ref) || !LockTable::holds_unlocked(seg_, ref, g)) return false;
+  const auto& s = seg_.session(ref.slot);
+  return shm::load(s.version) == copy.version && shm::load(s.blob) == copy.head && shm::load(s.generation) == ref.gen;
+}
+
 template <class InPlace, class FromCopy>
 Status BlobStore::fenced_read(SessionRef ref, const RecordGrant& g, BlobCopy* copy, InPlace&& in_place,
                               FromCopy&& from_copy) {
+  if (copy && copy_is_current(ref, g, *copy))  // nothing committed since the copy: no mutex
+    return for_each_copied_entry(seg_, *copy, from_copy) ? Status{} : corrupt_blob();
   {
     SessionGuard guard(seg_, ref.slot);
     const auto& s = seg_.session(ref.slot);
@@ -206,7 +220,7 @@ Result<AttrMap> BlobStore::read_all(SessionRef ref, const RecordGrant& g, BlobCo
 Status BlobStore::commit(std::uint32_t client, std::uint32_t generation, SessionRef ref, const RecordGrant& g,
                          const ChangeSet& changes, BlobCopy* copy) {
   if (changes.empty()) return {};
-  for (bool from_copy = copy && copy->taken_under(ref, g);; from_copy = false) {
+  for (bool from_copy = copy && copy_is_current(ref, g, *copy);; from_copy = false) {
     // 1. Merge the committed state with the changes (both sorted by name) into a local buffer.
     std::string body;
     std::uint32_t count = 0;
@@ -281,7 +295,7 @@ Status BlobStore::commit(std::uint32_t client, std::uint32_t generation, Session
     // the alloc repair nothing that leads into the free list.
     if (current) {
       shm::store(s.blob, fresh);
-      ++s.version;
+      shm::store(s.version, s.version + 1);  // read without the mutex by holders (copy_is_current)
       cs.pending_blob = shm::kNil;
       if (base != shm::kNil) free_chain(base);
       count_event(seg_.stats(client), shm::Counter::kCommits);

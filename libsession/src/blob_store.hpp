@@ -22,10 +22,13 @@
 namespace sessionbroker::detail {
 
 // A holder's process-local copy of a session's committed blob: its body (up to kMaxBytes) as a
-// fenced read copied it under the session mutex, or as the holder's own commit wrote it. A commit
-// given a copy taken under its own grant merges its changes into the copy instead of reading the
-// blob again under the mutex (blob_store.cpp, commit step 1), and publishes only if the session's
-// commit count is still the copy's. Process memory, one thread at a time; never read by others.
+// fenced read copied it under the session mutex, or as the holder's own commit wrote it. A blob
+// never changes once published (a commit publishes a new one and bumps SessionSlot::version), so
+// the copy is the committed state for as long as the session's `blob` and `version` are the copy's,
+// under whichever grant it was taken. While it is, a fenced read answers from it and a commit merges
+// into it, neither taking the session mutex for that (blob_store.cpp; docs/protocol.md §7, 1' and
+// "reads from the copy"); a commit still publishes only if `version` is the copy's.
+// Process memory, one thread at a time; never read by others.
 struct BlobCopy {
   static constexpr std::uint32_t kMaxBytes = 16 * 1024;  // larger blobs are read in place, as before
   SessionRef ref{};
@@ -34,16 +37,15 @@ struct BlobCopy {
   std::uint64_t version = 0;       // SessionSlot::version when copied
   std::uint32_t count = 0;         // entries in `body`
   std::string body;                // the blob's entries (shm/block.hpp), without its header
-  bool taken_under(SessionRef r, const RecordGrant& g) const {
-    return token != 0 && token == g.token && ref.slot == r.slot && ref.gen == r.gen;
-  }
+  bool holds_body_of(SessionRef r) const { return token != 0 && ref.slot == r.slot && ref.gen == r.gen; }
 };
 
 class BlobStore {
  public:
   explicit BlobStore(Segment& seg) : seg_(seg) {}
 
-  // Fenced reads. With `copy`, the blob's body is copied under the session mutex (when at most
+  // Fenced reads. With `copy`: answered from it without the session mutex while it is current
+  // (copy_is_current); otherwise the blob's body is copied under the session mutex (when at most
   // BlobCopy::kMaxBytes) and read from the copy after the mutex is let go.
   Result<std::optional<std::string>> read(SessionRef ref, const RecordGrant& g, std::string_view name,
                                           BlobCopy* copy = nullptr);
@@ -59,6 +61,10 @@ class BlobStore {
   // Returns the head of a chain of `blocks` blocks, or kNil if memory is short.
   std::uint32_t alloc_chain(std::uint32_t blocks);
   void free_chain(std::uint32_t head);
+
+  // Whether `g` holds the session and `copy` is its committed state, read without the session
+  // mutex. REQUIRES: the caller owns `g` (a thread lock under it). False is no error: take the mutex.
+  bool copy_is_current(SessionRef ref, const RecordGrant& g, const BlobCopy& copy) const;
 
  private:
   // REQUIRES: the session mutex of `s`, and `g` holds it. Fills `copy` from the session's blob;

@@ -78,7 +78,13 @@ void LocalSession::drop_local(const ThreadLockState& t) {
 
 std::unique_ptr<ThreadLockState> LocalSession::new_state(std::span<const std::string_view> attrs, bool whole, Mode mode) {
   std::unique_ptr<ThreadLockState> t;
-  if (spare_.empty()) {
+  // The lane's state first (mu_ is held, so the lane is closed and it is free to take): it is the
+  // one the last lock through the lane used, so its copy of the session (ReadCopy) is the newest
+  // this process has, and a read or commit under the new lock can use it while nothing was
+  // committed since. The spares rotate, and their copies are older.
+  if (lane_spare_) {
+    t = std::move(lane_spare_);
+  } else if (spare_.empty()) {
     t = std::make_unique<ThreadLockState>();
   } else {
     t = std::move(spare_.back());

@@ -214,6 +214,17 @@ bool LockTable::holds(const Segment& seg, const shm::SessionSlot& s, SessionRef 
          shm::state(r) == RecordState::kGranted && r.token == g.token && r.session == ref.slot;
 }
 
+// A record leaves kGranted only through kBroken or kFree, and is granted again only with a new
+// token (written before its state): so kGranted, then g's token, means g's own grant was current at
+// the state load. The owner's thread lock keeps the record from being released and reused under it.
+bool LockTable::holds_unlocked(const Segment& seg, SessionRef ref, const RecordGrant& g) {
+  if (g.record >= seg.record_count()) return false;
+  const auto& r = seg.record(g.record);
+  return shm::state(r) == RecordState::kGranted && shm::load(r.token, std::memory_order_relaxed) == g.token &&
+         shm::load(r.session, std::memory_order_relaxed) == ref.slot &&
+         shm::load(r.session_gen, std::memory_order_relaxed) == ref.gen;
+}
+
 Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                              Clock::time_point deadline, const Caller* caller) {
   auto& s = seg_.session(ref.slot);

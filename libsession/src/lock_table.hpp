@@ -122,6 +122,11 @@ class LockTable {
   // session mutex of `s` ----
   // Whether `g` holds the live session `ref` (the fence of every holder's operation).
   static bool holds(const Segment& seg, const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g);
+  // The same without the session mutex, for the owner of `g` only (docs/protocol.md §7, "reads
+  // from the copy"): its record says kGranted with g's token for `ref`. True means `g` held the
+  // session when the record's state was loaded (acquire); loads after it see the session as of then
+  // or later. No mutex REQUIRED.
+  static bool holds_unlocked(const Segment& seg, SessionRef ref, const RecordGrant& g);
   // Takes `rec` out of the session, grants whoever that unblocks, and leaves the record in
   // `final_state` (kFree when its owner gives it back, kBroken when taken by force).
   // `defer`, when given, holds the futex wakes back until the caller unlocks the mutex.

@@ -217,7 +217,8 @@ Result<SessionRef> Registry::create_locked(std::string_view id, std::uint64_t tt
   std::copy(id.begin(), id.end(), s.id);
   shm::store(s.ttl_ms, ttl_ms ? ttl_ms : seg_.caps().default_ttl_ms, std::memory_order_relaxed);
   s.created_at_ns = real_ns();
-  s.version = s.grants = 0;
+  shm::store(s.version, std::uint64_t{0}, std::memory_order_relaxed);
+  s.grants = 0;
   shm::set_lock_mode(s, shm::LockMode::kNone);
   s.holder_count = s.queue_len = 0;
   s.holders_head = s.queue_head = s.queue_tail = shm::kNil;

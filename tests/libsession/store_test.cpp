@@ -2,11 +2,13 @@
 // attribute store accounting, release by a non-owner.
 #include <unistd.h>
 
+#include <future>
 #include <optional>
 #include <thread>
 
 #include "claims/claim_fixture.hpp"
 #include "clock.hpp"
+#include "guards.hpp"
 
 namespace sbtest {
 namespace {
@@ -141,7 +143,7 @@ TEST_F(StoreTest, CommitFromACopyKeepsWhatWasCommittedSinceTheCopy) {
   auto a = blobs_->read(*ref, *g, "a", &copy);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->value_or(""), "1");
-  ASSERT_TRUE(copy.taken_under(*ref, *g));
+  ASSERT_TRUE(blobs_->copy_is_current(*ref, *g, copy));
   // ... thread 2 commits "b" under the same process grant (no copy of its own) ...
   ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"b", "from thread 2"}}));
   // ... and thread 1 commits "a" from its copy, which lacks "b".
@@ -150,7 +152,7 @@ TEST_F(StoreTest, CommitFromACopyKeepsWhatWasCommittedSinceTheCopy) {
   ASSERT_TRUE(all);
   EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"a", "2"}, {"b", "from thread 2"}}));
   // The copy now holds that commit: the next commit builds on it without a read.
-  EXPECT_TRUE(copy.taken_under(*ref, *g));
+  EXPECT_TRUE(blobs_->copy_is_current(*ref, *g, copy));
   ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"c", "3"}, {"a", std::nullopt}}, &copy));
   all = blobs_->read_all(*ref, *g);
   ASSERT_TRUE(all);
@@ -160,10 +162,10 @@ TEST_F(StoreTest, CommitFromACopyKeepsWhatWasCommittedSinceTheCopy) {
   registry_->detach_client(*client, gen);
 }
 
-// A copy taken under an earlier grant is never used under a later one, even of the same client
-// (another process may have committed in between); a blob over BlobCopy::kMaxBytes is read in
-// place and leaves the copy holding nothing.
-TEST_F(StoreTest, CopyIsUsedOnlyUnderItsOwnGrantAndOnlyForSmallBlobs) {
+// A copy is the committed state for as long as nothing is committed after it, whoever holds the
+// lock: it serves a later grant of the same client, stops serving once another client committed,
+// and a blob over BlobCopy::kMaxBytes is read in place and leaves the copy holding nothing.
+TEST_F(StoreTest, CopyServesLaterGrantsUntilAnotherCommitAndOnlyForSmallBlobs) {
   using sessionbroker::detail::BlobCopy;
   using sessionbroker::detail::ChangeSet;
   std::uint32_t a = 0, b = 0;
@@ -175,15 +177,24 @@ TEST_F(StoreTest, CopyIsUsedOnlyUnderItsOwnGrantAndOnlyForSmallBlobs) {
   BlobCopy copy;
   auto ga = grant(a);
   ASSERT_TRUE(ga);
-  ASSERT_TRUE(blobs_->read(ref, *ga, "x", &copy));
+  ASSERT_TRUE(blobs_->commit(a, seg_->client(a).generation, ref, *ga, ChangeSet{{"x", "1"}}, &copy));
   ASSERT_TRUE(locks_->release(ref, *ga));
+  ga = grant(a);
+  ASSERT_TRUE(ga);
+  EXPECT_TRUE(blobs_->copy_is_current(ref, *ga, copy)) << "nothing was committed since the copy";
+  ASSERT_TRUE(locks_->release(ref, *ga));
+  EXPECT_FALSE(blobs_->copy_is_current(ref, *ga, copy)) << "the grant is gone";
   auto gb = grant(b);
   ASSERT_TRUE(gb);
   ASSERT_TRUE(blobs_->commit(b, seg_->client(b).generation, ref, *gb, ChangeSet{{"y", "by b"}}));
   ASSERT_TRUE(locks_->release(ref, *gb));
   auto ga2 = grant(a);
   ASSERT_TRUE(ga2);
-  EXPECT_FALSE(copy.taken_under(ref, *ga2));
+  EXPECT_FALSE(blobs_->copy_is_current(ref, *ga2, copy)) << "b committed since the copy";
+  auto y = blobs_->read(ref, *ga2, "y", &copy);  // from the blob, under the mutex, and copied again
+  ASSERT_TRUE(y);
+  EXPECT_EQ(y->value_or(""), "by b");
+  EXPECT_TRUE(blobs_->copy_is_current(ref, *ga2, copy));
   ASSERT_TRUE(blobs_->commit(a, seg_->client(a).generation, ref, *ga2, ChangeSet{{"x", "by a"}}, &copy));
   auto all = blobs_->read_all(ref, *ga2);
   ASSERT_TRUE(all);
@@ -191,11 +202,11 @@ TEST_F(StoreTest, CopyIsUsedOnlyUnderItsOwnGrantAndOnlyForSmallBlobs) {
 
   const std::string big(BlobCopy::kMaxBytes + 1, 'z');
   ASSERT_TRUE(blobs_->commit(a, seg_->client(a).generation, ref, *ga2, ChangeSet{{"big", big}}, &copy));
-  EXPECT_FALSE(copy.taken_under(ref, *ga2)) << "a blob over the copy's limit is not kept";
+  EXPECT_FALSE(blobs_->copy_is_current(ref, *ga2, copy)) << "a blob over the copy's limit is not kept";
   auto v = blobs_->read(ref, *ga2, "big", &copy);
   ASSERT_TRUE(v && *v);
   EXPECT_EQ(**v, big);
-  EXPECT_FALSE(copy.taken_under(ref, *ga2));
+  EXPECT_FALSE(blobs_->copy_is_current(ref, *ga2, copy));
   ASSERT_TRUE(blobs_->commit(a, seg_->client(a).generation, ref, *ga2, ChangeSet{{"x", "again"}}, &copy));
   all = blobs_->read_all(ref, *ga2, &copy);
   ASSERT_TRUE(all);
@@ -205,6 +216,52 @@ TEST_F(StoreTest, CopyIsUsedOnlyUnderItsOwnGrantAndOnlyForSmallBlobs) {
   ASSERT_TRUE(locks_->release(ref, *ga2));
   registry_->detach_client(a, seg_->client(a).generation);
   registry_->detach_client(b, seg_->client(b).generation);
+}
+
+// A read from a current copy takes no session mutex: it answers while another thread holds it (on
+// the code before, it waited for that thread). And the copy never answers a grant that was taken
+// away: a broken holder gets kStaleToken from a read and from a commit, with the copy current.
+TEST_F(StoreTest, ReadFromACurrentCopyTakesNoMutexAndABrokenGrantGetsNoData) {
+  using sessionbroker::detail::BlobCopy;
+  using sessionbroker::detail::ChangeSet;
+  auto client = registry_->attach_client(getpid());
+  ASSERT_TRUE(client);
+  const std::uint32_t gen = seg_->client(*client).generation;
+  auto ref = registry_->create_session("s", 0);
+  ASSERT_TRUE(ref);
+  auto g = locks_->acquire(*client, seg_->first_record_of(*client), *ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(g);
+  BlobCopy copy;
+  ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"a", "1"}}, &copy));
+
+  std::promise<void> holding, let_go;
+  std::thread holder([&] {
+    sessionbroker::detail::SessionGuard guard(*seg_, ref->slot);
+    holding.set_value();
+    let_go.get_future().wait();
+  });
+  holding.get_future().wait();
+  auto read = std::async(std::launch::async, [&] { return blobs_->read(*ref, *g, "a", &copy); });
+  const bool answered = read.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  let_go.set_value();
+  holder.join();
+  EXPECT_TRUE(answered) << "the read waited for the session mutex";
+  auto a = read.get();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->value_or(""), "1");
+
+  ASSERT_TRUE(locks_->break_lock(g->record, g->token));
+  EXPECT_EQ(blobs_->read(*ref, *g, "a", &copy).code(), ErrorCode::kStaleToken);
+  EXPECT_EQ(blobs_->read_all(*ref, *g, &copy).code(), ErrorCode::kStaleToken);
+  EXPECT_EQ(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"a", "2"}}, &copy).code(), ErrorCode::kStaleToken);
+  EXPECT_EQ(locks_->release(*ref, *g).code(), ErrorCode::kStaleToken);  // frees the broken record
+  auto g2 = locks_->acquire(*client, seg_->first_record_of(*client), *ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(g2);
+  auto all = blobs_->read_all(*ref, *g2);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"a", "1"}}));
+  ASSERT_TRUE(locks_->release(*ref, *g2));
+  registry_->detach_client(*client, gen);
 }
 
 TEST_F(StoreTest, AttributesAreKeptSortedAndIndependent) {

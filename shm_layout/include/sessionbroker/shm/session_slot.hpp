@@ -46,7 +46,7 @@ struct alignas(64) SessionSlot {
   std::uint64_t last_used_ns;  // CLOCK_MONOTONIC of the last release, queued grant or thread unlock (within 1 s)
   std::uint64_t ttl_ms;        // idle time after which the broker expires the session; 0 = never
   std::uint64_t created_at_ns; // CLOCK_REALTIME, for tools
-  std::uint64_t version;       // count of commits; written with `blob` under both mutexes
+  std::uint64_t version;       // count of commits; written (atomic) with `blob` under both mutexes; a holder reads both without
   std::uint64_t grants;        // lifetime grants, for tools
   std::uint64_t waits;         // lifetime enqueues (requests that could not be granted at once)
   char id[kMaxSessionIdBytes];
