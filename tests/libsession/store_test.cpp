@@ -13,6 +13,8 @@
 namespace sbtest {
 namespace {
 
+using sessionbroker::detail::BlobCopy;
+using sessionbroker::detail::ChangeSet;
 using sessionbroker::detail::RecordGrant;
 using sessionbroker::detail::SessionRef;
 using sessionbroker::shm::LockMode;
@@ -28,6 +30,18 @@ class StoreTest : public ShmClaimTest {
     auto created = registry_->create_session("s", 0);
     ASSERT_TRUE(created);
     a = *ca, b = *cb, ref = *created;
+  }
+  // One client of this process (slot generation `gen`) holding session "s" exclusively with `g`.
+  void attach_create_and_lock(std::uint32_t& client, std::uint32_t& gen, SessionRef& ref, RecordGrant& g) {
+    auto c = registry_->attach_client(getpid());
+    ASSERT_TRUE(c);
+    client = *c, gen = seg_->client(*c).generation;
+    auto created = registry_->create_session("s", 0);
+    ASSERT_TRUE(created);
+    ref = *created;
+    auto granted = locks_->acquire(client, seg_->first_record_of(client), ref, LockMode::kExclusive, shm::Clock::now());
+    ASSERT_TRUE(granted);
+    g = *granted;
   }
 };
 
@@ -127,47 +141,41 @@ TEST_F(StoreTest, CommitsAndDestroyGiveEveryBlockBack) {
 
 // A holder's copy of the blob (BlobCopy) stands in for commit's first read only while nothing was
 // committed since it was taken: a commit by another thread of the process, under the same grant,
-// in between must survive the copy's commit (its step 4 sees the commit count moved and starts
-// again from the blob itself).
+// in between must survive the copy's commit (which sees the commit count moved, before it writes
+// or at its step 4, and builds on the blob itself).
 TEST_F(StoreTest, CommitFromACopyKeepsWhatWasCommittedSinceTheCopy) {
-  using sessionbroker::detail::BlobCopy;
-  using sessionbroker::detail::ChangeSet;
-  auto client = registry_->attach_client(getpid());
-  ASSERT_TRUE(client);
-  const std::uint32_t gen = seg_->client(*client).generation;
-  auto ref = registry_->create_session("s", 0);
-  auto g = locks_->acquire(*client, seg_->first_record_of(*client), *ref, LockMode::kExclusive, shm::Clock::now());
-  ASSERT_TRUE(g);
-  ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"a", "1"}}));
+  std::uint32_t client = 0, gen = 0;
+  SessionRef ref;
+  RecordGrant g;
+  ASSERT_NO_FATAL_FAILURE(attach_create_and_lock(client, gen, ref, g));
+  ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "1"}}));
   BlobCopy copy;  // thread 1 reads "a" (its copy) ...
-  auto a = blobs_->read(*ref, *g, "a", &copy);
+  auto a = blobs_->read(ref, g, "a", &copy);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->value_or(""), "1");
-  ASSERT_TRUE(blobs_->copy_is_current(*ref, *g, copy));
+  ASSERT_TRUE(blobs_->copy_is_current(ref, g, copy));
   // ... thread 2 commits "b" under the same process grant (no copy of its own) ...
-  ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"b", "from thread 2"}}));
+  ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"b", "from thread 2"}}));
   // ... and thread 1 commits "a" from its copy, which lacks "b".
-  ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"a", "2"}}, &copy));
-  auto all = blobs_->read_all(*ref, *g);
+  ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "2"}}, &copy));
+  auto all = blobs_->read_all(ref, g);
   ASSERT_TRUE(all);
   EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"a", "2"}, {"b", "from thread 2"}}));
   // The copy now holds that commit: the next commit builds on it without a read.
-  EXPECT_TRUE(blobs_->copy_is_current(*ref, *g, copy));
-  ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"c", "3"}, {"a", std::nullopt}}, &copy));
-  all = blobs_->read_all(*ref, *g);
+  EXPECT_TRUE(blobs_->copy_is_current(ref, g, copy));
+  ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"c", "3"}, {"a", std::nullopt}}, &copy));
+  all = blobs_->read_all(ref, g);
   ASSERT_TRUE(all);
   EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"b", "from thread 2"}, {"c", "3"}}));
-  EXPECT_EQ(admin_->snapshot(ref->slot)->version, 4u);
-  ASSERT_TRUE(locks_->release(*ref, *g));
-  registry_->detach_client(*client, gen);
+  EXPECT_EQ(admin_->snapshot(ref.slot)->version, 4u);
+  ASSERT_TRUE(locks_->release(ref, g));
+  registry_->detach_client(client, gen);
 }
 
 // A copy is the committed state for as long as nothing is committed after it, whoever holds the
 // lock: it serves a later grant of the same client, stops serving once another client committed,
 // and a blob over BlobCopy::kMaxBytes is read in place and leaves the copy holding nothing.
 TEST_F(StoreTest, CopyServesLaterGrantsUntilAnotherCommitAndOnlyForSmallBlobs) {
-  using sessionbroker::detail::BlobCopy;
-  using sessionbroker::detail::ChangeSet;
   std::uint32_t a = 0, b = 0;
   SessionRef ref;
   attach_two_and_create(a, b, ref);
@@ -222,26 +230,21 @@ TEST_F(StoreTest, CopyServesLaterGrantsUntilAnotherCommitAndOnlyForSmallBlobs) {
 // the code before, it waited for that thread). And the copy never answers a grant that was taken
 // away: a broken holder gets kStaleToken from a read and from a commit, with the copy current.
 TEST_F(StoreTest, ReadFromACurrentCopyTakesNoMutexAndABrokenGrantGetsNoData) {
-  using sessionbroker::detail::BlobCopy;
-  using sessionbroker::detail::ChangeSet;
-  auto client = registry_->attach_client(getpid());
-  ASSERT_TRUE(client);
-  const std::uint32_t gen = seg_->client(*client).generation;
-  auto ref = registry_->create_session("s", 0);
-  ASSERT_TRUE(ref);
-  auto g = locks_->acquire(*client, seg_->first_record_of(*client), *ref, LockMode::kExclusive, shm::Clock::now());
-  ASSERT_TRUE(g);
+  std::uint32_t client = 0, gen = 0;
+  SessionRef ref;
+  RecordGrant g;
+  ASSERT_NO_FATAL_FAILURE(attach_create_and_lock(client, gen, ref, g));
   BlobCopy copy;
-  ASSERT_TRUE(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"a", "1"}}, &copy));
+  ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "1"}}, &copy));
 
   std::promise<void> holding, let_go;
   std::thread holder([&] {
-    sessionbroker::detail::SessionGuard guard(*seg_, ref->slot);
+    sessionbroker::detail::SessionGuard guard(*seg_, ref.slot);
     holding.set_value();
     let_go.get_future().wait();
   });
   holding.get_future().wait();
-  auto read = std::async(std::launch::async, [&] { return blobs_->read(*ref, *g, "a", &copy); });
+  auto read = std::async(std::launch::async, [&] { return blobs_->read(ref, g, "a", &copy); });
   const bool answered = read.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
   let_go.set_value();
   holder.join();
@@ -250,18 +253,18 @@ TEST_F(StoreTest, ReadFromACurrentCopyTakesNoMutexAndABrokenGrantGetsNoData) {
   ASSERT_TRUE(a);
   EXPECT_EQ(a->value_or(""), "1");
 
-  ASSERT_TRUE(locks_->break_lock(g->record, g->token));
-  EXPECT_EQ(blobs_->read(*ref, *g, "a", &copy).code(), ErrorCode::kStaleToken);
-  EXPECT_EQ(blobs_->read_all(*ref, *g, &copy).code(), ErrorCode::kStaleToken);
-  EXPECT_EQ(blobs_->commit(*client, gen, *ref, *g, ChangeSet{{"a", "2"}}, &copy).code(), ErrorCode::kStaleToken);
-  EXPECT_EQ(locks_->release(*ref, *g).code(), ErrorCode::kStaleToken);  // frees the broken record
-  auto g2 = locks_->acquire(*client, seg_->first_record_of(*client), *ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(locks_->break_lock(g.record, g.token));
+  EXPECT_EQ(blobs_->read(ref, g, "a", &copy).code(), ErrorCode::kStaleToken);
+  EXPECT_EQ(blobs_->read_all(ref, g, &copy).code(), ErrorCode::kStaleToken);
+  EXPECT_EQ(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "2"}}, &copy).code(), ErrorCode::kStaleToken);
+  EXPECT_EQ(locks_->release(ref, g).code(), ErrorCode::kStaleToken);  // frees the broken record
+  auto g2 = locks_->acquire(client, seg_->first_record_of(client), ref, LockMode::kExclusive, shm::Clock::now());
   ASSERT_TRUE(g2);
-  auto all = blobs_->read_all(*ref, *g2);
+  auto all = blobs_->read_all(ref, *g2);
   ASSERT_TRUE(all);
   EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"a", "1"}}));
-  ASSERT_TRUE(locks_->release(*ref, *g2));
-  registry_->detach_client(*client, gen);
+  ASSERT_TRUE(locks_->release(ref, *g2));
+  registry_->detach_client(client, gen);
 }
 
 TEST_F(StoreTest, AttributesAreKeptSortedAndIndependent) {
