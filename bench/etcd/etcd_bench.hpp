@@ -46,6 +46,49 @@ struct Samples {
 // A fresh Samples in shared memory (never unmapped: the bench is short).
 Samples* shared_samples();
 
+// Two measurements in two processes taking turns, a block of operations each, so that this
+// machine's drift in speed (a cluster on the same two cores; a VM whose speed wanders by tens of
+// percent within minutes) falls on both alike and their ratio is not an accident of which ran
+// first. Lives in shared memory (make() before the fork); the waiting side sleeps on a futex.
+// A side that finished leaves every later turn to the other.
+class Turns {
+ public:
+  static Turns* make(int block);
+  // Before operation i of side `me` (0 goes first): at a block's start, waits for this side's turn.
+  void before(int me, int i);
+  // After operation i: at a block's end, hands the turn over.
+  void after(int me, int i);
+  // This side has no more operations (call it on every way out, failures included).
+  void finish(int me);
+
+ private:
+  void hand_over(int me);
+  int block_ = 1;
+  std::atomic<std::uint32_t> turn_{0};
+  std::atomic<std::uint32_t> done_[2] = {};
+};
+
+// One side's part in Turns for a timed loop (no-op without Turns): finishes on every way out.
+class Turn {
+ public:
+  Turn(Turns* turns, int me) : turns_(turns), me_(me) {}
+  ~Turn() {
+    if (turns_) turns_->finish(me_);
+  }
+  Turn(const Turn&) = delete;
+  Turn& operator=(const Turn&) = delete;
+  void before(int i) {
+    if (turns_) turns_->before(me_, i);
+  }
+  void after(int i) {
+    if (turns_) turns_->after(me_, i);
+  }
+
+ private:
+  Turns* turns_;
+  int me_;
+};
+
 // CPU time (user + system, every thread) of this process (pid 0) or of process `pid`, in ns: the
 // client's cost on a machine where the cluster runs on the same cores. /proc's ticks are 10 ms, so
 // it is read around a whole timed loop, not per operation.
@@ -59,11 +102,11 @@ struct Target {
 };
 
 // ---- sessionbroker through the public API (sb_scenarios.cpp) ----
-// lock_all + unlock + Session::release, uncontended.
-int sb_acquire_release(const std::string& store, int n, Samples& out);
+// lock_all + unlock + Session::release, uncontended; with `turns`, as side `me` of two.
+int sb_acquire_release(const std::string& store, int n, Samples& out, Turns* turns = nullptr, int me = 0);
 // Lock, put 64 B, unlock (the commit). `cached`: the process lock stays cached between
 // iterations (the normal case); otherwise Session::release after each, so every one is a grant.
-int sb_fenced_commit(const std::string& store, int n, bool cached, Samples& out);
+int sb_fenced_commit(const std::string& store, int n, bool cached, Samples& out, Turns* turns = nullptr, int me = 0);
 // A thread lock + unlock on a cached process lock, timed in batches of `batch` (per-op ns).
 int sb_cached_reacquire(const std::string& store, int batches, int batch, Samples& out);
 // One of two processes taking turns on one session: each holds until the other queues (its
@@ -78,12 +121,13 @@ int sb_holder(const std::string& store, const std::string& host, const std::stri
 int sb_waiter(const std::string& store, const std::string& session, int asking_fd, Samples& out);
 
 // ---- etcd's v3lock through etcd::Client (v3lock_scenarios.cpp) ----
-int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& out);
-// The backend's two transactions alone, in process (no agent, no library), with the session's
-// watch open as the backend keeps one (`watch`) or none.
-int txn_pair_floor(const std::vector<std::string>& endpoints, int n, bool watch, Samples& out);
+int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& out, Turns* turns = nullptr, int me = 0);
+// The backend's two transactions alone, in process (no agent, no library), with a watch open on
+// the session's range that gets every event (as the backend's holder watch), DELETEs only, or none.
+enum class FloorWatch { kNone, kAll, kDeletes };
+int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch watch, Samples& out);
 // Lock, put guarded by the lock key's existence (a txn), Unlock.
-int v3_fenced_put(const std::vector<std::string>& endpoints, int n, Samples& out);
+int v3_fenced_put(const std::vector<std::string>& endpoints, int n, Samples& out, Turns* turns = nullptr, int me = 0);
 // As sb_handoff_player: holds until the other's key is queued, then Unlock; sample: Unlock -> grant.
 int v3_handoff_player(const std::vector<std::string>& endpoints, int me, int n, Samples& shared);
 // A v3lock holder on a kept-alive lease of `ttl_s` seconds: takes the lock, writes one byte on

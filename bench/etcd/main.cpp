@@ -1,11 +1,16 @@
 // sb_etcd: sessionbroker on etcd beside etcd's own lock service, on one cluster, in one run.
 //
 //   sb_etcd --endpoints 127.0.0.1:P0,127.0.0.1:P1,127.0.0.1:P2 [--quick] [--out DIR] [--broker BIN]
+//           [--only locking|cached|recovery]
 //
 // bench/run.sh's sibling bench/etcd/run.sh starts the cluster and calls this. Each scenario pairs
-// sessionbroker through the public API with a peer measured right before it, in the same run:
-// v3lock (Lock/Unlock through etcd::Client, each lock on a lease) or, for the cached re-acquire,
-// the shared-memory backend. The table (stdout and DIR/etcd.md) gives p50/p99 and the ratio of
+// sessionbroker through the public API with a peer in the same run: v3lock (Lock/Unlock through
+// etcd::Client, each lock on a lease) or, for the cached re-acquire, the shared-memory backend.
+// Where the two are close (uncontended acquire+release, a commit on a fresh grant) they run at
+// once in two processes taking turns, 25 cycles each (Turns): this VM's speed wanders by tens of
+// percent within a minute, and measured one after the other their ratio swung from 0.98x to 1.36x
+// between runs of the same build; taking turns, 1.24x-1.30x. The other peers are measured right
+// before their counterpart. The table (stdout and DIR/etcd.md) gives p50/p99 and the ratio of
 // p50s (sessionbroker / peer: below 1 is faster); DIR/sb_etcd.json has every summary and
 // DIR/samples/ the quantiles. Never a pass/fail on timings: a scenario fails only when an
 // operation does.
@@ -66,6 +71,26 @@ std::vector<double> in_pair(const char* what, int n, Fn fn) {
   return s->take(n);
 }
 
+// Runs a(samples, turns, 0) and b(samples, turns, 1) in two children at once, taking turns in
+// blocks of `block` operations (Turns): the samples of each, or empty ones when a child failed.
+template <class A, class B>
+std::pair<std::vector<double>, std::vector<double>> in_turns(const char* what, int n, int block, A a, B b,
+                                                             std::vector<double>* cpu_a, std::vector<double>* cpu_b) {
+  Samples* sa = shared_samples();
+  Samples* sb = shared_samples();
+  Turns* turns = Turns::make(block);
+  const int pa = spawn([&] { return a(*sa, turns); });
+  const int pb = spawn([&] { return b(*sb, turns); });
+  const bool ok_a = reap(pa), ok_b = reap(pb);
+  if (!ok_a || !ok_b) {
+    std::fprintf(stderr, "sb_etcd: %s failed\n", what);
+    return {};
+  }
+  *cpu_a = {static_cast<double>(sa->cpu_ns.load())};
+  *cpu_b = {static_cast<double>(sb->cpu_ns.load())};
+  return {sa->take(n), sb->take(n)};
+}
+
 // One dead-holder recovery: the holder takes the lock, the waiter asks, and once the waiter has
 // had time to queue (300 ms; its request cannot be seen from here without gRPC) the holder is
 // killed with SIGKILL (and first its etcd agent, with `kill_agent`: a lost host). The sample: the
@@ -118,34 +143,45 @@ struct Setup {
 void measure_locking(const Setup& st, Report& r) {
   const auto& e = st.endpoints;
   const int n = st.n.ops, h = st.n.handoffs;
-  // Each peer runs right before its sessionbroker counterpart (named locals: argument order is unspecified).
-  std::vector<double> v3_cpu, sb_cpu, floor_cpu, bare_cpu;
-  auto v3_acq = in_child("v3lock acquire", n, [&](Samples& s) { return v3_lock_unlock(e, n, s); }, &v3_cpu);
-  auto sb_acq = in_child("sb acquire", n, [&](Samples& s) { return sb_acquire_release(st.address, n, s); }, &sb_cpu);
-  auto floor = in_child("txn pair floor", n, [&](Samples& s) { return txn_pair_floor(e, n, true, s); }, &floor_cpu);
-  auto bare = in_child("txn pair, no watch", n, [&](Samples& s) { return txn_pair_floor(e, n, false, s); }, &bare_cpu);
-  r.add("acquire", "uncontended acquire+release", {"lock_all + unlock + Session::release", std::move(sb_acq)},
+  // The close pairs take turns, 25 cycles each (in_turns); every other peer runs right before its
+  // sessionbroker counterpart (named locals: argument order is unspecified).
+  std::vector<double> v3_cpu, sb_cpu, floor_cpu, deletes_cpu, bare_cpu;
+  auto [v3_acq, sb_acq] = in_turns(
+      "acquire+release, taking turns", n, 25, [&](Samples& s, Turns* t) { return v3_lock_unlock(e, n, s, t, 0); },
+      [&](Samples& s, Turns* t) { return sb_acquire_release(st.address, n, s, t, 1); }, &v3_cpu, &sb_cpu);
+  auto floor = in_child("txn pair floor", n, [&](Samples& s) { return txn_pair_floor(e, n, FloorWatch::kAll, s); }, &floor_cpu);
+  auto deletes = in_child("txn pair, deletes watched", n,
+                          [&](Samples& s) { return txn_pair_floor(e, n, FloorWatch::kDeletes, s); }, &deletes_cpu);
+  auto bare = in_child("txn pair, no watch", n, [&](Samples& s) { return txn_pair_floor(e, n, FloorWatch::kNone, s); }, &bare_cpu);
+  r.add("acquire", "uncontended acquire+release (the two take turns, 25 cycles each)", {"lock_all + unlock + Session::release", std::move(sb_acq)},
         {"v3lock Lock + Unlock", v3_acq});
   r.add("acquire.floor", "its floor: the backend's two txns in one process, watch open, no agent",
         {"queue txn + release txn (etcd::Client)", std::move(floor)}, {"v3lock Lock + Unlock (as above)", v3_acq});
+  r.add("acquire.deletes", "the same two txns, the watch filtered to DELETEs (etcd's NOPUT)",
+        {"queue txn + release txn, DELETEs watched", std::move(deletes)}, {"v3lock Lock + Unlock (as above)", v3_acq});
   r.add("acquire.bare", "the same two txns with no watch open (what the revoke watch costs)",
         {"queue txn + release txn, no watch", std::move(bare)}, {"v3lock Lock + Unlock (as above)", std::move(v3_acq)});
   // The cluster shares this machine's cores, so the client's CPU per cycle is latency here.
   r.add("acquire.cpu", "client CPU per uncontended acquire+release (user + system, all threads)",
         {"application + its etcd agent", std::move(sb_cpu)}, {"v3lock client", v3_cpu});
   r.add("acquire.cpu.floor", "client CPU of the two txns in one process, watch open / none",
-        {"watch open", std::move(floor_cpu)}, {"no watch", std::move(bare_cpu)});
+        {"watch open", std::move(floor_cpu)}, {"no watch", bare_cpu});
+  r.add("acquire.cpu.deletes", "client CPU of the two txns in one process, DELETEs watched / none",
+        {"DELETEs watched", std::move(deletes_cpu)}, {"no watch", std::move(bare_cpu)});
   auto v3_hand = in_pair("v3lock handoff", h, [&](int me, Samples& s) { return v3_handoff_player(e, me, h, s); });
   auto sb_hand = in_pair("sb handoff", h, [&](int me, Samples& s) { return sb_handoff_player(st.address, me, h, s); });
   r.add("handoff", "handoff, 2 processes (release call -> the other's grant)",
         {"revoke-driven: unlock -> waiter's lock_all returns", std::move(sb_hand)},
         {"v3lock Unlock -> waiter's Lock returns", std::move(v3_hand)});
-  auto v3_commit = in_child("v3lock commit", n, [&](Samples& s) { return v3_fenced_put(e, n, s); });
+  std::vector<double> v3_commit_cpu, sb_commit_cpu;  // not reported
+  auto [v3_commit, sb_granted] = in_turns(
+      "fenced commit, taking turns", n, 25, [&](Samples& s, Turns* t) { return v3_fenced_put(e, n, s, t, 0); },
+      [&](Samples& s, Turns* t) { return sb_fenced_commit(st.address, n, false, s, t, 1); }, &v3_commit_cpu,
+      &sb_commit_cpu);
   auto sb_cached = in_child("sb commit", n, [&](Samples& s) { return sb_fenced_commit(st.address, n, true, s); });
-  auto sb_granted = in_child("sb commit", n, [&](Samples& s) { return sb_fenced_commit(st.address, n, false, s); });
   r.add("commit.cached", "fenced commit of 64 B, process lock cached",
         {"lock + put + unlock (commit txn)", std::move(sb_cached)}, {"v3lock Lock + fenced put txn + Unlock", v3_commit});
-  r.add("commit.granted", "fenced commit of 64 B, lock granted each time",
+  r.add("commit.granted", "fenced commit of 64 B, lock granted each time (the two take turns, 25 each)",
         {"lock + put + unlock + release", std::move(sb_granted)}, {"v3lock Lock + fenced put txn + Unlock", v3_commit});
 }
 
@@ -196,11 +232,14 @@ int main(int argc, char** argv) {
   CLI::App app{"sb_etcd: sessionbroker's etcd backend beside etcd's v3lock on one cluster", "sb_etcd"};
   std::string endpoints, out = "bench/results/etcd", broker = SESSION_BROKER_BIN, prefix = "sbbench";
   bool quick = false;
+  std::string only;
   app.add_option("--endpoints", endpoints, "the cluster's client endpoints, host:port,...")->required();
   app.add_option("--prefix", prefix, "key prefix of the store (one path segment)")->capture_default_str();
   app.add_option("--out", out, "results directory")->capture_default_str();
   app.add_option("--broker", broker, "session-broker binary")->capture_default_str();
   app.add_flag("--quick", quick, "a few iterations of each (a smoke run: never a timing assertion)");
+  app.add_option("--only", only, "one group of scenarios: locking, cached or recovery (default all)")
+      ->check(CLI::IsMember({"locking", "cached", "recovery"}));
   CLI11_PARSE(app, argc, argv);
   std::filesystem::create_directories(out + "/samples");
 
@@ -208,9 +247,9 @@ int main(int argc, char** argv) {
                    quick ? sbetcd::kQuick : sbetcd::kFull};
   sbbench::ResultSink sink(out, "sb_etcd");
   sbetcd::Report report(sink);
-  sbetcd::measure_locking(st, report);
-  sbetcd::measure_cached(st, report);
-  sbetcd::measure_recovery(st, report);
+  if (only.empty() || only == "locking") sbetcd::measure_locking(st, report);
+  if (only.empty() || only == "cached") sbetcd::measure_cached(st, report);
+  if (only.empty() || only == "recovery") sbetcd::measure_recovery(st, report);
   const std::string table = report.markdown();
   std::fputs(table.c_str(), stdout);
   std::ofstream(out + "/etcd.md") << table;

@@ -1,6 +1,8 @@
 // Process plumbing for sb_etcd: shared sample buffers, reaping, one-byte signals on pipes.
+#include <linux/futex.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -21,6 +23,39 @@ Samples* shared_samples() {
   auto* s = new (p) Samples{};
   s->reset();
   return s;
+}
+
+Turns* Turns::make(int block) {
+  void* p = mmap(nullptr, sizeof(Turns), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  auto* t = new (p) Turns{};
+  t->block_ = std::max(block, 1);
+  return t;
+}
+
+// Shared (not private) futex calls: the two sides are two processes.
+void Turns::before(int me, int i) {
+  if (i % block_ != 0) return;
+  const auto mine = static_cast<std::uint32_t>(me);
+  for (;;) {
+    const std::uint32_t t = turn_.load(std::memory_order_acquire);
+    if (t == mine || done_[1 - me].load(std::memory_order_acquire) != 0) return;
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&turn_), FUTEX_WAIT, t, nullptr, nullptr, 0);
+  }
+}
+
+void Turns::after(int me, int i) {
+  if ((i + 1) % block_ == 0) hand_over(me);
+}
+
+void Turns::finish(int me) {
+  done_[me].store(1, std::memory_order_release);
+  hand_over(me);
+}
+
+void Turns::hand_over(int me) {
+  turn_.store(static_cast<std::uint32_t>(1 - me), std::memory_order_release);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&turn_), FUTEX_WAKE, 1, nullptr, nullptr, 0);
 }
 
 void Samples::reset() {

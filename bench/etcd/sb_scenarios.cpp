@@ -46,7 +46,8 @@ bool lock_put_unlock(Session& s, const std::string& value) {
 
 }  // namespace
 
-int sb_acquire_release(const std::string& store, int n, Samples& out) {
+int sb_acquire_release(const std::string& store, int n, Samples& out, Turns* turns, int me) {
+  Turn turn(turns, me);
   auto c = Client::attach(store);
   if (!c) return fail("attach", c.status());
   auto s = (*c)->open_or_create("acquire");
@@ -56,29 +57,37 @@ int sb_acquire_release(const std::string& store, int n, Samples& out) {
   }
   const int agent = only_child();  // 0 on a shared-memory store
   auto cpu = [&] { return cpu_ns_of(0) + (agent ? cpu_ns_of(agent) : 0); };
+  // Waiting for its turn costs no CPU (a futex sleep; the agent idles), so the loop's CPU is the operations'.
   const std::uint64_t cpu0 = cpu();
   for (int i = 0; i < n; ++i) {
+    turn.before(i);
     const auto t0 = now_ns();
     if (!acquire_release(s->session)) return 1;
     out.add(static_cast<double>(now_ns() - t0), n);
+    turn.after(i);
   }
   out.cpu_ns.store((cpu() - cpu0) / static_cast<std::uint64_t>(n));
   return 0;
 }
 
-int sb_fenced_commit(const std::string& store, int n, bool cached, Samples& out) {
+int sb_fenced_commit(const std::string& store, int n, bool cached, Samples& out, Turns* turns, int me) {
+  Turn turn(turns, me);
   auto c = Client::attach(store);
   if (!c) return fail("attach", c.status());
   auto s = (*c)->open_or_create(cached ? "commit.cached" : "commit.granted");
   if (!s) return fail("open_or_create", s.status());
   const std::string value(64, 'x');
   for (int i = 0; i < kWarmup + n; ++i) {
+    if (i >= kWarmup) turn.before(i - kWarmup);
     const auto t0 = now_ns();
     if (!lock_put_unlock(s->session, value)) return 1;
     if (!cached) {
       if (auto st = s->session.release(in(10s)); !st) return fail("release", st);
     }
-    if (i >= kWarmup) out.add(static_cast<double>(now_ns() - t0), n);
+    if (i >= kWarmup) {
+      out.add(static_cast<double>(now_ns() - t0), n);
+      turn.after(i - kWarmup);
+    }
   }
   return 0;
 }

@@ -79,7 +79,8 @@ bool fenced_put(etcd::Client& c, const std::string& lock_key, const std::string&
 
 }  // namespace
 
-int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& out) {
+int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& out, Turns* turns, int me) {
+  Turn turn(turns, me);
   auto l = Leased::make(endpoints);
   if (!l) return 1;
   etcd::Client* c = l->client.get();
@@ -87,10 +88,14 @@ int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& ou
   std::uint64_t cpu0 = 0;
   for (int i = 0; i < kWarmup + n; ++i) {
     if (i == kWarmup) cpu0 = cpu_ns_of(0);
+    if (i >= kWarmup) turn.before(i - kWarmup);
     const auto t0 = now_ns();
     if (auto r = c->lock("v3/acquire", l->lease, &key); !r) return fail("lock", r.status());
     if (auto st = c->unlock(key); !st) return fail("unlock", st);
-    if (i >= kWarmup) out.add(static_cast<double>(now_ns() - t0), n);
+    if (i >= kWarmup) {
+      out.add(static_cast<double>(now_ns() - t0), n);
+      turn.after(i - kWarmup);
+    }
   }
   out.cpu_ns.store((cpu_ns_of(0) - cpu0) / static_cast<std::uint64_t>(n));
   return l->finish();
@@ -100,15 +105,17 @@ int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& ou
 // (queue key put + the session's range, then the token-compared delete), in this process, with
 // a watch open on the session's range as the backend keeps one, and no agent or library around
 // them. The difference to sb_acquire_release is what the agent hop and the library add.
-int txn_pair_floor(const std::vector<std::string>& endpoints, int n, bool watch, Samples& out) {
+int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch watch, Samples& out) {
   auto l = Leased::make(endpoints);
   if (!l) return 1;
   etcd::Client* c = l->client.get();
-  const std::string session = watch ? "floor/s/73" : "floor/s/74", key = session + "/q/" + std::to_string(l->lease);
+  const std::string session = "floor/s/7" + std::to_string(static_cast<int>(watch)),
+                    key = session + "/q/" + std::to_string(l->lease);
   etcd::Watcher watcher(*c);
   std::optional<std::int64_t> handle;
-  if (watch) {
-    auto w = watcher.watch(session, session + "0", 0, [](const etcd::Events&, std::int64_t) {}, [](std::int64_t) {});
+  if (watch != FloorWatch::kNone) {
+    auto w = watcher.watch(session, session + "0", 0, [](const etcd::Events&, std::int64_t) {}, [](std::int64_t) {},
+                           watch == FloorWatch::kDeletes);
     if (!w) return fail("watch", w.status());
     handle = w->handle;
   }
@@ -148,18 +155,23 @@ int txn_pair_floor(const std::vector<std::string>& endpoints, int n, bool watch,
   return l->finish();
 }
 
-int v3_fenced_put(const std::vector<std::string>& endpoints, int n, Samples& out) {
+int v3_fenced_put(const std::vector<std::string>& endpoints, int n, Samples& out, Turns* turns, int me) {
+  Turn turn(turns, me);
   auto l = Leased::make(endpoints);
   if (!l) return 1;
   etcd::Client* c = l->client.get();
   const std::string value(64, 'x');
   std::string key;
   for (int i = 0; i < kWarmup + n; ++i) {
+    if (i >= kWarmup) turn.before(i - kWarmup);
     const auto t0 = now_ns();
     if (auto r = c->lock("v3/commit", l->lease, &key); !r) return fail("lock", r.status());
     if (!fenced_put(*c, key, "v3/commit.data", value)) return 1;
     if (auto st = c->unlock(key); !st) return fail("unlock", st);
-    if (i >= kWarmup) out.add(static_cast<double>(now_ns() - t0), n);
+    if (i >= kWarmup) {
+      out.add(static_cast<double>(now_ns() - t0), n);
+      turn.after(i - kWarmup);
+    }
   }
   return l->finish();
 }

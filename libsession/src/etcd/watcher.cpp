@@ -16,6 +16,7 @@ using etcdserverpb::WatchResponse;
 struct Watcher::Watch {
   std::int64_t handle;
   std::string key, range_end;
+  bool deletes_only = false;
   std::int64_t next = 0;     // GUARDED_BY(mu_): resume from here; 0 until the server said
   std::int64_t started = 0;  // GUARDED_BY(mu_): the revision the first creation started at
   enum class State { kCreating, kActive, kFailed } state = State::kCreating;  // GUARDED_BY(mu_)
@@ -83,6 +84,7 @@ void Watcher::send_creates() {
       c->set_range_end(w->range_end);
       c->set_start_revision(w->next);
       c->set_watch_id(handle);
+      if (w->deletes_only) c->add_filters(etcdserverpb::WatchCreateRequest::NOPUT);
     }
   }
   for (const auto& r : reqs)
@@ -90,12 +92,13 @@ void Watcher::send_creates() {
 }
 
 Result<WatchStarted> Watcher::watch(const std::string& key, const std::string& range_end, std::int64_t start_revision,
-                                    OnEvents on_events, OnCompacted on_compacted) {
+                                    OnEvents on_events, OnCompacted on_compacted, bool deletes_only) {
   if (tl_dispatching == this)  // the reader that would confirm it is busy running this callback
     return Status{ErrorCode::kInvalidArgument, "etcd watch: watch() called from a watch callback"};
   auto w = std::make_shared<Watch>();
   w->key = key;
   w->range_end = range_end;
+  w->deletes_only = deletes_only;
   w->next = std::max<std::int64_t>(start_revision, 0);
   w->on_events = std::move(on_events);
   w->on_compacted = std::move(on_compacted);

@@ -69,10 +69,11 @@ class Watcher {
   Watcher& operator=(const Watcher&) = delete;
 
   // Watches [key, range_end) (range_end empty: key alone) from start_revision (0: after the
-  // current revision). Returns once the server confirmed it; kUnavailable when no member did
-  // within request_timeout; kInvalidArgument when etcd refused the watch.
+  // current revision); with deletes_only, etcd sends no PUT events (its NOPUT filter: a put in
+  // the range costs the watcher nothing). Returns once the server confirmed it; kUnavailable when
+  // no member did within request_timeout; kInvalidArgument when etcd refused the watch.
   Result<WatchStarted> watch(const std::string& key, const std::string& range_end, std::int64_t start_revision,
-                             OnEvents on_events, OnCompacted on_compacted);
+                             OnEvents on_events, OnCompacted on_compacted, bool deletes_only = false);
   // Stops the watch; no-op for an unknown handle.
   void cancel(std::int64_t handle);
   // OK while a stream answers; otherwise why not (kUnavailable naming the member and its error).
