@@ -122,8 +122,8 @@ int sb_waiter(const std::string& store, const std::string& session, int asking_f
 
 // ---- etcd's v3lock through etcd::Client (v3lock_scenarios.cpp) ----
 int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& out, Turns* turns = nullptr, int me = 0);
-// The backend's two transactions alone, in process (no agent, no library), with a watch open on
-// the session's range that gets every event (as the backend's holder watch), DELETEs only, or none.
+// The backend's queue txn and release alone, in process (no agent, no library), with a watch
+// open on the session's range that gets every event (as the backend's holder watch), DELETEs only, or none.
 enum class FloorWatch { kNone, kAll, kDeletes };
 int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch watch, Samples& out);
 // Lock, put guarded by the lock key's existence (a txn), Unlock.

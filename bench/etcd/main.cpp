@@ -155,18 +155,18 @@ void measure_locking(const Setup& st, Report& r) {
   auto bare = in_child("txn pair, no watch", n, [&](Samples& s) { return txn_pair_floor(e, n, FloorWatch::kNone, s); }, &bare_cpu);
   r.add("acquire", "uncontended acquire+release (the two take turns, 25 cycles each)", {"lock_all + unlock + Session::release", std::move(sb_acq)},
         {"v3lock Lock + Unlock", v3_acq});
-  r.add("acquire.floor", "its floor: the backend's two txns in one process, watch open, no agent",
-        {"queue txn + release txn (etcd::Client)", std::move(floor)}, {"v3lock Lock + Unlock (as above)", v3_acq});
-  r.add("acquire.deletes", "the same two txns, the watch filtered to DELETEs (etcd's NOPUT)",
-        {"queue txn + release txn, DELETEs watched", std::move(deletes)}, {"v3lock Lock + Unlock (as above)", v3_acq});
-  r.add("acquire.bare", "the same two txns with no watch open (what the revoke watch costs)",
-        {"queue txn + release txn, no watch", std::move(bare)}, {"v3lock Lock + Unlock (as above)", std::move(v3_acq)});
+  r.add("acquire.floor", "its floor: the backend's queue txn and release in one process, watch open, no agent",
+        {"queue txn + release delete (etcd::Client)", std::move(floor)}, {"v3lock Lock + Unlock (as above)", v3_acq});
+  r.add("acquire.deletes", "the same two requests, the watch filtered to DELETEs (etcd's NOPUT)",
+        {"queue txn + release delete, DELETEs watched", std::move(deletes)}, {"v3lock Lock + Unlock (as above)", v3_acq});
+  r.add("acquire.bare", "the same two requests with no watch open (what the revoke watch costs)",
+        {"queue txn + release delete, no watch", std::move(bare)}, {"v3lock Lock + Unlock (as above)", std::move(v3_acq)});
   // The cluster shares this machine's cores, so the client's CPU per cycle is latency here.
   r.add("acquire.cpu", "client CPU per uncontended acquire+release (user + system, all threads)",
         {"application + its etcd agent", std::move(sb_cpu)}, {"v3lock client", v3_cpu});
-  r.add("acquire.cpu.floor", "client CPU of the two txns in one process, watch open / none",
+  r.add("acquire.cpu.floor", "client CPU of the two requests in one process, watch open / none",
         {"watch open", std::move(floor_cpu)}, {"no watch", bare_cpu});
-  r.add("acquire.cpu.deletes", "client CPU of the two txns in one process, DELETEs watched / none",
+  r.add("acquire.cpu.deletes", "client CPU of the two requests in one process, DELETEs watched / none",
         {"DELETEs watched", std::move(deletes_cpu)}, {"no watch", std::move(bare_cpu)});
   auto v3_hand = in_pair("v3lock handoff", h, [&](int me, Samples& s) { return v3_handoff_player(e, me, h, s); });
   auto sb_hand = in_pair("sb handoff", h, [&](int me, Samples& s) { return sb_handoff_player(st.address, me, h, s); });

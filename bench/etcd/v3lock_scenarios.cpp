@@ -5,6 +5,8 @@
 #include <optional>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "etcd/etcd_client.hpp"
 #include "etcd/keep_alive.hpp"
 #include "etcd/watcher.hpp"
@@ -101,16 +103,19 @@ int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& ou
   return l->finish();
 }
 
-// The floor of sessionbroker's uncontended cycle on etcd: the backend's own two transactions
-// (queue key put + the session's range, then the token-compared delete), in this process, with
-// a watch open on the session's range as the backend keeps one, and no agent or library around
-// them. The difference to sb_acquire_release is what the agent hop and the library add.
+// The floor of sessionbroker's uncontended cycle on etcd: the backend's own two requests (the
+// queue txn: the session's generation compared, the request's key put, the session's range read;
+// then the release, a plain delete of that key, whose name is the request's alone), in this
+// process, with a watch open on the session's range as the backend keeps one, and no agent or
+// library around them. The difference to sb_acquire_release is what the agent hop and the library add.
 int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch watch, Samples& out) {
   auto l = Leased::make(endpoints);
   if (!l) return 1;
   etcd::Client* c = l->client.get();
-  const std::string session = "floor/s/7" + std::to_string(static_cast<int>(watch)),
-                    key = session + "/q/" + std::to_string(l->lease);
+  const std::string session = "floor/s/7" + std::to_string(static_cast<int>(watch));
+  auto created = c->put(session, std::string(40, 's'));  // the session key (no lease: the bench's own)
+  if (!created) return fail("session put", created.status());
+  const std::int64_t generation = created->header().revision();
   etcd::Watcher watcher(*c);
   std::optional<std::int64_t> handle;
   if (watch != FloorWatch::kNone) {
@@ -123,8 +128,13 @@ int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch 
   std::uint64_t cpu0 = 0;
   for (int i = 0; i < kWarmup + n; ++i) {
     if (i == kWarmup) cpu0 = cpu_ns_of(0);
+    const std::string key = fmt::format("{}/q/{:016x}.{:x}", session, l->lease, i + 1);
     const auto t0 = now_ns();
     etcdserverpb::TxnRequest put;
+    auto* same = put.add_compare();
+    same->set_key(session);
+    same->set_target(Compare::CREATE);
+    same->set_create_revision(generation);
     auto* absent = put.add_compare();
     absent->set_key(key);
     absent->set_target(Compare::CREATE);
@@ -139,19 +149,14 @@ int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch 
     auto r = c->txn(put);
     if (!r) return fail("queue txn", r.status());
     if (!r->succeeded()) return std::fprintf(stderr, "sb_etcd (floor): the queue key was there already\n"), 1;
-    etcdserverpb::TxnRequest del;
-    auto* mine = del.add_compare();
-    mine->set_key(key);
-    mine->set_target(Compare::CREATE);
-    mine->set_create_revision(r->header().revision());
-    del.add_success()->mutable_request_delete_range()->set_key(key);
-    auto d = c->txn(del);
-    if (!d) return fail("release txn", d.status());
-    if (!d->succeeded()) return std::fprintf(stderr, "sb_etcd (floor): the queue key's token changed\n"), 1;
+    auto d = c->delete_range(key);
+    if (!d) return fail("release", d.status());
+    if (d->deleted() != 1) return std::fprintf(stderr, "sb_etcd (floor): the queue key was gone\n"), 1;
     if (i >= kWarmup) out.add(static_cast<double>(now_ns() - t0), n);
   }
   out.cpu_ns.store((cpu_ns_of(0) - cpu0) / static_cast<std::uint64_t>(n));
   if (handle) watcher.cancel(*handle);
+  (void)c->delete_range(session);
   return l->finish();
 }
 

@@ -373,29 +373,43 @@ TEST_F(EtcdBackendTest, EveryQueueKeyCarriesTheProcessLease) {
   EXPECT_LE(ttl->ttl(), etcd::kProcessLeaseTtlSeconds);
 }
 
-// Pitfall: a release that deletes by name can delete a newer lock of the same process. Here the
-// process's grant is broken and it locks again: the stale grant's release deletes nothing.
+// Pitfall: a release that deletes by name can delete a newer lock of the same process (a delete
+// applied late, or repeated by a retry, after the process locked again). Here the process's grant
+// is broken and it locks again; then the old grant's release, and a delete of its key's name
+// arriving late, remove nothing of the new lock: each request's key has a name of its own.
 TEST_F(EtcdBackendTest, AStaleReleaseNeverDeletesTheNewerLockOfTheSameProcess) {
   auto b = etcd::EtcdBackend::attach(address_);
   ASSERT_TRUE(b) << b.status().to_string();
   auto h = (*b)->create_session("s", 0);
   ASSERT_TRUE(h);
+  auto admin = etcd::Client::connect(cluster_->endpoints());
+  ASSERT_TRUE(admin);
+  const std::string qp = etcd::Keys::queue_prefix(etcd::Keys{"sb"}.session("s"));
+  auto key_of = [&](std::uint64_t token) -> std::string {  // the queue key with this token, or ""
+    auto r = (*admin)->range(qp, etcd::prefix_end(qp));
+    if (!r) return {};
+    for (const auto& kv : r->kvs())
+      if (static_cast<std::uint64_t>(kv.create_revision()) == token) return kv.key();
+    return {};
+  };
   auto g1 = (*b)->acquire(*h, Mode::kExclusive, sessionbroker::detail::Clock::now() + 5s);
   ASSERT_TRUE(g1);
-  auto admin = etcd::Client::connect(cluster_->endpoints());
-  const std::string key = etcd::Keys::queue(etcd::Keys{"sb"}.session("s"), (*b)->lease_id());
-  ASSERT_TRUE((*admin)->delete_range(key));  // break-lock
+  const std::string key1 = key_of(g1->token);
+  ASSERT_FALSE(key1.empty());
+  ASSERT_TRUE((*admin)->delete_range(key1));  // break-lock
   ASSERT_TRUE(eventually([&] { return (*b)->grant_status(*g1) == sessionbroker::detail::GrantStatus::kLost; }));
   EXPECT_EQ((*b)->release(*h, *g1).code(), ErrorCode::kStaleToken);
   auto g2 = (*b)->acquire(*h, Mode::kExclusive, sessionbroker::detail::Clock::now() + 5s);
   ASSERT_TRUE(g2);
   EXPECT_GT(g2->token, g1->token);
   EXPECT_NE((*b)->release(*h, *g1).code(), ErrorCode::kOk);
-  auto r = (*admin)->range(key);
-  ASSERT_TRUE(r);
-  ASSERT_EQ(r->kvs_size(), 1) << "the stale release deleted the newer lock";
-  EXPECT_EQ(static_cast<std::uint64_t>(r->kvs(0).create_revision()), g2->token);
+  ASSERT_TRUE((*admin)->delete_range(key1));  // the first release's delete, arriving late
+  const std::string key2 = key_of(g2->token);
+  EXPECT_FALSE(key2.empty()) << "a delete of the old grant's key removed the newer lock";
+  EXPECT_NE(key2, key1);
+  EXPECT_EQ((*b)->grant_status(*g2), sessionbroker::detail::GrantStatus::kHeld);
   EXPECT_TRUE((*b)->release(*h, *g2));
+  EXPECT_TRUE(key_of(g2->token).empty()) << "the release left its key";
 }
 
 // A held session never expires (as on shared memory): the holder's process renews the session
@@ -475,7 +489,7 @@ TEST_F(EtcdBackendTest, ASessionCreatedAgainStartsWithAnEmptyQueue) {
   ASSERT_TRUE(admin);
   auto lease = (*admin)->grant(60);
   ASSERT_TRUE(lease);
-  const std::string leftover = etcd::Keys::queue(etcd::Keys{"sb"}.session("s"), lease->id);
+  const std::string leftover = etcd::Keys::queue(etcd::Keys{"sb"}.session("s"), lease->id, 1);
   ASSERT_TRUE((*admin)->put(leftover, "X", lease->id));  // a holder of the expired session "s"
   auto c = attach(address_);
   ASSERT_TRUE(c);

@@ -203,9 +203,9 @@ TEST_F(SessionctlEtcdTest, CheckNamesEachBrokenInvariant) {
   const std::string gone = keys.session("gone");
   ASSERT_TRUE(c.put("ctl/s/zz", "x"));                                                    // E1: not hex
   ASSERT_TRUE(c.put(bad, "not a session"));                                               // E2 twice: value, no lease
-  ASSERT_TRUE(c.put(etcd::Keys::queue(bad, 7), "Q"));                                     // E3, E4: no lease
+  ASSERT_TRUE(c.put(etcd::Keys::queue(bad, 7, 1), "Q"));                                     // E3, E4: no lease
   ASSERT_TRUE(c.put(keys.client("h", live->id), "nopid", live->id));                      // E5: value
-  ASSERT_TRUE(c.put(etcd::Keys::queue(gone, live->id), "X", live->id));                   // E7: a note only
+  ASSERT_TRUE(c.put(etcd::Keys::queue(gone, live->id, 1), "X", live->id));                   // E7: a note only
   RunResult r = ctl({"check"});
   EXPECT_EQ(r.code, 6) << r.out << r.err;
   for (const char* inv : {"VIOLATED E1 ", "VIOLATED E2 ", "VIOLATED E3 ", "VIOLATED E4 ", "VIOLATED E5 "})

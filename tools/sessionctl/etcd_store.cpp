@@ -109,9 +109,18 @@ class EtcdStore final : public AdminStore {
 
   Result<std::vector<std::uint64_t>> break_locks(const SessionRow& s) override {
     const std::string skey = keys_.session(s.id);
+    // A queue key's name carries its request's number, which the row does not: find each holder's
+    // key by its token (its create_revision).
+    const std::string qp = etcd::Keys::queue_prefix(skey);
+    auto queue = client_->range(qp, etcd::prefix_end(qp));
+    if (!queue) return queue.status();
     std::vector<std::uint64_t> broken;
     for (const auto& h : s.holders) {
-      const std::string qkey = etcd::Keys::queue(skey, h.client);
+      const auto kv = std::find_if(queue->kvs().begin(), queue->kvs().end(), [&](const mvccpb::KeyValue& k) {
+        return static_cast<std::uint64_t>(k.create_revision()) == h.token;
+      });
+      if (kv == queue->kvs().end()) continue;  // released or broken since `s` was read
+      const std::string& qkey = kv->key();
       auto r = client_->txn(delete_if_created_at(qkey, static_cast<std::int64_t>(h.token), qkey));
       if (!r) return r.status();
       if (r->succeeded()) broken.push_back(h.token);
@@ -175,7 +184,12 @@ KeyParts parse_key(const etcd::Keys& keys, std::string_view key) {
   if (slash == std::string_view::npos) return {KeyParts::kSession, {}, *id, skey, 0};
   const std::string qp = etcd::Keys::queue_prefix(skey);
   if (!key.starts_with(qp)) return p;
-  auto lease = lease_of(key.substr(qp.size()));
+  // <lease>.<request number, hex> (Keys::queue)
+  const std::string_view name = key.substr(qp.size());
+  const std::string_view number = name.size() > 17 ? name.substr(17) : std::string_view{};
+  if (name.size() <= 17 || name[16] != '.' || number.find_first_not_of("0123456789abcdef") != std::string_view::npos)
+    return p;
+  auto lease = lease_of(name.substr(0, 16));
   if (!lease) return p;
   return {KeyParts::kQueue, {}, *id, skey, *lease};
 }

@@ -149,8 +149,8 @@ std::string Keys::client(std::string_view host, std::int64_t lease) const {
 }
 std::string Keys::clients_of(std::string_view host) const { return fmt::format("{}/c/{}/", prefix, host); }
 std::string Keys::session(std::string_view id) const { return sessions() + hex(id); }
-std::string Keys::queue(const std::string& session_key, std::int64_t lease) {
-  return queue_prefix(session_key) + lease_name(lease);
+std::string Keys::queue(const std::string& session_key, std::int64_t lease, std::uint64_t request) {
+  return fmt::format("{}{}.{:x}", queue_prefix(session_key), lease_name(lease), request);
 }
 std::optional<std::string> Keys::id_of(std::string_view key) const {
   const std::string p = sessions();
@@ -789,7 +789,7 @@ Result<Grant> EtcdBackend::request(SessionHandle s, Mode mode, Clock::time_point
       return st;
     }
     const bool exclusive = mode == Mode::kExclusive;
-    const std::string my_key = Keys::queue(v->key, *lease);
+    const std::string my_key = Keys::queue(v->key, *lease, requests_.fetch_add(1, std::memory_order_relaxed) + 1);
     const std::string qp = Keys::queue_prefix(v->key);
     TxnRequest t;
     cmp_create(t, v->key, v->generation);
@@ -915,12 +915,12 @@ Status EtcdBackend::release(SessionHandle s, const Grant& g) {
   // and a view still holding the grant would take its own release for a loss (waking the
   // application's revoke thread for nothing, on every release).
   finish_request(v);
-  TxnRequest t;
-  cmp_create(t, my_key, static_cast<std::int64_t>(g.token));
-  add_delete(t.mutable_success(), my_key);
-  auto r = client_->txn(t);
+  // A plain delete, not a txn comparing the token: the name is this request's alone (Keys::queue),
+  // so a delete applied late, or twice, can remove nothing but this request's key, and "nothing
+  // deleted" means the key was gone already (the grant lost, or a first attempt that landed).
+  auto r = client_->delete_range(my_key);
   if (!r) return r.status();
-  return r->succeeded() ? Status{} : stale(v->id);
+  return r->deleted() == 1 ? Status{} : stale(v->id);
 }
 
 GrantWords EtcdBackend::grant_words(const Grant& g) { return words_of(*words_, g); }

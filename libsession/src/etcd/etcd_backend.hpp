@@ -7,9 +7,10 @@
 //   PREFIX/s/<hex id>             one per session: its attributes and TTL (encoded below), on the
 //                                 session's own lease (idle expiry: touching renews it). Its
 //                                 create_revision is the session's generation.
-//   PREFIX/s/<hex id>/q/<lease>   one per process queued on or holding the session: "S" or "X", on
-//                                 the process lease. Its create_revision is the grant's token:
-//                                 strictly increasing across the store, never reused.
+//   PREFIX/s/<hex id>/q/<lease>.<n>  one per request queued on or holding the session: "S" or
+//                                 "X", on the process lease; <n> numbers the process's requests,
+//                                 so a name is never used twice. Its create_revision is the
+//                                 grant's token: strictly increasing across the store, never reused.
 // Lock protocol (the queue is the keys of PREFIX/s/<hex id>/q/ by create_revision):
 //   acquire   opens a watch on the session's keys *from now* (so it is synced: a watch that starts
 //             at or below the current revision is served by etcd's 100 ms unsynced loop), then one
@@ -19,7 +20,9 @@
 //             request): FIFO, consecutive shared requests granted together, no barging.
 //   revoke    a holder's watch sees a newer incompatible key: that key *is* the revoke request
 //             (the grant's revoke word is raised, the revoke thread woken).
-//   release   a txn deleting the queue key if its create_revision is still the token.
+//   release   a plain delete of the request's queue key: its name is this request's alone, so
+//             the delete can remove nothing else (not a newer request of the same process), and
+//             "nothing deleted" says the grant was lost. A delete costs etcd less than a txn.
 //   fencing   reads, commits, expiry changes and destroys are txns that compare the queue key's
 //             create_revision to the token: a stale holder gets kStaleToken, never data, never a
 //             write.
@@ -63,7 +66,8 @@ struct Keys {
   std::string session(std::string_view id) const;
   static std::string session_range_end(const std::string& session_key) { return session_key + "0"; }
   static std::string queue_prefix(const std::string& session_key) { return session_key + "/q/"; }
-  static std::string queue(const std::string& session_key, std::int64_t lease);
+  // The queue key of a process's request number `request` (docs/etcd.md "Key space").
+  static std::string queue(const std::string& session_key, std::int64_t lease, std::uint64_t request);
   // The id of a session key, or nullopt for any other key under sessions().
   std::optional<std::string> id_of(std::string_view key) const;
 };
@@ -181,6 +185,7 @@ class EtcdBackend final : public Backend {
   CallGate gate_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> detached_{false};
+  std::atomic<std::uint64_t> requests_{0};  // numbers the queue keys' names (Keys::queue)
 
   // Declared last: destroyed first, so no callback runs into a destroyed member.
   std::unique_ptr<KeepAlive> keep_alive_;

@@ -21,8 +21,10 @@
 //     applied, so a retry can apply it twice. The caller must make that harmless: every mutation
 //     the backend sends is a txn guarded by compares (create_revision of its queue key equal to
 //     the token, or == 0 for "create if absent"), so a repeat finds its compare false and changes
-//     nothing; a caller that cares whether the first attempt landed reads the failure branch.
-//     Plain put and delete_range (tests, tools) are idempotent in their effect on the key.
+//     nothing; a caller that cares whether the first attempt landed reads the failure branch. The
+//     one exception, the release, is a plain delete_range of a key whose name no other request
+//     uses (docs/etcd.md, "Lock protocol"): a repeat deletes nothing. Plain put and delete_range
+//     are idempotent in their effect on the key.
 //   - grant: a repeat after a lost answer grants a second lease; the first leaks until its TTL
 //     expires (nobody renews it). Harmless, since nothing is attached to it.
 //   - revoke: idempotent (a repeat answers kNotFound, "requested lease not found").
