@@ -252,13 +252,21 @@ TEST_F(EtcdBackendTest, ClientCutOffFromTheClusterCannotCommitOnceItsLeaseIsGone
   auto cut = Child::spawn([&](Channel& ch) {
     auto c = Client::attach(address_of({lone}));
     if (!c) return 10;
+    std::atomic<bool> lost{false};
+    (*c)->on_revoke([&](const sessionbroker::RevokeEvent& e) {
+      if (e.kind == sessionbroker::RevokeEvent::Kind::kLost) lost.store(true);
+    });
     auto s = (*c)->open_or_create("s");
     if (!s) return 11;
     auto l = s->session.lock({"v"}, Mode::kExclusive, in(10s));
     if (!l || !l->put("v", "before") || !l->commit()) return 12;
     (void)l->put("v", "after the cut");
     ch.send("held");
-    ch.receive(60s);  // the test cuts us off, lets the lease go, reconnects us
+    ch.receive(60s);  // the test cut us off and the lease went: cut off, the keep-alive must tell
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (!lost.load() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(10ms);
+    ch.send(lost.load() ? "lost" : "not told");
+    ch.receive(60s);  // reconnected
     auto st = l->commit();
     ch.send(st ? "committed" : std::string(sessionbroker::to_string(st.code())));
     return 0;
@@ -278,6 +286,8 @@ TEST_F(EtcdBackendTest, ClientCutOffFromTheClusterCannotCommitOnceItsLeaseIsGone
   });
   EXPECT_EQ(other.channel().receive(20s), "granted");
   EXPECT_EQ(other.wait(), 0);
+  cut.channel().send("lost?");
+  EXPECT_EQ(cut.channel().receive(10s), "lost") << "a holder cut off from the cluster was not told its lease is gone";
   ASSERT_TRUE(cluster_->resume(lone));
   cut.channel().send("commit now");
   EXPECT_EQ(cut.channel().receive(20s), "stale token");

@@ -298,6 +298,7 @@ struct EtcdBackend::SessionView {
 
   // This process's request: its queue key and token while queued or granted (token 0: none).
   std::string my_key;
+  std::int64_t my_lease = 0;  // the process lease my_key is on
   std::int64_t token = 0;
   bool exclusive = false;
   bool granted = false;
@@ -517,7 +518,7 @@ void EtcdBackend::on_lease_lost(std::int64_t lease, const std::string&) {
   }
   for (auto& v : views) {
     std::lock_guard lk(v->mu);
-    if (v->token == 0 || !v->my_key.ends_with(lease_name(lease))) continue;
+    if (v->token == 0 || v->my_lease != lease) continue;
     if (v->granted) {
       std::atomic_ref<std::uint32_t>(v->words->state).store(0, std::memory_order_release);
     } else {
@@ -764,6 +765,7 @@ void EtcdBackend::finish_request(const std::shared_ptr<SessionView>& v) {
     v->token = 0;
     v->granted = v->lost = false;
     v->my_key.clear();
+    v->my_lease = 0;
     slot = v->slot;
     if (v->kept_lease != 0) stop_keeping_session_lease(*v);
   }
@@ -853,6 +855,7 @@ Result<Grant> EtcdBackend::request(SessionHandle s, Mode mode, Clock::time_point
     {
       std::unique_lock lk(v->mu);
       v->my_key = my_key;
+      v->my_lease = *lease;
       v->token = token;
       v->exclusive = exclusive;
       v->granted = v->lost = false;
