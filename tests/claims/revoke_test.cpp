@@ -46,6 +46,39 @@ TEST_P(ClaimTest, Claim03_RevokeRequestReleasesCachedLock) {
   EXPECT_EQ(holder.wait(), 0);
 }
 
+// The revoke request follows the modes: a shared request asks a cached exclusive lock back, and
+// leaves a cached shared lock alone (it is granted beside it). On etcd both holders' watches see
+// the shared key queued behind their grant; only the exclusive grant conflicts with it.
+TEST_P(ClaimTest, Claim03_ASharedRequestAsksBackAnExclusiveLockButNotASharedOne) {
+  for (const Mode held : {Mode::kExclusive, Mode::kShared}) {
+    SCOPED_TRACE(held == Mode::kExclusive ? "exclusive holder" : "shared holder");
+    const std::string id = held == Mode::kExclusive ? "x" : "s";
+    auto holder = Child::spawn([&](Channel& ch) {
+      auto cc = Client::attach(name_);
+      (*cc)->on_revoke([&](const RevokeEvent& e) { ch.send(kind_name(e)); });
+      auto s = (*cc)->create(id);
+      { auto l = s->lock_all(held, in(5s)); if (!l) return 10; }
+      ch.send("cached");
+      ch.receive(20s);  // stay alive until the test ends
+      return 0;
+    });
+    ASSERT_EQ(holder.channel().receive(), "cached");
+    auto c = attach();
+    auto l = c->open(id)->lock_all(Mode::kShared, in(10s));
+    ASSERT_TRUE(l) << l.status().to_string();
+    if (held == Mode::kExclusive) {
+      EXPECT_EQ(holder.channel().receive(), "requested");
+      EXPECT_EQ(holder.channel().receive(), "released");
+    } else {
+      auto told = holder.channel().receive(300ms);
+      EXPECT_FALSE(told) << "a cached shared lock was asked back by a shared request: " << *told;
+      EXPECT_EQ(holder_count(id), 2u);
+    }
+    holder.channel().send("done");
+    EXPECT_EQ(holder.wait(), 0);
+  }
+}
+
 // A waiter granted while another request is already queued behind it is asked back at once: it
 // uses the grant, caches it, and gives it back to the next in line without any further event (on
 // etcd the request behind it was in the view before the grant; nothing new arrives afterwards).
