@@ -125,7 +125,8 @@ int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& ou
 // The backend's queue txn and release alone, in process (no agent, no library), with a watch
 // open on the session's range that gets every event (as the backend's holder watch), DELETEs only, or none.
 enum class FloorWatch { kNone, kAll, kDeletes };
-int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch watch, Samples& out);
+int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch watch, Samples& out,
+                   Turns* turns = nullptr, int me = 0);
 // Lock, put guarded by the lock key's existence (a txn), Unlock.
 int v3_fenced_put(const std::vector<std::string>& endpoints, int n, Samples& out, Turns* turns = nullptr, int me = 0);
 // As sb_handoff_player: holds until the other's key is queued, then Unlock; sample: Unlock -> grant.

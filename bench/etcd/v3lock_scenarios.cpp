@@ -108,7 +108,9 @@ int v3_lock_unlock(const std::vector<std::string>& endpoints, int n, Samples& ou
 // then the release, a plain delete of that key, whose name is the request's alone), in this
 // process, with a watch open on the session's range as the backend keeps one, and no agent or
 // library around them. The difference to sb_acquire_release is what the agent hop and the library add.
-int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch watch, Samples& out) {
+int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch watch, Samples& out, Turns* turns,
+                   int me) {
+  Turn turn(turns, me);
   auto l = Leased::make(endpoints);
   if (!l) return 1;
   etcd::Client* c = l->client.get();
@@ -129,6 +131,7 @@ int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch 
   for (int i = 0; i < kWarmup + n; ++i) {
     if (i == kWarmup) cpu0 = cpu_ns_of(0);
     const std::string key = fmt::format("{}/q/{:016x}.{:x}", session, l->lease, i + 1);
+    if (i >= kWarmup) turn.before(i - kWarmup);
     const auto t0 = now_ns();
     etcdserverpb::TxnRequest put;
     auto* same = put.add_compare();
@@ -152,7 +155,10 @@ int txn_pair_floor(const std::vector<std::string>& endpoints, int n, FloorWatch 
     auto d = c->delete_range(key);
     if (!d) return fail("release", d.status());
     if (d->deleted() != 1) return std::fprintf(stderr, "sb_etcd (floor): the queue key was gone\n"), 1;
-    if (i >= kWarmup) out.add(static_cast<double>(now_ns() - t0), n);
+    if (i >= kWarmup) {
+      out.add(static_cast<double>(now_ns() - t0), n);
+      turn.after(i - kWarmup);
+    }
   }
   out.cpu_ns.store((cpu_ns_of(0) - cpu0) / static_cast<std::uint64_t>(n));
   if (handle) watcher.cancel(*handle);
