@@ -252,9 +252,14 @@ TEST_F(EtcdBackendTest, ClientCutOffFromTheClusterCannotCommitOnceItsLeaseIsGone
   auto cut = Child::spawn([&](Channel& ch) {
     auto c = Client::attach(address_of({lone}));
     if (!c) return 10;
-    std::atomic<bool> lost{false};
+    std::mutex mu;
+    std::condition_variable told;
+    bool lost = false;
     (*c)->on_revoke([&](const sessionbroker::RevokeEvent& e) {
-      if (e.kind == sessionbroker::RevokeEvent::Kind::kLost) lost.store(true);
+      if (e.kind != sessionbroker::RevokeEvent::Kind::kLost) return;
+      std::lock_guard lk(mu);
+      lost = true;
+      told.notify_all();
     });
     auto s = (*c)->open_or_create("s");
     if (!s) return 11;
@@ -263,9 +268,12 @@ TEST_F(EtcdBackendTest, ClientCutOffFromTheClusterCannotCommitOnceItsLeaseIsGone
     (void)l->put("v", "after the cut");
     ch.send("held");
     ch.receive(60s);  // the test cut us off and the lease went: cut off, the keep-alive must tell
-    const auto until = std::chrono::steady_clock::now() + 5s;
-    while (!lost.load() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(10ms);
-    ch.send(lost.load() ? "lost" : "not told");
+    bool heard;
+    {
+      std::unique_lock lk(mu);
+      heard = told.wait_for(lk, 5s, [&] { return lost; });
+    }
+    ch.send(heard ? "lost" : "not told");
     ch.receive(60s);  // reconnected
     auto st = l->commit();
     ch.send(st ? "committed" : std::string(sessionbroker::to_string(st.code())));
