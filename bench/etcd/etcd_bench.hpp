@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdint>
@@ -49,10 +50,12 @@ Samples* shared_samples();
 // Two measurements in two processes taking turns, a block of operations each, so that this
 // machine's drift in speed (a cluster on the same two cores; a VM whose speed wanders by tens of
 // percent within minutes) falls on both alike and their ratio is not an accident of which ran
-// first. Lives in shared memory (make() before the fork); the waiting side sleeps on a futex.
-// A side that finished leaves every later turn to the other.
+// first. Lives in shared memory (make() before the fork); the waiting side sleeps on the turn
+// word (shm::futex_wait). A side that finished leaves every later turn to the other; a side that
+// waited kTurnWait for its turn (the other stuck, or killed before it could finish) stops waiting.
 class Turns {
  public:
+  static constexpr std::chrono::seconds kTurnWait{60};
   static Turns* make(int block);
   // Before operation i of side `me` (0 goes first): at a block's start, waits for this side's turn.
   void before(int me, int i);
@@ -64,8 +67,8 @@ class Turns {
  private:
   void hand_over(int me);
   int block_ = 1;
-  std::atomic<std::uint32_t> turn_{0};
-  std::atomic<std::uint32_t> done_[2] = {};
+  std::uint32_t turn_ = 0;      // whose turn (0 or 1); futex word, accessed through atomic_ref
+  std::uint32_t done_[2] = {};  // atomic_ref
 };
 
 // One side's part in Turns for a timed loop (no-op without Turns): finishes on every way out.

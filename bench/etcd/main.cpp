@@ -10,10 +10,10 @@
 // grant) they run at once in two processes taking turns, 25 cycles each (Turns): this VM's speed
 // wanders by tens of percent within a minute, and measured one after the other the
 // acquire+release ratio swung from 0.98x to 1.36x between runs of the same build; taking turns,
-// 1.19x-1.30x. The other peers are measured right before their counterpart. The table (stdout and DIR/etcd.md) gives p50/p99 and the ratio of
-// p50s (sessionbroker / peer: below 1 is faster); DIR/sb_etcd.json has every summary and
-// DIR/samples/ the quantiles. Never a pass/fail on timings: a scenario fails only when an
-// operation does.
+// 1.19x-1.30x. The other peers are measured right before their counterpart. The table (stdout
+// and DIR/etcd.md) gives p50/p99 and the ratio of p50s (sessionbroker / peer: below 1 is
+// faster); DIR/sb_etcd.json has every summary and DIR/samples/ the quantiles. Never a pass/fail
+// on timings: a scenario fails only when an operation does.
 //
 // The main process never uses gRPC (etcd_bench.hpp): it forks the measuring processes, exec's
 // session-broker, kills holders and collects samples from shared memory.

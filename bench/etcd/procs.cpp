@@ -1,8 +1,6 @@
 // Process plumbing for sb_etcd: shared sample buffers, reaping, one-byte signals on pipes.
-#include <linux/futex.h>
 #include <poll.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -14,6 +12,7 @@
 #include <string>
 
 #include "etcd_bench.hpp"
+#include "sessionbroker/shm/futex.hpp"
 
 namespace sbetcd {
 
@@ -33,14 +32,14 @@ Turns* Turns::make(int block) {
   return t;
 }
 
-// Shared (not private) futex calls: the two sides are two processes.
 void Turns::before(int me, int i) {
   if (i % block_ != 0) return;
   const auto mine = static_cast<std::uint32_t>(me);
+  const auto give_up = sessionbroker::shm::Clock::now() + kTurnWait;
   for (;;) {
-    const std::uint32_t t = turn_.load(std::memory_order_acquire);
-    if (t == mine || done_[1 - me].load(std::memory_order_acquire) != 0) return;
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&turn_), FUTEX_WAIT, t, nullptr, nullptr, 0);
+    const std::uint32_t t = std::atomic_ref(turn_).load(std::memory_order_acquire);
+    if (t == mine || std::atomic_ref(done_[1 - me]).load(std::memory_order_acquire) != 0) return;
+    if (sessionbroker::shm::futex_wait(turn_, t, give_up) == sessionbroker::shm::WaitResult::kTimedOut) return;
   }
 }
 
@@ -49,13 +48,13 @@ void Turns::after(int me, int i) {
 }
 
 void Turns::finish(int me) {
-  done_[me].store(1, std::memory_order_release);
+  std::atomic_ref(done_[me]).store(1, std::memory_order_release);
   hand_over(me);
 }
 
 void Turns::hand_over(int me) {
-  turn_.store(static_cast<std::uint32_t>(1 - me), std::memory_order_release);
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&turn_), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+  std::atomic_ref(turn_).store(static_cast<std::uint32_t>(1 - me), std::memory_order_release);
+  sessionbroker::shm::futex_wake(turn_);
 }
 
 void Samples::reset() {
