@@ -2,7 +2,7 @@
 # Builds sessionbroker and runs its test suite. Installs missing Debian packages first.
 #   scripts/test.sh                      # RelWithDebInfo build in build/, every test
 #   SANITIZE=address,undefined scripts/test.sh   # in build-asan/
-#   SANITIZE=thread scripts/test.sh      # in build-tsan/, the in-process thread-lock, detach and record-pool tests only
+#   SANITIZE=thread scripts/test.sh      # in build-tsan/, the in-process thread-lock, fast-path, detach and record-pool tests only
 # Extra arguments go to ctest (for example -R Claim07 or --output-on-failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ case "$sanitize" in
   "") dir=build; type=RelWithDebInfo; filter=(); install=ON ;;
   address,undefined) dir=build-asan; type=Debug; filter=(); install=OFF ;;
   thread) dir=build-tsan; type=Debug; install=OFF
-          filter=(-R 'ClaimTest\.(Claim05|SharedProcessLock|Uncommitted)|LifecycleTest\.Detach|RecordPoolTest') ;;
+          filter=(-R 'ClaimTest\.(Claim05|SharedProcessLock|Uncommitted|FastPath)|LifecycleTest\.Detach|RecordPoolTest') ;;
   *) echo "SANITIZE must be empty, address,undefined or thread" >&2; exit 2 ;;
 esac
 jobs="$(nproc)"

@@ -8,22 +8,42 @@
 
 #include <cstdint>
 
+#include "fast_owner.hpp"
 #include "repair.hpp"
 #include "segment.hpp"
 #include "sessionbroker/shm/robust_mutex.hpp"
 
 namespace sessionbroker::detail {
 
-// RAII for the per-session mutex with its repair routine.
+// RAII for the per-session mutex with its repair routine, and the fast path's word around it
+// (fast_owner.hpp): right after locking, the word is absorbed (its owner, if any, goes on the
+// holder list; before a repair, which then rebuilds the lists from the records, its record is only
+// claimed); right before unlocking, settled. So every section sees the lists as the whole truth.
 class SessionGuard {
  public:
   SessionGuard(Segment& seg, std::uint32_t slot)
-      : guard_(seg.session(slot).mutex, [&] { Repair(seg).repair_session(slot); }) {}
+      : seg_(seg), slot_(slot), guard_(seg.session(slot).mutex, [&] {
+          fast::absorb(seg, slot, false);
+          Repair(seg).repair_session(slot);
+        }) {
+    if (!guard_.owner_died()) fast::absorb(seg, slot, true);
+  }
+  SessionGuard(const SessionGuard&) = delete;
+  SessionGuard& operator=(const SessionGuard&) = delete;
+  ~SessionGuard() { unlock(); }
   bool owner_died() const { return guard_.owner_died(); }
-  void unlock() { guard_.unlock(); }
+  void unlock() {
+    if (!locked_) return;
+    locked_ = false;
+    fast::settle(seg_, slot_);
+    guard_.unlock();
+  }
 
  private:
+  Segment& seg_;
+  const std::uint32_t slot_;
   shm::RobustGuard guard_;
+  bool locked_ = true;
 };
 
 inline shm::RobustGuard registry_guard(Segment& seg) {

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "clock.hpp"
+#include "fast_owner.hpp"
 #include "liveness.hpp"
 #include "stats.hpp"
 #include "guards.hpp"
@@ -86,7 +87,7 @@ void LockTable::grant(shm::SessionSlot& s, std::uint32_t rec, std::uint64_t now_
   s.holders_head = rec;
   ++s.holder_count;
   shm::set_lock_mode(s, shm::mode(r));
-  ++s.grants;
+  shm::fetch_add<std::uint64_t>(s.grants, 1, std::memory_order_relaxed);  // the fast path counts without the mutex
   if (now_ns != 0) shm::store(s.last_used_ns, now_ns, std::memory_order_relaxed);
   // seq_cst: pairs with evict_client (admin.cpp), see there.
   shm::set_state(r, RecordState::kGranted, std::memory_order_seq_cst);
@@ -153,7 +154,7 @@ void LockTable::clear_revoke_flags(shm::SessionSlot& s) {
 bool LockTable::unlink(shm::SessionSlot& s, std::uint32_t rec) {
   auto& r = seg_.record(rec);
   const RecordState st = shm::state(r);
-  if (st == RecordState::kGranted) {
+  if (st == RecordState::kGranted || st == RecordState::kReleasing) {  // kReleasing: release_fast, absorbed
     for (std::uint32_t* link = &s.holders_head; *link != shm::kNil; link = &seg_.record(*link).next) {
       if (*link != rec) continue;
       *link = r.next;
@@ -227,6 +228,7 @@ bool LockTable::holds_unlocked(const Segment& seg, SessionRef ref, const RecordG
 
 Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                              Clock::time_point deadline, const Caller* caller) {
+  if (auto fast = acquire_fast(client, rec, ref, mode, caller)) return std::move(*fast);
   auto& s = seg_.session(ref.slot);
   auto& r = seg_.record(rec);
   auto& stats = seg_.stats(client);
@@ -288,6 +290,7 @@ void LockTable::prepare_record(std::uint32_t rec, SessionRef ref, LockMode mode)
 // owned by the caller), the session untouched, no holder asked (no request_revoke) and no wait counted.
 Result<RecordGrant> LockTable::try_acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                                  const Caller* caller) {
+  if (auto fast = acquire_fast(client, rec, ref, mode, caller)) return std::move(*fast);
   auto& s = seg_.session(ref.slot);
   SessionGuard g(seg_, ref.slot);
   if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)
@@ -306,13 +309,18 @@ Result<RecordGrant> LockTable::try_acquire(std::uint32_t client, std::uint32_t r
 // (Registry::retire) the header's `retired`. The record's state was just stored seq_cst; if either
 // flag is up, or the slot is no longer the caller's, take the request back. REQUIRES: session mutex.
 Status LockTable::withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, std::uint32_t rec, const Caller* caller) {
+  Status why = gone_status(client, caller);
+  if (why) return {};
+  return withdraw(s, rec, std::move(why));
+}
+
+Status LockTable::gone_status(std::uint32_t client, const Caller* caller) const {
   const auto& cs = seg_.client(client);
   const bool live = shm::state(cs, std::memory_order_seq_cst) == shm::ClientState::kLive;
-  if (shm::load(seg_.header().retired, std::memory_order_seq_cst) != 0)
-    return withdraw(s, rec, retired_status());
+  if (shm::load(seg_.header().retired, std::memory_order_seq_cst) != 0) return retired_status();
   if (live && (!caller || cs.generation == caller->generation)) return {};
-  return withdraw(s, rec, Status(ErrorCode::kDetached, live ? "this client's registration was reclaimed: attach again"
-                                                            : "this client was evicted by an administrator (sessionctl evict-client)"));
+  return Status(ErrorCode::kDetached, live ? "this client's registration was reclaimed: attach again"
+                                           : "this client was evicted by an administrator (sessionctl evict-client)");
 }
 
 Status LockTable::withdraw(shm::SessionSlot& s, std::uint32_t rec, Status why) {
@@ -364,6 +372,7 @@ Result<RecordGrant> LockTable::wait_for_grant(std::uint32_t rec, SessionRef ref,
 
 Status LockTable::release(SessionRef ref, const RecordGrant& g) {
   if (g.record >= seg_.record_count()) return Status(ErrorCode::kNotHeld, "no such lock");
+  if (release_fast(ref, g)) return {};
   auto& r = seg_.record(g.record);
   DeferredWakes wakes;  // the grantee is woken after S is unlocked (destroyed after the guard)
   SessionGuard guard(seg_, ref.slot);
@@ -391,6 +400,92 @@ bool LockTable::break_lock(std::uint32_t rec, std::uint64_t token) {
   if (shm::state(r) != RecordState::kGranted || r.token != token || r.session != slot) return false;
   remove_record(seg_.session(slot), rec, RecordState::kBroken);
   shm::bump_and_wake(seg_.client(seg_.client_of_record(rec)).notify);  // tell the owner it lost the lock
+  return true;
+}
+
+// ---- the fast path (fast_owner.hpp; docs/protocol.md §2a) ----
+
+// The record's fields and token are written while it is kFree and the caller's alone; the
+// compare-and-swap of the word publishes them (idle -> owned); kGranted is stored after it, and the
+// word read again: still ours, and any mutex holder that takes it from now on finds the record
+// kGranted and links it; taken, and only the lists can say (confirm_fast). A failed publish
+// leaves the record kFree and a token unused (tokens only have to increase).
+std::optional<Result<RecordGrant>> LockTable::acquire_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref,
+                                                           LockMode mode, const Caller* caller) {
+  if (mode != LockMode::kExclusive || ref.slot >= seg_.caps().max_sessions) return std::nullopt;
+  auto& s = seg_.session(ref.slot);
+  std::uint64_t word = fast::idle(ref.gen);
+  if (shm::load(s.fast, std::memory_order_relaxed) != word) return std::nullopt;
+  auto& r = seg_.record(rec);
+  shm::set_mode(r, mode);
+  shm::store(r.session, ref.slot, std::memory_order_relaxed);
+  shm::store(r.session_gen, ref.gen, std::memory_order_relaxed);
+  shm::store(r.revoke, 0u, std::memory_order_relaxed);
+  r.revoke_at_ns = 0;
+  r.since_ns = 0;
+  r.next = shm::kNil;
+  const std::uint64_t token = shm::fetch_add<std::uint64_t>(seg_.header().next_token, 1);
+  shm::store(r.token, token, std::memory_order_relaxed);
+  // seq_cst: with the state's store below, the half of the eviction and retirement handshakes
+  // that withdraw_if_gone is on the mutex path (gone_status reads their flags after both).
+  if (!shm::compare_exchange(s.fast, word, fast::owned(ref.gen, rec), std::memory_order_seq_cst)) return std::nullopt;
+  test_point(TestPoint::kFastPublished);
+  shm::set_state(r, RecordState::kGranted, std::memory_order_seq_cst);  // only the owner moves it out of kFree
+  if (shm::load(s.fast, std::memory_order_seq_cst) != fast::owned(ref.gen, rec)) return confirm_fast(client, rec, ref, caller);
+  if (Status why = gone_status(client, caller); !why) {
+    (void)release(ref, RecordGrant{rec, token});
+    return Result<RecordGrant>(std::move(why));
+  }
+  count_event(seg_.stats(client), shm::Counter::kGrants);
+  shm::fetch_add<std::uint64_t>(s.grants, 1, std::memory_order_relaxed);
+  return Result<RecordGrant>(RecordGrant{rec, token});
+}
+
+std::optional<Result<RecordGrant>> LockTable::confirm_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref,
+                                                           const Caller* caller) {
+  auto& s = seg_.session(ref.slot);
+  auto& r = seg_.record(rec);
+  SessionGuard g(seg_, ref.slot);  // absorbs: a word still ours puts the record on the list
+  bool linked = false;
+  for (std::uint32_t h = s.holders_head, steps = 0; h != shm::kNil && steps++ < seg_.record_count(); h = seg_.record(h).next)
+    if (h == rec) linked = true;
+  if (linked && shm::state(r) == RecordState::kGranted) {
+    if (Status st = withdraw_if_gone(s, client, rec, caller); !st) return Result<RecordGrant>(std::move(st));
+    count_event(seg_.stats(client), shm::Counter::kGrants);
+    shm::fetch_add<std::uint64_t>(s.grants, 1, std::memory_order_relaxed);
+    return Result<RecordGrant>(RecordGrant{rec, r.token});
+  }
+  // Not a holder: absorbed while still kFree (left off the list), or broken since. Back to kFree;
+  // the caller asks again the mutex way, behind whoever came meanwhile.
+  if (linked) unlink(s, rec);
+  r.next = shm::kNil;
+  shm::set_state(r, RecordState::kFree);
+  return std::nullopt;
+}
+
+// kGranted -> kReleasing first (fails if the grant was broken: the mutex path reports it), then
+// the word (owned -> idle), then kFree. If a mutex holder absorbed the word before our
+// kReleasing, it put the record on the holder list: it comes off under the mutex, with the grant
+// pass that lets the next one in.
+bool LockTable::release_fast(SessionRef ref, const RecordGrant& g) {
+  if (ref.slot >= seg_.caps().max_sessions) return false;
+  auto& s = seg_.session(ref.slot);
+  auto& r = seg_.record(g.record);
+  std::uint64_t word = fast::owned(ref.gen, g.record);
+  if (shm::load(s.fast, std::memory_order_relaxed) != word || shm::load(r.token, std::memory_order_relaxed) != g.token)
+    return false;
+  std::uint32_t st = shm::word(RecordState::kGranted);
+  if (!shm::compare_exchange(r.state, st, shm::word(RecordState::kReleasing), std::memory_order_acq_rel)) return false;
+  shm::store(s.last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
+  test_point(TestPoint::kFastReleasing);
+  // acq_rel: the word may come from a settle, whose section read this record (its mode) before.
+  if (shm::compare_exchange(s.fast, word, fast::idle(ref.gen), std::memory_order_acq_rel)) {
+    shm::set_state(r, RecordState::kFree);
+    return true;
+  }
+  DeferredWakes wakes;  // destroyed after the guard: the grantee is woken once the mutex is let go
+  SessionGuard guard(seg_, ref.slot);
+  remove_record(s, g.record, RecordState::kFree, &wakes);  // off the list if absorbed onto it; the grant pass
   return true;
 }
 

@@ -155,6 +155,19 @@ class LockTable {
   // Takes a waiter's record out of the queue (or a grant that raced it back out of the holder
   // list) and frees it; `why` is what the waiter is told.
   Status withdraw(shm::SessionSlot& s, std::uint32_t record, Status why);
+  // The fast path (fast_owner.hpp, docs/protocol.md §2a), no mutex held. acquire_fast: an
+  // exclusive request on an idle session; nullopt when it did not apply (then `record` is kFree
+  // and the caller takes the mutex path). release_fast: false when `g` is not the word's owner
+  // (the mutex path then releases, or says why not).
+  std::optional<Result<RecordGrant>> acquire_fast(std::uint32_t client, std::uint32_t record, SessionRef ref,
+                                                  shm::LockMode mode, const Caller* caller);
+  bool release_fast(SessionRef ref, const RecordGrant& g);
+  // The request was absorbed before its owner saw its grant settled: decides under the mutex.
+  std::optional<Result<RecordGrant>> confirm_fast(std::uint32_t client, std::uint32_t record, SessionRef ref,
+                                                  const Caller* caller);
+  // Why a grant just made must be withdrawn (evicted, retired, slot reclaimed), read without a
+  // mutex after the grant's seq_cst state store; ok when it stands.
+  Status gone_status(std::uint32_t client, const Caller* caller) const;
   // No mutex held: the waiting owner's loop.
   Result<RecordGrant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline, const Caller* caller);
 

@@ -8,6 +8,7 @@
 #include "liveness.hpp"
 #include "stats.hpp"
 #include "blob_store.hpp"
+#include "fast_owner.hpp"
 #include "guards.hpp"
 #include "registry.hpp"
 
@@ -119,8 +120,11 @@ void Registry::reclaim_client_locked(std::uint32_t client) {
   const std::uint32_t first = seg_.first_record_of(client);
   for (std::uint32_t rec = first; rec < first + seg_.caps().locks_per_client; ++rec) {
     auto& r = seg_.record(rec);
-    if (shm::state(r) == RecordState::kFree) continue;
     const std::uint32_t slot = shm::load(r.session, std::memory_order_relaxed);
+    // A kFree record may still be named by its session's fast word (the owner died between
+    // publishing the word and storing kGranted): the guard below absorbs it as a holder, and it is
+    // removed like one, so no word names a record of this slot once the slot is reused.
+    if (shm::state(r) == RecordState::kFree && !fast::names(seg_, slot, rec)) continue;
     if (slot >= seg_.caps().max_sessions) {
       shm::set_state(r, RecordState::kFree);
       continue;

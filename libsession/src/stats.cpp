@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "clock.hpp"
+#include "fast_owner.hpp"
 #include "segment.hpp"
 
 namespace sessionbroker::detail {
@@ -102,8 +103,11 @@ SegmentStats collect_stats(const Segment& seg, std::size_t top_sessions) {
     const auto& s = seg.session(slot);
     if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive) continue;
     ++out.sessions_live;
-    SessionView v{slot, std::string(shm::session_id(s)), shm::lock_mode(s, std::memory_order_relaxed),
-                  relaxed(s.holder_count), relaxed(s.queue_len), relaxed(s.grants), relaxed(s.waits)};
+    // A fast-path owner (fast_owner.hpp) is a holder on no list.
+    const bool fast_owned = fast::owner_of(relaxed(s.fast)).has_value();
+    SessionView v{slot, std::string(shm::session_id(s)),
+                  fast_owned ? shm::LockMode::kExclusive : shm::lock_mode(s, std::memory_order_relaxed),
+                  relaxed(s.holder_count) + (fast_owned ? 1u : 0u), relaxed(s.queue_len), relaxed(s.grants), relaxed(s.waits)};
     if (v.grants == 0 && v.holders == 0 && v.queue_len == 0) continue;
     out.sessions.push_back(std::move(v));
   }

@@ -15,6 +15,8 @@ enum class TestPoint {
   kCommitStaged,      // BlobStore::commit: the new chain is written, not yet published (no mutex held)
   kDetachDraining,    // ShmBackend::detach: the gate is closed; waiting for calls in flight to end
   kWakesDeferred,     // DeferredWakes::flush: words bumped under a session mutex now unlocked, not yet woken
+  kFastPublished,     // LockTable::acquire_fast: the session's fast word names the record, still kFree
+  kFastReleasing,     // LockTable::release_fast: the record is kReleasing, the fast word still names it
 };
 
 using TestHook = void (*)(TestPoint);

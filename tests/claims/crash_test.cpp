@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include "claim_fixture.hpp"
+#include "check.hpp"
+#include "fast_owner.hpp"
 #include "guards.hpp"
 #include "test_point.hpp"
 
@@ -105,6 +107,140 @@ TEST_F(ShmClaimTest, HolderDyingBetweenReleaseAndWakeStillPassesTheLockOn) {
   EXPECT_TRUE(held_by("s", waiter.pid()));
   waiter.channel().send("done");
   EXPECT_EQ(waiter.wait(), 0);
+}
+
+// The fast path (fast_owner.hpp, docs/protocol.md §2a) at each of its crash points, with real
+// processes: the test point kills the owner there (its exit status proves it got there).
+namespace fastpath {
+using sessionbroker::detail::TestPoint;
+// A child that locks `id` exclusively and dies at `point` (on the lock at kFastPublished, on the
+// release at kFastReleasing).
+Child die_at(const std::string& segment, const std::string& id, TestPoint point) {
+  return Child::spawn([segment, id, point](Channel&) {
+    static TestPoint at;
+    at = point;
+    sessionbroker::detail::set_test_hook([](TestPoint p) {
+      if (p == at) _exit(42);
+    });
+    auto cc = Client::attach(segment);
+    auto s = (*cc)->open(id);
+    auto l = s->lock_all(Mode::kExclusive, in(5s));
+    if (!l || !l->unlock()) return 1;
+    (void)s->release(in(5s));
+    return 2;  // did not pass the point
+  });
+}
+}  // namespace fastpath
+
+// Died after publishing the fast word, before storing kGranted: the word names a kFree record,
+// which never held the lock. The next request takes it at once, and the dead client's reclaim
+// leaves no word naming a record of the freed client slot.
+TEST_F(ShmClaimTest, FastOwnerDyingBeforeItsGrantNeverHeldTheLock) {
+  auto c = attach();
+  auto s = c->create("s");
+  ASSERT_TRUE(s);
+  auto dier = fastpath::die_at(name_, "s", sessionbroker::detail::TestPoint::kFastPublished);
+  ASSERT_EQ(dier.wait(), 42);
+  const auto ref = *registry_->open_session("s");
+  const auto owner = sessionbroker::detail::fast::owner_of(seg_->session(ref.slot).fast);
+  ASSERT_TRUE(owner) << "the dead owner's word names its record";
+  EXPECT_EQ(seg_->record(*owner).state, static_cast<std::uint32_t>(sessionbroker::shm::RecordState::kFree));
+  auto l = s->try_lock_all(Mode::kExclusive);
+  ASSERT_TRUE(l) << "granted at once: " << l.status().to_string();
+  EXPECT_TRUE(held_by("s", getpid()));
+  EXPECT_EQ(holder_count("s"), 1u);
+  EXPECT_EQ(registry_->reclaim_all_dead(), 1);
+  EXPECT_FALSE(sessionbroker::detail::fast::names(*seg_, ref.slot, *owner));
+  auto report = sessionbroker::detail::check_segment(*seg_);
+  EXPECT_TRUE(report.ok()) << (report.violations.empty() ? "" : report.violations[0].detail);
+}
+
+// The same death, but nobody asks for the session afterwards: the dead client's reclaim (the
+// broker's, here called directly) follows the word to its kFree record, so the word is idle again
+// before the slot can be reused, and a fresh client gets the lock on the fast path.
+TEST_F(ShmClaimTest, ReclaimOfAFastOwnerDeadBeforeItsGrantClearsTheWord) {
+  ASSERT_TRUE(registry_->create_session("s", 0));
+  auto dier = fastpath::die_at(name_, "s", sessionbroker::detail::TestPoint::kFastPublished);
+  ASSERT_EQ(dier.wait(), 42);
+  const auto ref = *registry_->open_session("s");
+  ASSERT_TRUE(sessionbroker::detail::fast::owner_of(seg_->session(ref.slot).fast));
+  EXPECT_EQ(registry_->reclaim_all_dead(), 1);
+  EXPECT_EQ(seg_->session(ref.slot).fast, sessionbroker::detail::fast::idle(ref.gen));
+  auto report = sessionbroker::detail::check_segment(*seg_);
+  EXPECT_TRUE(report.ok()) << (report.violations.empty() ? "" : report.violations[0].detail);
+  auto c = attach();
+  auto l = c->open("s")->lock_all(Mode::kExclusive, in(5s));
+  ASSERT_TRUE(l) << l.status().to_string();
+  EXPECT_EQ(holder_count("s"), 1u);
+}
+
+// Died giving a fast grant back, after kReleasing, before the word: no longer a holder. The next
+// request is granted at once (no dead holder to wait out) and the record is freed by the reclaim.
+TEST_F(ShmClaimTest, FastOwnerDyingWhileReleasingLeavesNoHolder) {
+  auto c = attach();
+  auto s = c->create("s");
+  ASSERT_TRUE(s);
+  auto dier = fastpath::die_at(name_, "s", sessionbroker::detail::TestPoint::kFastReleasing);
+  ASSERT_EQ(dier.wait(), 42);
+  auto l = s->try_lock_all(Mode::kExclusive);
+  ASSERT_TRUE(l) << "granted at once: " << l.status().to_string();
+  EXPECT_TRUE(held_by("s", getpid()));
+  EXPECT_EQ(holder_count("s"), 1u);
+  EXPECT_EQ(registry_->reclaim_all_dead(), 1);
+  auto report = sessionbroker::detail::check_segment(*seg_);
+  EXPECT_TRUE(report.ok()) << (report.violations.empty() ? "" : report.violations[0].detail);
+  EXPECT_EQ(report.holders, 1u);
+}
+
+// An owner stalled between publishing the word and storing kGranted while another process asks:
+// the other request absorbs the word and, the record being kFree, is granted at once. The owner
+// then stores kGranted, finds the word taken and its record on no list, and asks again under the
+// mutex: it queues behind the one that came meanwhile (never two holders), and gets a newer token.
+TEST_F(ShmClaimTest, FastOwnerAbsorbedBeforeItsGrantAsksAgainBehind) {
+  auto c = attach();
+  ASSERT_TRUE(c->create("s"));
+  auto owner = Child::spawn([&](Channel& ch) {
+    static Channel* chan;
+    chan = &ch;
+    sessionbroker::detail::set_test_hook([](sessionbroker::detail::TestPoint p) {
+      if (p != sessionbroker::detail::TestPoint::kFastPublished) return;
+      chan->send("published");
+      chan->receive(30s);
+    });
+    auto cc = Client::attach(name_);
+    auto s = (*cc)->open("s");
+    auto l = s->lock_all(Mode::kExclusive, in(10s));
+    sessionbroker::detail::set_test_hook(nullptr);
+    if (!l) return 1;
+    auto v = l->get("who");
+    ch.send(std::to_string(s->token()) + " " + (v && *v ? **v : "nobody"));
+    return 0;
+  });
+  ASSERT_EQ(owner.channel().receive(), "published");
+  auto other = Child::spawn([&](Channel& ch) {
+    auto cc = Client::attach(name_);
+    auto s = (*cc)->open("s");
+    auto l = s->lock_all(Mode::kExclusive, in(10s));
+    if (!l || !l->put("who", "other") || !l->commit()) return 1;
+    ch.send(std::to_string(s->token()));
+    ch.receive(30s);
+    return l->unlock() ? 0 : 2;  // the owner's revoke request then takes the process lock back
+  });
+  const std::string other_token = other.channel().receive(10s).value_or("");
+  ASSERT_FALSE(other_token.empty());
+  EXPECT_TRUE(held_by("s", other.pid()));
+  owner.channel().send("go");
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; })) << "the owner queues behind";
+  EXPECT_FALSE(held_by("s", owner.pid()));
+  other.channel().send("done");
+  EXPECT_EQ(other.wait(), 0);
+  const std::string got = owner.channel().receive(10s).value_or("");
+  EXPECT_EQ(owner.wait(), 0);
+  ASSERT_NE(got.find(' '), std::string::npos) << got;
+  EXPECT_EQ(got.substr(got.find(' ') + 1), "other");
+  EXPECT_GT(std::stoull(got.substr(0, got.find(' '))), std::stoull(other_token));
+  auto report = sessionbroker::detail::check_segment(*seg_);
+  EXPECT_TRUE(report.ok()) << (report.violations.empty() ? "" : report.violations[0].detail);
 }
 
 // Many processes increment one counter under exclusive attribute locks, with lock caching and

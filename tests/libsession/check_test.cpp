@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "check.hpp"
+#include "fast_owner.hpp"
 #include "claims/claim_fixture.hpp"
 
 namespace sbtest {
@@ -103,7 +104,10 @@ TEST_F(CheckTest, DuplicateTokenIsNamed) {
   ASSERT_TRUE(c_->create("other"));
   auto other = c_->open("other")->lock_all(Mode::kExclusive, in(5s));
   ASSERT_TRUE(other);
-  auto& rec = seg_->record(seg_->session(registry_->open_session("other")->slot).holders_head);
+  // A sole exclusive holder is on no list: the session's fast word names it (fast_owner.hpp).
+  const auto owner = sessionbroker::detail::fast::owner_of(seg_->session(registry_->open_session("other")->slot).fast);
+  ASSERT_TRUE(owner);
+  auto& rec = seg_->record(*owner);
   const auto saved = rec.token;
   rec.token = seg_->record(busy().holders_head).token;
   EXPECT_NE(violations().find("held twice"), std::string::npos) << violations();

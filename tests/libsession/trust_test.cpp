@@ -12,6 +12,7 @@
 #include <ctime>
 #include <thread>
 
+#include "fast_owner.hpp"
 #include "claims/claim_fixture.hpp"
 #include "sessionbroker/shm/robust_mutex.hpp"
 
@@ -23,14 +24,16 @@ namespace shm = sessionbroker::shm;
 class TrustTest : public ShmClaimTest {
  protected:
   // The lock call's error code, from a child (a crash there is 128 + signal, not a test abort).
-  int lock_code_in_child(const std::string& id) {
+  // An exclusive lock on a free session takes the fast path, which needs no session mutex
+  // (fast_owner.hpp); a shared one always locks the mutex.
+  int lock_code_in_child(const std::string& id, Mode mode = Mode::kExclusive) {
     const std::string segment = name_;
-    Child child = Child::spawn([segment, id](Channel&) {
+    Child child = Child::spawn([segment, id, mode](Channel&) {
       auto c = Client::attach(segment);
       if (!c) return 100 + static_cast<int>(c.code());
       auto s = (*c)->open(id);
       if (!s) return 100 + static_cast<int>(s.code());
-      return static_cast<int>(s->lock({"a"}, Mode::kExclusive, in(2s)).code());
+      return static_cast<int>(s->lock({"a"}, mode, in(2s)).code());
     });
     return child.wait(20s).value_or(-1);
   }
@@ -65,13 +68,28 @@ TEST_F(TrustTest, HolderListIndexOutOfRangeIsCorruptNotACrash) {
   EXPECT_EQ(lock_code_in_child("s"), static_cast<int>(ErrorCode::kCorrupt));
 }
 
+// A fast word is read from the segment like any index: one naming a record out of range, or a
+// record that names another session, names nobody, and the session is locked as a free one.
+TEST_F(TrustTest, FastWordNamingNoRecordOfItsSessionNamesNobody) {
+  auto ref = registry_->create_session("s", 0);
+  ASSERT_TRUE(ref);
+  auto& slot = seg_->session(ref->slot);
+  for (std::uint64_t garbage : {sessionbroker::detail::fast::owned(ref->gen, 0x7FFFFFF0u),
+                                sessionbroker::detail::fast::owned(ref->gen, 3)}) {
+    slot.fast = garbage;  // record 3 is free and names no session
+    EXPECT_EQ(lock_code_in_child("s", Mode::kShared), 0);
+    EXPECT_EQ(slot.fast, sessionbroker::detail::fast::idle(ref->gen)) << "settled again after the lock's release";
+    EXPECT_EQ(lock_code_in_child("s"), 0);
+  }
+}
+
 TEST_F(TrustTest, UnrecoverableSessionMutexFailsTheCall) {
   ASSERT_TRUE(registry_->create_session("s", 0));
   pthread_mutex_t& m = session_mutex("s");
   die_holding(m);
   ASSERT_EQ(pthread_mutex_lock(&m), EOWNERDEAD);
   ASSERT_EQ(pthread_mutex_unlock(&m), 0);  // not marked consistent: unrecoverable from now on
-  EXPECT_EQ(lock_code_in_child("s"), static_cast<int>(ErrorCode::kCorrupt));
+  EXPECT_EQ(lock_code_in_child("s", Mode::kShared), static_cast<int>(ErrorCode::kCorrupt));
 }
 
 TEST_F(TrustTest, GarbageSessionMutexFailsTheCall) {
@@ -79,7 +97,7 @@ TEST_F(TrustTest, GarbageSessionMutexFailsTheCall) {
   pthread_mutex_t& m = session_mutex("s");
   m.__data.__kind = 0x7F;  // no mutex type glibc knows
   if (pthread_mutex_trylock(&m) != EINVAL) GTEST_SKIP() << "this glibc does not refuse the forged kind";
-  EXPECT_EQ(lock_code_in_child("s"), static_cast<int>(ErrorCode::kCorrupt));
+  EXPECT_EQ(lock_code_in_child("s", Mode::kShared), static_cast<int>(ErrorCode::kCorrupt));
 }
 
 // A repair that throws must not leave the mutex locked for ever: the next locker hears that the

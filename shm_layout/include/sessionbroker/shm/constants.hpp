@@ -1,4 +1,4 @@
-// Fixed limits and state codes of segment layout version 3. See shm_layout/LAYOUT.md.
+// Fixed limits and state codes of segment layout version 4. See shm_layout/LAYOUT.md.
 // Changing any value here changes the layout: bump kLayoutVersion.
 #pragma once
 
@@ -7,7 +7,7 @@
 namespace sessionbroker::shm {
 
 inline constexpr std::uint64_t kMagic = 0x314D485342524253ull;  // "SBRBSHM1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 3;
+inline constexpr std::uint32_t kLayoutVersion = 4;
 
 inline constexpr std::uint32_t kNil = 0xFFFFFFFFu;  // "no slot / no record / no block"
 
@@ -37,6 +37,8 @@ enum class RecordState : std::uint32_t {
   kGranted = 2,  // linked in its session's holder list; `token` is the current fencing token
   kBroken = 3,   // taken away by force (revoke deadline, break-lock, expiry); linked nowhere;
                  // only the owning client moves it back to kFree
+  kReleasing = 4,  // its owner is giving a fast-path grant back (LAYOUT.md "Fast path"): no longer
+                   // a holder; the owner takes it off the holder list if a mutex holder put it there
 };
 
 enum class SessionState : std::uint32_t { kFree = 0, kLive = 1 };

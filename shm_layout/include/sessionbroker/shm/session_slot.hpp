@@ -13,7 +13,11 @@
 //   * `last_used_ns` is a relaxed hint for idle expiry: releases, queued grants and a holder's
 //     set_ttl/touch write it under the session mutex, a client's revoke thread (thread unlocks,
 //     within a second) without it. `ttl_ms` is written at create and by a holder's set_ttl.
-//   * `grants` and `waits` are read by tools without the mutex.
+//   * `grants` and `waits` are read by tools without the mutex; `grants` is also counted (atomic
+//     add) by the fast path without it.
+//   * `fast` is the uncontended fast path's word (LAYOUT.md "Fast path"; the protocol is in
+//     libsession/src/fast_owner.hpp): an owner moves it idle -> owned and back without the mutex;
+//     a mutex holder makes it "slow" while it works and settles it again before unlocking.
 // Crash of a session-mutex holder: the session repair (Repair::repair_session in
 // libsession/src/repair.cpp) rebuilds holders, queue and mode from the lock records, then grants
 // and wakes; see LAYOUT.md "Repair summary".
@@ -30,6 +34,7 @@ namespace sessionbroker::shm {
 
 struct alignas(64) SessionSlot {
   RobustMutexData mutex;
+  std::uint64_t fast;          // generation << 32 | code: 0 slow, kFastIdle idle, else owner record + 1
   std::uint32_t state;         // SessionState
   std::uint32_t generation;    // incremented on each create and destroy; handles carry it to detect reuse
   std::uint32_t lock_mode;     // LockMode of the current holders (kNone when none)
