@@ -111,92 +111,81 @@ TEST_F(ShmClaimTest, HolderDyingBetweenReleaseAndWakeStillPassesTheLockOn) {
 
 // The fast path (fast_owner.hpp, docs/protocol.md §2a) at each of its crash points, with real
 // processes: the test point kills the owner there (its exit status proves it got there).
-namespace fastpath {
-using sessionbroker::detail::TestPoint;
-// A child that locks `id` exclusively and dies at `point` (on the lock at kFastPublished, on the
-// release at kFastReleasing).
-Child die_at(const std::string& segment, const std::string& id, TestPoint point) {
-  return Child::spawn([segment, id, point](Channel&) {
-    static TestPoint at;
-    at = point;
-    sessionbroker::detail::set_test_hook([](TestPoint p) {
-      if (p == at) _exit(42);
+class FastPathTest : public ShmClaimTest {
+ protected:
+  using TestPoint = sessionbroker::detail::TestPoint;
+  // Creates session "s" and has a child lock it exclusively and die at `point` (on the lock at
+  // kFastPublished, on the release at kFastReleasing).
+  void owner_dies_at(TestPoint point) {
+    ASSERT_TRUE(registry_->create_session("s", 0));
+    Child dier = Child::spawn([this, point](Channel&) {
+      static TestPoint at;
+      at = point;
+      sessionbroker::detail::set_test_hook([](TestPoint p) {
+        if (p == at) _exit(42);
+      });
+      auto cc = Client::attach(name_);
+      auto s = (*cc)->open("s");
+      auto l = s->lock_all(Mode::kExclusive, in(5s));
+      if (!l || !l->unlock()) return 1;
+      (void)s->release(in(5s));
+      return 2;  // did not pass the point
     });
-    auto cc = Client::attach(segment);
-    auto s = (*cc)->open(id);
-    auto l = s->lock_all(Mode::kExclusive, in(5s));
-    if (!l || !l->unlock()) return 1;
-    (void)s->release(in(5s));
-    return 2;  // did not pass the point
-  });
-}
-}  // namespace fastpath
+    ASSERT_EQ(dier.wait(), 42);
+  }
+  // The dead owner held nothing: a new client is granted at once, the reclaim frees the dead one,
+  // and the segment checks clean with the new client as the one holder.
+  void expect_free_at_once() {
+    auto c = attach();
+    auto s = c->open("s");
+    ASSERT_TRUE(s);
+    auto l = s->try_lock_all(Mode::kExclusive);
+    ASSERT_TRUE(l) << "granted at once: " << l.status().to_string();
+    EXPECT_TRUE(held_by("s", getpid()));
+    EXPECT_EQ(registry_->reclaim_all_dead(), 1);
+    auto report = sessionbroker::detail::check_segment(*seg_);
+    EXPECT_TRUE(report.ok()) << (report.violations.empty() ? "" : report.violations[0].detail);
+    EXPECT_EQ(report.holders, 1u);
+  }
+};
 
 // Died after publishing the fast word, before storing kGranted: the word names a kFree record,
-// which never held the lock. The next request takes it at once, and the dead client's reclaim
-// leaves no word naming a record of the freed client slot.
-TEST_F(ShmClaimTest, FastOwnerDyingBeforeItsGrantNeverHeldTheLock) {
-  auto c = attach();
-  auto s = c->create("s");
-  ASSERT_TRUE(s);
-  auto dier = fastpath::die_at(name_, "s", sessionbroker::detail::TestPoint::kFastPublished);
-  ASSERT_EQ(dier.wait(), 42);
+// which never held the lock.
+TEST_F(FastPathTest, OwnerDyingBeforeItsGrantNeverHeldTheLock) {
+  owner_dies_at(TestPoint::kFastPublished);
   const auto ref = *registry_->open_session("s");
   const auto owner = sessionbroker::detail::fast::owner_of(seg_->session(ref.slot).fast);
   ASSERT_TRUE(owner) << "the dead owner's word names its record";
   EXPECT_EQ(seg_->record(*owner).state, static_cast<std::uint32_t>(sessionbroker::shm::RecordState::kFree));
-  auto l = s->try_lock_all(Mode::kExclusive);
-  ASSERT_TRUE(l) << "granted at once: " << l.status().to_string();
-  EXPECT_TRUE(held_by("s", getpid()));
-  EXPECT_EQ(holder_count("s"), 1u);
-  EXPECT_EQ(registry_->reclaim_all_dead(), 1);
+  expect_free_at_once();
   EXPECT_FALSE(sessionbroker::detail::fast::names(*seg_, ref.slot, *owner));
-  auto report = sessionbroker::detail::check_segment(*seg_);
-  EXPECT_TRUE(report.ok()) << (report.violations.empty() ? "" : report.violations[0].detail);
 }
 
-// The same death, but nobody asks for the session afterwards: the dead client's reclaim (the
-// broker's, here called directly) follows the word to its kFree record, so the word is idle again
-// before the slot can be reused, and a fresh client gets the lock on the fast path.
-TEST_F(ShmClaimTest, ReclaimOfAFastOwnerDeadBeforeItsGrantClearsTheWord) {
-  ASSERT_TRUE(registry_->create_session("s", 0));
-  auto dier = fastpath::die_at(name_, "s", sessionbroker::detail::TestPoint::kFastPublished);
-  ASSERT_EQ(dier.wait(), 42);
+// The same death, but nobody asks for the session before the dead client is reclaimed (by the
+// broker; here called directly): the reclaim follows the word to its kFree record, so the word is
+// idle again before the client slot can be reused.
+TEST_F(FastPathTest, ReclaimOfAnOwnerDeadBeforeItsGrantClearsTheWord) {
+  owner_dies_at(TestPoint::kFastPublished);
   const auto ref = *registry_->open_session("s");
   ASSERT_TRUE(sessionbroker::detail::fast::owner_of(seg_->session(ref.slot).fast));
   EXPECT_EQ(registry_->reclaim_all_dead(), 1);
   EXPECT_EQ(seg_->session(ref.slot).fast, sessionbroker::detail::fast::idle(ref.gen));
   auto report = sessionbroker::detail::check_segment(*seg_);
   EXPECT_TRUE(report.ok()) << (report.violations.empty() ? "" : report.violations[0].detail);
-  auto c = attach();
-  auto l = c->open("s")->lock_all(Mode::kExclusive, in(5s));
-  ASSERT_TRUE(l) << l.status().to_string();
-  EXPECT_EQ(holder_count("s"), 1u);
 }
 
-// Died giving a fast grant back, after kReleasing, before the word: no longer a holder. The next
-// request is granted at once (no dead holder to wait out) and the record is freed by the reclaim.
-TEST_F(ShmClaimTest, FastOwnerDyingWhileReleasingLeavesNoHolder) {
-  auto c = attach();
-  auto s = c->create("s");
-  ASSERT_TRUE(s);
-  auto dier = fastpath::die_at(name_, "s", sessionbroker::detail::TestPoint::kFastReleasing);
-  ASSERT_EQ(dier.wait(), 42);
-  auto l = s->try_lock_all(Mode::kExclusive);
-  ASSERT_TRUE(l) << "granted at once: " << l.status().to_string();
-  EXPECT_TRUE(held_by("s", getpid()));
-  EXPECT_EQ(holder_count("s"), 1u);
-  EXPECT_EQ(registry_->reclaim_all_dead(), 1);
-  auto report = sessionbroker::detail::check_segment(*seg_);
-  EXPECT_TRUE(report.ok()) << (report.violations.empty() ? "" : report.violations[0].detail);
-  EXPECT_EQ(report.holders, 1u);
+// Died giving a fast grant back, after kReleasing, before the word: no longer a holder, so there is
+// no dead holder to wait out.
+TEST_F(FastPathTest, OwnerDyingWhileReleasingLeavesNoHolder) {
+  owner_dies_at(TestPoint::kFastReleasing);
+  expect_free_at_once();
 }
 
 // An owner stalled between publishing the word and storing kGranted while another process asks:
 // the other request absorbs the word and, the record being kFree, is granted at once. The owner
 // then stores kGranted, finds the word taken and its record on no list, and asks again under the
 // mutex: it queues behind the one that came meanwhile (never two holders), and gets a newer token.
-TEST_F(ShmClaimTest, FastOwnerAbsorbedBeforeItsGrantAsksAgainBehind) {
+TEST_F(FastPathTest, OwnerAbsorbedBeforeItsGrantAsksAgainBehind) {
   auto c = attach();
   ASSERT_TRUE(c->create("s"));
   auto owner = Child::spawn([&](Channel& ch) {
