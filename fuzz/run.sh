@@ -46,6 +46,12 @@ srcs() {
       sed "s|^|$root/libsession/|"
   done
 }
+# The shared-memory backend (open_backend() and ShmBackend), which sessionbroker_session needs: its
+# sources are a variable of libsession/CMakeLists.txt.
+shm_backend_srcs() {
+  sed -n '/set(SESSIONBROKER_SHM_BACKEND_SOURCES/p' "$root/libsession/CMakeLists.txt" | grep -o 'src/[A-Za-z0-9_]*\.cpp' |
+    sed "s|^|$root/libsession/|"
+}
 includes=(-I"$root/shm_layout/include" -I"$root/libsession/include" -I"$root/libsession/src" -I"$here")
 common=(-std=c++20 -g -DSESSIONBROKER_STATIC -pthread "${includes[@]}")
 
@@ -74,7 +80,7 @@ make_corpus() {
   local bin="$out/make_corpus"
   if stale "$bin"; then
     echo "fuzz: building $bin" >&2
-    mapfile -t lib < <(srcs sessionbroker_core sessionbroker_session)
+    mapfile -t lib < <(srcs sessionbroker_core sessionbroker_session; shm_backend_srcs)
     $cxx "${common[@]}" -O1 "$here/make_corpus.cpp" "${lib[@]}" -lfmt -o "$bin.tmp"
     mv "$bin.tmp" "$bin"
   fi
