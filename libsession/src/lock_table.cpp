@@ -476,6 +476,8 @@ bool LockTable::release_fast(SessionRef ref, const RecordGrant& g) {
     return false;
   std::uint32_t st = shm::word(RecordState::kGranted);
   if (!shm::compare_exchange(r.state, st, shm::word(RecordState::kReleasing), std::memory_order_acq_rel)) return false;
+  // Asked back with nobody queued (the broker's idle expiry asks a cached lock back): counted as release does.
+  if (shm::load(r.revoke) != 0) count_event(seg_.stats(seg_.client_of_record(g.record)), shm::Counter::kRevokes);
   shm::store(s.last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
   test_point(TestPoint::kFastReleasing);
   // acq_rel: the word may come from a settle, whose section read this record (its mode) before.
