@@ -16,9 +16,9 @@
 namespace sessionbroker::detail {
 
 // RAII for the per-session mutex with its repair routine, and the fast path's word around it
-// (fast_owner.hpp): right after locking, the word is absorbed (its owner, if any, goes on the
-// holder list; before a repair, which then rebuilds the lists from the records, its record is only
-// claimed); right before unlocking, settled. So every section sees the lists as the whole truth.
+// (fast_owner.hpp): right after locking, the word is absorbed (its owner, if kGranted, goes on the
+// holder list; before a repair, which then rebuilds the lists from the records, the word is only
+// taken); right before unlocking, settled. So every section sees the lists as the whole truth.
 class SessionGuard {
  public:
   SessionGuard(Segment& seg, std::uint32_t slot)
