@@ -122,8 +122,8 @@ void Registry::reclaim_client_locked(std::uint32_t client) {
     auto& r = seg_.record(rec);
     const std::uint32_t slot = shm::load(r.session, std::memory_order_relaxed);
     // A kFree record may still be named by its session's fast word (the owner died between
-    // publishing the word and storing kGranted): the guard below absorbs it as a holder, and it is
-    // removed like one, so no word names a record of this slot once the slot is reused.
+    // publishing the word and storing kGranted): the guard below takes the word (it was never a
+    // holder) and settles it, so no word names a record of this slot once the slot is reused.
     if (shm::state(r) == RecordState::kFree && !fast::names(seg_, slot, rec)) continue;
     if (slot >= seg_.caps().max_sessions) {
       shm::set_state(r, RecordState::kFree);
