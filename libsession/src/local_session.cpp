@@ -1,6 +1,7 @@
 #include "local_session.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -143,7 +144,8 @@ Status LocalSession::names_error(std::span<const std::string_view> attrs, bool w
 }
 
 Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const std::string_view> attrs, bool whole,
-                                                                 Mode mode, Clock::time_point deadline, bool wait) {
+                                                                 Mode mode, Clock::time_point deadline, bool wait,
+                                                                 bool busy) {
   // Checked before mu_ is taken: in a forked child mu_ may have been held by a parent's thread.
   if (Status st = client_.usable(); !st) return st;
   const Mode need = mode;
@@ -190,7 +192,8 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const
       continue;
     }
     if (state_ == ProcState::kNone) {
-      if (Status st = acquire_process_lock(lk, need, deadline, wait); !st) {
+      const bool try_first = !std::exchange(busy, false);
+      if (Status st = acquire_process_lock(lk, need, deadline, wait, try_first); !st) {
         unkept = recycle(std::move(t));
         return st;
       }
@@ -219,13 +222,15 @@ Status LocalSession::usable_locked() const {
   return {};
 }
 
-Status LocalSession::acquire_process_lock(Held& lk, Mode need, Clock::time_point deadline, bool wait) {
+Status LocalSession::acquire_process_lock(Held& lk, Mode need, Clock::time_point deadline, bool wait, bool try_first) {
   // Uncontended on a quick backend: granted without letting go of mu_. A busy try left no trace
   // (it queued nothing and asked nobody), so the request then queues as if it had not been made.
+  // No try when a lane claim's try was just answered kBusy (Backend::acquire grants at once anyway
+  // when the session is free by now).
   // Out of records, the idle locks of other sessions are given back with mu_ let go (their
   // mutexes are taken then), and the request goes the long way.
   std::optional<Result<Grant>> g;
-  if (backend_.quick_calls()) {
+  if (quick_ && try_first) {
     g.emplace(backend_.try_acquire(handle_, need));
     if (!*g && ((wait && g->code() == ErrorCode::kBusy) || g->code() == ErrorCode::kCapacityExceeded)) g.reset();
   }
@@ -260,7 +265,7 @@ void LocalSession::release_process_lock(Held& lk) {
   const bool was_revoked = revoke_seen_ && !lost_;
   // kStaleToken when it was broken meanwhile: released either way. A quick backend releases under
   // mu_; the callback always runs with mu_ let go (others wait for kReleasing meanwhile).
-  const bool quick = backend_.quick_calls();
+  const bool quick = quick_;
   if (quick) (void)backend_.release(handle_, g);
   if (!quick || was_revoked) {
     lk.unlock();
@@ -337,6 +342,7 @@ Status LocalSession::destroy_with(ThreadLockState& t) {
 }
 
 Status LocalSession::release(Clock::time_point deadline) {
+  if (release_lane()) return {};
   Held lk(*this);
   if (detached_) return Status(ErrorCode::kDetached, "client is detached");
   if (state_ != ProcState::kHeld) {
@@ -354,18 +360,24 @@ Status LocalSession::release(Clock::time_point deadline) {
   }
   if (state_ == ProcState::kHeld) release_process_lock(lk);
   --release_waiters_;
+  maybe_open_lane();
   notify_waiters();
   return {};
 }
 
-std::uint64_t LocalSession::token() const {
-  std::lock_guard lk(mu_);
-  return state_ == ProcState::kHeld ? grant_.token : 0;
+// Held, not a bare lock of mu_: a lane claim or release may be changing state_ and grant_.
+std::uint64_t LocalSession::token() {
+  Held lk(*this);
+  const std::uint64_t token = state_ == ProcState::kHeld ? grant_.token : 0;
+  maybe_open_lane();
+  return token;
 }
 
-bool LocalSession::held() const {
-  std::lock_guard lk(mu_);
-  return state_ == ProcState::kHeld && !lost_;
+bool LocalSession::held() {
+  Held lk(*this);
+  const bool held = state_ == ProcState::kHeld && !lost_;
+  maybe_open_lane();
+  return held;
 }
 
 void LocalSession::observe_segment_flags(Held& lk) {
@@ -399,6 +411,7 @@ bool LocalSession::release_if_idle() {
     return false;
   }
   release_process_lock(lk);
+  maybe_open_lane();
   return true;
 }
 

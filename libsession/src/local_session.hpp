@@ -2,7 +2,10 @@
 // revoke request) and the thread locks on attributes or the whole session.
 //
 // Thread safety: every member is guarded by mu_ except the immutable ones (id_, handle_, client_)
-// and the fast lane's (lane_ and what it hands over, below). Threads wait on cv_ with their
+// and the fast lane's (lane_ and what it hands over, below). A lane claim from kVacant and a lane
+// release from kOpen* also own the process lock's members (state_, grant_, held_mode_,
+// revoke_seen_, lost_) while lane_ is kBusy: every mu_ holder closes the lane first, which waits
+// kBusy out, so it never reads them mid-change. Threads wait on cv_ with their
 // deadline. The process lock is never released while a thread lock is held (users_ > 0); a revoke
 // request or an explicit release stops new thread locks from being granted on the cached process
 // lock, so waiting processes are not starved.
@@ -36,6 +39,16 @@
 //   kAbsorbed  a thread under mu_ closed the lane while it was kTaken and counted the holder's
 //              portion in users_/attrs_ (take_local); the holder's unlock then goes through mu_,
 //              which returns its state to lane_spare_ and stores kClosed.
+//   kVacant    the process lock is not held and nothing is pending (state_ kNone, no thread lock,
+//              no release waiting, not detached, destroyed or retired) on a quick backend; opened
+//              under mu_ (maybe_open_lane) or by a lane release. A claimer (kVacant -> kBusy)
+//              acquires the process lock itself with Backend::try_acquire, which leaves no trace
+//              when it fails: granted, it holds its thread lock as kTaken (the lane opens kOpen* at
+//              its unlock); busy or failed, it stores kVacant back and takes the mutex way.
+// The lane release. Session::release() on an open lane (kOpen* -> kBusy: the process lock is held,
+// idle, not asked back, and nobody waits on cv_ for it: see release_lane) gives the process lock
+// back with Backend::release and stores kVacant. So a full cycle of lock, unlock and release on an
+// idle session takes no mutex of this process: kVacant -> kTaken -> kOpen* -> kVacant.
 // Only a thread holding mu_ moves lane_ out of kClosed or kAbsorbed. mu_ is taken only through
 // Held, which closes the lane every time it takes mu_, the first time and again after any let-go
 // (a callback, a condition wait, a backend call): so whoever holds mu_ sees every thread lock, and
@@ -106,7 +119,12 @@ struct ThreadLockState {
 class LocalSession : public std::enable_shared_from_this<LocalSession> {
  public:
   LocalSession(ClientImpl& client, Backend& backend, std::string id, SessionHandle handle)
-      : client_(client), backend_(backend), id_(std::move(id)), handle_(handle), fork_epoch_(fork_epoch()) {}
+      : client_(client),
+        backend_(backend),
+        id_(std::move(id)),
+        handle_(handle),
+        fork_epoch_(fork_epoch()),
+        quick_(backend.quick_calls()) {}
 
   const std::string& id() const { return id_; }
   SessionHandle handle() const { return handle_; }
@@ -118,8 +136,9 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   Result<std::unique_ptr<ThreadLockState>> lock(std::span<const std::string_view> attrs, bool whole, Mode mode,
                                                 Clock::time_point deadline) {
     if (!names_valid(attrs, whole)) return names_error(attrs, whole);
-    if (auto t = try_lane(attrs, whole, mode)) return t;
-    return lock_slow(attrs, whole, mode, deadline, true);
+    bool busy = false;
+    if (auto t = try_lane(attrs, whole, mode, busy)) return t;
+    return lock_slow(attrs, whole, mode, deadline, true, busy);
   }
   // The same without waiting: granted at once, else kBusy. It waits for no thread of this process
   // (a conflicting thread lock, a process lock being acquired, given back or asked back: kBusy)
@@ -128,8 +147,9 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   // back first, as lock() does, then the try acquires.
   Result<std::unique_ptr<ThreadLockState>> try_lock(std::span<const std::string_view> attrs, bool whole, Mode mode) {
     if (!names_valid(attrs, whole)) return names_error(attrs, whole);
-    if (auto t = try_lane(attrs, whole, mode)) return t;
-    return lock_slow(attrs, whole, mode, Clock::time_point::min(), false);
+    bool busy = false;  // a busy try from kVacant: lock_slow tries once more, as a try-lock must report
+    if (auto t = try_lane(attrs, whole, mode, busy)) return t;
+    return lock_slow(attrs, whole, mode, Clock::time_point::min(), false, false);
   }
   Status commit(ThreadLockState& t);
   // An explicit commit: like commit(), but with nothing pending it still reports kStaleToken
@@ -145,9 +165,10 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   }
   // Destroys the session using the exclusive whole-session lock `t` holds.
   Status destroy_with(ThreadLockState& t);
+  // Gives the process lock back once no thread uses it (through the lane when it is open).
   Status release(Clock::time_point deadline);
-  std::uint64_t token() const;
-  bool held() const;
+  std::uint64_t token();
+  bool held();
 
   // Revoke thread: looks at this session's revoke flag and lost state; releases when it can.
   // Also records the session's last use for idle expiry when a thread unlocked since the last call.
@@ -208,9 +229,10 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
     return true;
   }
   static Status names_error(std::span<const std::string_view> attrs, bool whole);  // REQUIRES: !names_valid
-  // `wait` false: a try-lock (deadline unused), see try_lock().
+  // `wait` false: a try-lock (deadline unused), see try_lock(). `busy`: the backend just answered
+  // a try_acquire of this request with kBusy (a lane claim), so the request queues at once.
   Result<std::unique_ptr<ThreadLockState>> lock_slow(std::span<const std::string_view> attrs, bool whole, Mode mode,
-                                                     Clock::time_point deadline, bool wait);
+                                                     Clock::time_point deadline, bool wait, bool busy);
   // For a try-lock that cannot take a thread lock now: kBusy unless the process lock is free or an
   // idle one it may give back first (lost, or too weak: !may_use and nobody asked). REQUIRES: mu_
   Status busy_unless_free(bool may_use) const;
@@ -224,16 +246,21 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   // Keeps `t` for reuse; returns it when there is no room, for the caller to destroy with mu_ free.
   std::unique_ptr<ThreadLockState> recycle(std::unique_ptr<ThreadLockState> t);  // REQUIRES: mu_
   // The fast lane (see the top of this file). try_lane: a thread lock without mu_, or nullptr when
-  // the lane is not open for it. return_lane: gives a lane lock back without mu_; false when the
-  // lane was absorbed meanwhile (then the caller unlocks through mu_).
-  std::unique_ptr<ThreadLockState> try_lane(std::span<const std::string_view> attrs, bool whole, Mode mode);
+  // the lane is not open for it (`busy` set when a claim from kVacant found the session busy).
+  // claim_vacant: its kVacant half. return_lane: gives a lane lock back without mu_; false when
+  // the lane was absorbed meanwhile (then the caller unlocks through mu_). release_lane: gives the
+  // idle process lock back without mu_; false when the lane is not open.
+  std::unique_ptr<ThreadLockState> try_lane(std::span<const std::string_view> attrs, bool whole, Mode mode, bool& busy);
+  std::unique_ptr<ThreadLockState> claim_vacant(std::span<const std::string_view> attrs, bool whole, Mode mode,
+                                                bool& busy);
   bool return_lane(std::unique_ptr<ThreadLockState>& t);
+  bool release_lane();
   void close_lane();      // REQUIRES: mu_ (Held calls it)
-  bool lane_may_open() const;             // REQUIRES: mu_
+  std::uint32_t lane_to_open() const;     // REQUIRES: mu_. The kOpen* or kVacant it may open, else kClosed
   void maybe_open_lane();                 // REQUIRES: mu_
   bool take_lane_locked(ThreadLockState& t);  // REQUIRES: mu_; false: count `t` with take_local
   Status usable_locked() const;                                                  // REQUIRES: mu_
-  Status acquire_process_lock(Held& lk, Mode need, Clock::time_point deadline, bool wait);
+  Status acquire_process_lock(Held& lk, Mode need, Clock::time_point deadline, bool wait, bool try_first);
   void release_process_lock(Held& lk);
   bool must_give_back() const { return revoke_seen_ || lost_ || release_waiters_ > 0; }  // REQUIRES: mu_
   // May the process lock be given back now? Not while a thread uses it, nor while the grant is
@@ -249,6 +276,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   const std::string id_;
   const SessionHandle handle_;
   const std::uint64_t fork_epoch_;  // a forked child's copy of the lane is not its own
+  const bool quick_;                 // backend_.quick_calls()
 
   mutable std::mutex mu_;
   std::condition_variable cv_;  // waited on only through Held::wait_until, woken by notify_waiters
@@ -273,7 +301,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   std::vector<std::unique_ptr<ThreadLockState>> spare_;  // cleared states for reuse
   bool retired_ = false;         // drop_spares() ran: keep no state (they would hold references)
 
-  enum LaneState : std::uint32_t { kClosed, kOpenShared, kOpenExclusive, kBusy, kTaken, kAbsorbed };
+  enum LaneState : std::uint32_t { kClosed, kOpenShared, kOpenExclusive, kBusy, kTaken, kAbsorbed, kVacant };
   std::atomic<std::uint32_t> lane_{kClosed};
   std::uint32_t lane_open_ = kClosed;            // the kOpen* value the lane was opened with
   std::unique_ptr<ThreadLockState> lane_spare_;  // the lane's state while the lane is not kTaken
@@ -289,8 +317,9 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
 // ---- the fast lane's two ends, inline: they are the whole of a cached thread lock ----
 
 inline std::unique_ptr<ThreadLockState> LocalSession::try_lane(std::span<const std::string_view> attrs, bool whole,
-                                                               Mode mode) {
+                                                               Mode mode, bool& busy) {
   std::uint32_t open = lane_.load(std::memory_order_relaxed);
+  if (open == kVacant) return claim_vacant(attrs, whole, mode, busy);
   if (open != kOpenExclusive && (open != kOpenShared || mode != Mode::kShared)) return nullptr;
   if (forked_since(fork_epoch_)) return nullptr;
   if (!lane_.compare_exchange_strong(open, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return nullptr;

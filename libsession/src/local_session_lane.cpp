@@ -26,20 +26,24 @@ void LocalSession::close_lane() {
           return;
         }
         continue;
-      default:  // kOpenShared, kOpenExclusive
+      default:  // kOpenShared, kOpenExclusive, kVacant
         if (lane_.compare_exchange_weak(v, kClosed, std::memory_order_acquire)) return;
         continue;
     }
   }
 }
 
-bool LocalSession::lane_may_open() const {
-  return lane_.load(std::memory_order_relaxed) == kClosed && state_ == ProcState::kHeld && !lost_ &&
-         !must_give_back() && idle() && !detached_ && !destroyed_ && !retired_;
+std::uint32_t LocalSession::lane_to_open() const {
+  if (lane_.load(std::memory_order_relaxed) != kClosed || detached_ || destroyed_ || retired_ || !idle() ||
+      release_waiters_ > 0)
+    return kClosed;
+  if (state_ == ProcState::kHeld && !lost_ && !revoke_seen_) return held_mode_ == Mode::kExclusive ? kOpenExclusive : kOpenShared;
+  return state_ == ProcState::kNone && quick_ ? kVacant : kClosed;
 }
 
 void LocalSession::maybe_open_lane() {
-  if (!lane_may_open()) return;
+  const std::uint32_t open = lane_to_open();
+  if (open == kClosed) return;
   if (!lane_spare_) {
     if (spare_.empty()) {
       lane_spare_ = std::make_unique<ThreadLockState>();
@@ -52,9 +56,13 @@ void LocalSession::maybe_open_lane() {
       lane_spare_->client = client_.shared_from_this();
     }
   }
+  if (open == kVacant) {
+    lane_.store(kVacant, std::memory_order_release);
+    return;
+  }
   lane_words_ = backend_.grant_words(grant_);
   if (lane_words_.state == nullptr) return;
-  lane_open_ = held_mode_ == Mode::kExclusive ? kOpenExclusive : kOpenShared;
+  lane_open_ = open;
   lane_.store(lane_open_, std::memory_order_release);
 }
 
@@ -63,7 +71,8 @@ void LocalSession::maybe_open_lane() {
 // could claim it first). Its unlock then gives it back without mu_ (return_lane), and the lane is
 // open for the next one. lane_spare_ must be empty while kTaken: a spare one goes to spare_.
 bool LocalSession::take_lane_locked(ThreadLockState& t) {
-  if (!lane_may_open()) return false;
+  const std::uint32_t open = lane_to_open();
+  if (open != kOpenExclusive && open != kOpenShared) return false;
   if (lane_spare_) {
     if (spare_.size() >= kSpareStates) return false;
     lane_spare_->clear_use();
@@ -71,10 +80,60 @@ bool LocalSession::take_lane_locked(ThreadLockState& t) {
   }
   lane_words_ = backend_.grant_words(grant_);
   if (lane_words_.state == nullptr) return false;
-  lane_open_ = held_mode_ == Mode::kExclusive ? kOpenExclusive : kOpenShared;
+  lane_open_ = open;
   t.via_lane = true;
   lane_holder_ = &t;
   lane_.store(kTaken, std::memory_order_release);
+  return true;
+}
+
+
+// kVacant -> kBusy: this thread owns the process lock's members (every mu_ holder waits kBusy out)
+// and lane_spare_. Backend::try_acquire answers at once on a quick backend and leaves no trace when
+// it fails; then the lane is kVacant again and lock_slow takes over (queueing at once if kBusy).
+std::unique_ptr<ThreadLockState> LocalSession::claim_vacant(std::span<const std::string_view> attrs, bool whole,
+                                                            Mode mode, bool& busy) {
+  if (forked_since(fork_epoch_)) return nullptr;
+  std::uint32_t vacant = kVacant;
+  if (!lane_.compare_exchange_strong(vacant, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return nullptr;
+  auto g = backend_.try_acquire(handle_, mode);
+  const GrantWords words = g ? backend_.grant_words(*g) : GrantWords{};
+  if (!g || words.state == nullptr) {
+    if (g) (void)backend_.release(handle_, *g);  // not reached on shared memory: a grant has its words
+    busy = !g && g.code() == ErrorCode::kBusy;
+    lane_.store(kVacant, std::memory_order_release);
+    return nullptr;
+  }
+  state_ = ProcState::kHeld;
+  grant_ = *g;
+  held_mode_ = mode;
+  revoke_seen_ = lost_ = false;
+  lane_words_ = words;
+  lane_open_ = mode == Mode::kExclusive ? kOpenExclusive : kOpenShared;
+  std::unique_ptr<ThreadLockState> t = std::move(lane_spare_);
+  t->set_portion(attrs, whole, mode);
+  t->grant = grant_;
+  t->via_lane = true;
+  lane_holder_ = t.get();
+  lane_.store(kTaken, std::memory_order_release);
+  return t;
+}
+
+// kOpen* -> kBusy: the process lock is held, idle, not asked back as far as this process has seen,
+// and no release() waits (the lane opens only then, and only mu_ holders change that). A revoke
+// request raised in the segment meanwhile is answered by this release. No thread waits on cv_ for
+// this step: the lane opened after the last change a waiter waits for was notified (a waiter
+// retakes mu_, which closes the lane, before it looks again). The lane then stays kVacant: the
+// conditions of lane_to_open() for it are those of kOpen* with the lock given back.
+bool LocalSession::release_lane() {
+  std::uint32_t open = lane_.load(std::memory_order_relaxed);
+  if ((open != kOpenExclusive && open != kOpenShared) || !quick_ || forked_since(fork_epoch_)) return false;
+  if (!lane_.compare_exchange_strong(open, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return false;
+  (void)backend_.release(handle_, grant_);  // kStaleToken when broken meanwhile: released either way
+  state_ = ProcState::kNone;
+  grant_ = {};
+  revoke_seen_ = lost_ = false;
+  lane_.store(kVacant, std::memory_order_release);
   return true;
 }
 

@@ -275,6 +275,101 @@ TEST_F(ShmClaimTest, Claim05_FastLaneAndMutexPathExcludeEachOther) {
   EXPECT_EQ(b, 2 * kRounds);
 }
 
+// The lane's full cycle: on an idle session a lock claims the lane from kVacant and acquires the
+// process lock itself, and release() on an open lane gives it back, neither through the session's
+// mutex (local_session.hpp). Here threads of one client race full cycles (lock, unlock, release)
+// against a reader that takes the whole session shared, a thread that tries, and one that asks
+// token() and held(), which read the process lock's state under the mutex while the lane's
+// claims and releases change it. `plain` is guarded only by the locks: a lapse in exclusion is a
+// lost increment, and a data race under ThreadSanitizer.
+TEST_F(ShmClaimTest, Claim05_FullCyclesThroughTheLaneRaceTheMutexPath) {
+  auto c = attach();
+  auto s = c->create("s");
+  constexpr int kWriters = 3, kRounds = 400;
+  int plain = 0;
+  std::atomic<int> writers_left{kWriters};
+  // A release that finds nothing held (another thread's release came first): kNotHeld.
+  auto released_ok = [](const Status& st) { EXPECT_TRUE(st || st.code() == ErrorCode::kNotHeld) << st.to_string(); };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kRounds; ++i) {
+        auto l = s->lock({"n"}, Mode::kExclusive, in(10s));
+        ASSERT_TRUE(l) << l.status().to_string();
+        ++plain;
+        ASSERT_TRUE(l->unlock());
+        released_ok(s->release(in(10s)));
+      }
+      --writers_left;
+    });
+  }
+  threads.emplace_back([&] {
+    while (writers_left.load() > 0) {
+      auto l = s->lock_all(Mode::kShared, in(10s));
+      ASSERT_TRUE(l) << l.status().to_string();
+      EXPECT_LE(plain, kWriters * kRounds);  // a read under the shared lock
+      ASSERT_TRUE(l->unlock());
+      released_ok(s->release(in(10s)));
+    }
+  });
+  threads.emplace_back([&] {
+    while (writers_left.load() > 0) {
+      auto l = s->try_lock({"n"}, Mode::kExclusive);
+      if (!l) {
+        EXPECT_EQ(l.code(), ErrorCode::kBusy) << l.status().to_string();
+        continue;
+      }
+      ++plain;
+      --plain;
+    }
+  });
+  threads.emplace_back([&] {
+    std::uint64_t last = 0;
+    while (writers_left.load() > 0) {
+      const std::uint64_t token = s->token();
+      EXPECT_TRUE(token == 0 || token >= last) << "tokens go back: " << token << " after " << last;
+      if (token != 0) last = token;
+      (void)s->held();
+    }
+  });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(plain, kWriters * kRounds);
+  released_ok(s->release(in(10s)));
+  EXPECT_FALSE(s->held());
+  EXPECT_EQ(s->token(), 0u);
+  auto report = sessionbroker::detail::check_segment(*seg_);
+  EXPECT_TRUE(report.ok()) << (report.violations.empty() ? "" : report.violations[0].detail);
+}
+
+// The lane's claim from kVacant on a session another client holds: the try finds it busy, the
+// request queues and is granted when the holder gives it back; a try-lock says
+// kBusy; after the session was destroyed by the other client the claim's failure is reported as
+// lock() reports it without the lane.
+TEST_F(ShmClaimTest, LaneClaimOnABusySessionQueuesAndOnADestroyedOneFails) {
+  auto c = attach();
+  auto other = attach();
+  auto s = c->create("s");
+  ASSERT_TRUE(s->lock({"n"}, Mode::kExclusive, in(5s))->unlock());
+  ASSERT_TRUE(s->release(in(5s)));  // the lane is kVacant now
+  auto theirs = other->open("s");
+  auto held = theirs->lock({"n"}, Mode::kExclusive, in(5s));
+  ASSERT_TRUE(held);
+  EXPECT_EQ(s->try_lock({"n"}, Mode::kExclusive).code(), ErrorCode::kBusy);
+  std::thread giver([&] {
+    std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(held->unlock());  // asked back by the queued request: the unlock gives it back
+  });
+  auto mine = s->lock({"n"}, Mode::kExclusive, in(10s));
+  giver.join();
+  ASSERT_TRUE(mine) << mine.status().to_string();
+  EXPECT_GT(mine->token(), 0u);
+  ASSERT_TRUE(mine->unlock());
+  ASSERT_TRUE(s->release(in(5s)));
+  ASSERT_TRUE(other->destroy("s", in(5s)));
+  EXPECT_EQ(s->lock({"n"}, Mode::kExclusive, in(1s)).code(), ErrorCode::kNotFound);
+  EXPECT_EQ(s->try_lock({"n"}, Mode::kExclusive).code(), ErrorCode::kNotFound);
+}
+
 // A thread that needs exclusive access while the process holds only a shared lock: the process
 // lock is upgraded (released and re-acquired exclusive) once the readers are done.
 TEST_F(ShmClaimTest, SharedProcessLockIsUpgradedForAWriter) {
