@@ -41,7 +41,8 @@
 //              which returns its state to lane_spare_ and stores kClosed.
 //   kVacant    the process lock is not held and nothing is pending (state_ kNone, no thread lock,
 //              no release waiting, not detached, destroyed or retired) on a quick backend; opened
-//              under mu_ (maybe_open_lane) or by a lane release. A claimer (kVacant -> kBusy)
+//              under mu_ (maybe_open_lane, once lane_spare_ exists: a session this process locked
+//              before) or by a lane release. A claimer (kVacant -> kBusy)
 //              acquires the process lock itself with Backend::try_acquire, which leaves no trace
 //              when it fails: granted, it holds its thread lock as kTaken (the lane opens kOpen* at
 //              its unlock); busy or failed, it stores kVacant back and takes the mutex way.

@@ -43,7 +43,9 @@ std::uint32_t LocalSession::lane_to_open() const {
 
 void LocalSession::maybe_open_lane() {
   const std::uint32_t open = lane_to_open();
-  if (open == kClosed) return;
+  // kVacant only with a state already made: the revoke thread passes every session of the
+  // process, and one never locked here gets none for it.
+  if (open == kClosed || (open == kVacant && !lane_spare_)) return;
   if (!lane_spare_) {
     if (spare_.empty()) {
       lane_spare_ = std::make_unique<ThreadLockState>();
