@@ -256,6 +256,9 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
                                                 bool& busy);
   bool return_lane(std::unique_ptr<ThreadLockState>& t);
   bool release_lane();
+  // kBusy -> kTaken: the lane's state, set for `attrs`, goes to the claimer. REQUIRES: the caller
+  // moved lane_ to kBusy, and grant_ is the grant it holds the lock under.
+  std::unique_ptr<ThreadLockState> hand_out_lane(std::span<const std::string_view> attrs, bool whole, Mode mode);
   void close_lane();      // REQUIRES: mu_ (Held calls it)
   std::uint32_t lane_to_open() const;     // REQUIRES: mu_. The kOpen* or kVacant it may open, else kClosed
   void maybe_open_lane();                 // REQUIRES: mu_
@@ -330,6 +333,11 @@ inline std::unique_ptr<ThreadLockState> LocalSession::try_lane(std::span<const s
     lane_.store(open, std::memory_order_release);
     return nullptr;
   }
+  return hand_out_lane(attrs, whole, mode);
+}
+
+inline std::unique_ptr<ThreadLockState> LocalSession::hand_out_lane(std::span<const std::string_view> attrs, bool whole,
+                                                                    Mode mode) {
   std::unique_ptr<ThreadLockState> t = std::move(lane_spare_);
   t->set_portion(attrs, whole, mode);
   t->grant = grant_;

@@ -112,13 +112,7 @@ std::unique_ptr<ThreadLockState> LocalSession::claim_vacant(std::span<const std:
   revoke_seen_ = lost_ = false;
   lane_words_ = words;
   lane_open_ = mode == Mode::kExclusive ? kOpenExclusive : kOpenShared;
-  std::unique_ptr<ThreadLockState> t = std::move(lane_spare_);
-  t->set_portion(attrs, whole, mode);
-  t->grant = grant_;
-  t->via_lane = true;
-  lane_holder_ = t.get();
-  lane_.store(kTaken, std::memory_order_release);
-  return t;
+  return hand_out_lane(attrs, whole, mode);
 }
 
 // kOpen* -> kBusy: the process lock is held, idle, not asked back as far as this process has seen,
