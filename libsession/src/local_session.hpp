@@ -148,7 +148,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   // back first, as lock() does, then the try acquires.
   Result<std::unique_ptr<ThreadLockState>> try_lock(std::span<const std::string_view> attrs, bool whole, Mode mode) {
     if (!names_valid(attrs, whole)) return names_error(attrs, whole);
-    bool busy = false;  // a busy try from kVacant: lock_slow tries once more, as a try-lock must report
+    bool busy = false;  // unused: after a busy claim lock_slow tries again, and reports what it finds
     if (auto t = try_lane(attrs, whole, mode, busy)) return t;
     return lock_slow(attrs, whole, mode, Clock::time_point::min(), false, false);
   }

@@ -89,7 +89,6 @@ bool LocalSession::take_lane_locked(ThreadLockState& t) {
   return true;
 }
 
-
 // kVacant -> kBusy: this thread owns the process lock's members (every mu_ holder waits kBusy out)
 // and lane_spare_. Backend::try_acquire answers at once on a quick backend and leaves no trace when
 // it fails; then the lane is kVacant again and lock_slow takes over (queueing at once if kBusy).
