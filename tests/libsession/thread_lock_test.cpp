@@ -351,18 +351,31 @@ TEST_F(ShmClaimTest, LaneClaimOnABusySessionQueuesAndOnADestroyedOneFails) {
   auto s = c->create("s");
   ASSERT_TRUE(s->lock({"n"}, Mode::kExclusive, in(5s))->unlock());
   ASSERT_TRUE(s->release(in(5s)));  // the lane is kVacant now
+  std::mutex mu;
+  std::condition_variable cv;
+  bool asked = false;
+  other->on_revoke([&](const sessionbroker::RevokeEvent& e) {
+    if (e.kind != sessionbroker::RevokeEvent::Kind::kRequested) return;
+    std::lock_guard lk(mu);
+    asked = true;
+    cv.notify_all();
+  });
   auto theirs = other->open("s");
   auto held = theirs->lock({"n"}, Mode::kExclusive, in(5s));
   ASSERT_TRUE(held);
+  const std::uint64_t their_token = held->token();
   EXPECT_EQ(s->try_lock({"n"}, Mode::kExclusive).code(), ErrorCode::kBusy);
-  std::thread giver([&] {
-    std::this_thread::sleep_for(50ms);
-    ASSERT_TRUE(held->unlock());  // asked back by the queued request: the unlock gives it back
+  std::thread giver([&] {  // unlocks once the queued request has asked for the lock
+    std::unique_lock lk(mu);
+    const bool was_asked = cv.wait_for(lk, 10s, [&] { return asked; });
+    lk.unlock();
+    EXPECT_TRUE(was_asked) << "the waiting lock never asked the holder";
+    ASSERT_TRUE(held->unlock());  // asked back: the unlock gives it back
   });
-  auto mine = s->lock({"n"}, Mode::kExclusive, in(10s));
+  auto mine = s->lock({"n"}, Mode::kExclusive, in(20s));
   giver.join();
   ASSERT_TRUE(mine) << mine.status().to_string();
-  EXPECT_GT(mine->token(), 0u);
+  EXPECT_GT(mine->token(), their_token);
   ASSERT_TRUE(mine->unlock());
   ASSERT_TRUE(s->release(in(5s)));
   ASSERT_TRUE(other->destroy("s", in(5s)));
