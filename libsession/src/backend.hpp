@@ -87,6 +87,29 @@ class Backend {
   virtual Result<Grant> try_acquire(SessionHandle s, Mode mode) = 0;
   // Gives the lock back; kStaleToken if it was lost meanwhile (released either way).
   virtual Status release(SessionHandle s, const Grant& g) = 0;
+  // The fast lane's pair (LocalSession's kVacant state): try_acquire and release as above, with a
+  // place where the backend may keep what a grant used between a release and the same session's
+  // next try (shared memory keeps the lock record, so a full cycle on an idle session takes none
+  // from the client's pool and gives none back). `keep` belongs to one session of the caller and
+  // is used by one thread at a time; drop_kept() empties it, and returns whether it held anything:
+  // the caller calls it before it lets go of the session, and when an acquire ran out of capacity.
+  // The defaults keep nothing.
+  struct Kept {
+    std::uint64_t id = ~std::uint64_t{0};
+    bool empty() const { return id == ~std::uint64_t{0}; }
+  };
+  virtual Result<Grant> try_acquire_kept(SessionHandle s, Mode mode, Kept& keep) {
+    (void)keep;
+    return try_acquire(s, mode);
+  }
+  virtual Status release_kept(SessionHandle s, const Grant& g, Kept& keep) {
+    (void)keep;
+    return release(s, g);
+  }
+  virtual bool drop_kept(Kept& keep) {
+    keep = {};
+    return false;
+  }
   // True when try_acquire and release are memory operations (a mutex section in shared memory,
   // never a network hop, never a wait for a grant): the caller may make them while it holds its own
   // mutex, which spares the uncontended lock cycle a let-go and a re-take of that mutex each way.

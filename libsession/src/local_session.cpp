@@ -113,6 +113,7 @@ void LocalSession::drop_spares() {
     retired_ = true;  // a lane lock still out (kAbsorbed) is destroyed at its unlock
     spares.swap(spare_);
     lane = std::move(lane_spare_);
+    (void)backend_.drop_kept(keep_);  // the lane never opens again (retired_)
   }
   // Destroyed here, with mu_ free: they may hold references to this session and to the client.
 }
@@ -406,9 +407,10 @@ void LocalSession::on_notification() {
 
 bool LocalSession::release_if_idle() {
   Held lk(*this);
+  const bool dropped = backend_.drop_kept(keep_);  // the lane keeps another when it runs again
   if (state_ != ProcState::kHeld || !idle()) {
     maybe_open_lane();
-    return false;
+    return dropped;
   }
   release_process_lock(lk);
   maybe_open_lane();

@@ -43,13 +43,15 @@
 //              no release waiting, not detached, destroyed or retired) on a quick backend; opened
 //              under mu_ (maybe_open_lane, once lane_spare_ exists: a session this process locked
 //              before) or by a lane release. A claimer (kVacant -> kBusy)
-//              acquires the process lock itself with Backend::try_acquire, which leaves no trace
+//              acquires the process lock itself with Backend::try_acquire_kept, which leaves no trace
 //              when it fails: granted, it holds its thread lock as kTaken (the lane opens kOpen* at
 //              its unlock); busy or failed, it stores kVacant back and takes the mutex way.
 // The lane release. Session::release() on an open lane (kOpen* -> kBusy: the process lock is held,
 // idle, not asked back, and nobody waits on cv_ for it: see release_lane) gives the process lock
 // back with Backend::release and stores kVacant. So a full cycle of lock, unlock and release on an
-// idle session takes no mutex of this process: kVacant -> kTaken -> kOpen* -> kVacant.
+// idle session takes no mutex of this process: kVacant -> kTaken -> kOpen* -> kVacant. The claim
+// and the release use the backend's lane pair (try_acquire_kept, release_kept), so what the grant
+// used (a lock record on shared memory) stays with the session from one cycle to the next (keep_).
 // Only a thread holding mu_ moves lane_ out of kClosed or kAbsorbed. mu_ is taken only through
 // Held, which closes the lane every time it takes mu_, the first time and again after any let-go
 // (a callback, a condition wait, a backend call): so whoever holds mu_ sees every thread lock, and
@@ -311,6 +313,10 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   std::unique_ptr<ThreadLockState> lane_spare_;  // the lane's state while the lane is not kTaken
   ThreadLockState* lane_holder_ = nullptr;       // while kTaken: the state the holder owns
   GrantWords lane_words_;                        // grant_'s words, published with kOpen*
+  // What the backend keeps between a lane release and the next lane claim (Backend::Kept): owned
+  // like state_ (the lane's kBusy owner, or a mu_ holder, whose Held closed the lane); emptied by
+  // drop_spares() and, when an acquire of another session ran out of capacity, release_if_idle().
+  Backend::Kept keep_;
   // Set by every thread unlock, which reads no clock (a clock read costs more than the whole fast
   // lane): the revoke thread writes the session's last use for idle expiry within
   // kRevokeThreadSlice (on_notification). A release writes it at once (LockTable::release).

@@ -97,10 +97,10 @@ std::unique_ptr<ThreadLockState> LocalSession::claim_vacant(std::span<const std:
   if (forked_since(fork_epoch_)) return nullptr;
   std::uint32_t vacant = kVacant;
   if (!lane_.compare_exchange_strong(vacant, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return nullptr;
-  auto g = backend_.try_acquire(handle_, mode);
+  auto g = backend_.try_acquire_kept(handle_, mode, keep_);
   const GrantWords words = g ? backend_.grant_words(*g) : GrantWords{};
   if (!g || words.state == nullptr) {
-    if (g) (void)backend_.release(handle_, *g);  // not reached on shared memory: a grant has its words
+    if (g) (void)backend_.release_kept(handle_, *g, keep_);  // not reached on shared memory: a grant has its words
     busy = !g && g.code() == ErrorCode::kBusy;
     lane_.store(kVacant, std::memory_order_release);
     return nullptr;
@@ -124,7 +124,7 @@ bool LocalSession::release_lane() {
   std::uint32_t open = lane_.load(std::memory_order_relaxed);
   if ((open != kOpenExclusive && open != kOpenShared) || !quick_ || forked_since(fork_epoch_)) return false;
   if (!lane_.compare_exchange_strong(open, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return false;
-  (void)backend_.release(handle_, grant_);  // kStaleToken when broken meanwhile: released either way
+  (void)backend_.release_kept(handle_, grant_, keep_);  // kStaleToken when broken meanwhile: released either way
   state_ = ProcState::kNone;
   grant_ = {};
   revoke_seen_ = lost_ = false;

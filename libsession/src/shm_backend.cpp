@@ -104,14 +104,20 @@ Result<SessionRef> ShmBackend::session_ref(SessionHandle s) const {
   return SessionRef{static_cast<std::uint32_t>(s.key), static_cast<std::uint32_t>(s.generation)};
 }
 
-Result<std::uint32_t> ShmBackend::take_record() {
-  if (auto rec = free_records_.take()) return *rec;
+Status ShmBackend::out_of_records() const {
   return Status(ErrorCode::kCapacityExceeded,
                 fmt::format("this process holds or waits for {} locks, the segment's locks_per_client",
                             segment_->caps().locks_per_client));
 }
 
-void ShmBackend::return_record(std::uint32_t rec) { free_records_.give(rec); }
+// Process memory only (the kept record is kFree in the segment, like the pool's): nothing to do in
+// a forked child, whose pool is a copy nobody uses.
+bool ShmBackend::drop_kept(Kept& keep) {
+  if (keep.empty()) return false;
+  const auto rec = static_cast<std::uint32_t>(std::exchange(keep.id, Kept{}.id));
+  if (!forked()) free_records_.give(rec);
+  return true;
+}
 
 namespace {
 
@@ -178,29 +184,33 @@ Result<Grant> ShmBackend::acquire(SessionHandle s, Mode mode, Clock::time_point 
   });
 }
 
-Result<Grant> ShmBackend::try_acquire(SessionHandle s, Mode mode) {
+Result<Grant> ShmBackend::try_acquire(SessionHandle s, Mode mode) { return try_acquire_with(s, mode, nullptr); }
+Result<Grant> ShmBackend::try_acquire_kept(SessionHandle s, Mode mode, Kept& keep) { return try_acquire_with(s, mode, &keep); }
+Result<Grant> ShmBackend::try_acquire_with(SessionHandle s, Mode mode, Kept* keep) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
   return call([&]() -> Result<Grant> {
-    auto rec = take_record();
+    auto rec = take_record(keep);
     if (!rec) return rec.status();
     const Caller caller{generation_, &cancelled_};
     auto g = locks_.try_acquire(client_, *rec, *ref, lock_mode(mode), &caller);
     if (!g) {
-      return_record(*rec);  // untouched (busy) or withdrawn to kFree
+      return_record(*rec, keep);  // untouched (busy) or withdrawn to kFree
       return g.status();
     }
     return grant(*g);
   });
 }
 
-Status ShmBackend::release(SessionHandle s, const Grant& g) {
+Status ShmBackend::release(SessionHandle s, const Grant& g) { return release_with(s, g, nullptr); }
+Status ShmBackend::release_kept(SessionHandle s, const Grant& g, Kept& keep) { return release_with(s, g, &keep); }
+Status ShmBackend::release_with(SessionHandle s, const Grant& g, Kept* keep) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
   return call_fenced([&] {
     const RecordGrant rg = record_grant(g);
     Status st = locks_.release(*ref, rg);
-    if (st.code() != ErrorCode::kNotHeld) return_record(rg.record);  // kOk and kStaleToken both freed it
+    if (st.code() != ErrorCode::kNotHeld) return_record(rg.record, keep);  // kOk and kStaleToken both freed it
     return st;
   });
 }

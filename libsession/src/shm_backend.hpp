@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "backend.hpp"
@@ -47,6 +48,9 @@ class ShmBackend final : public Backend {
   Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) override;
   Result<Grant> try_acquire(SessionHandle s, Mode mode) override;
   Status release(SessionHandle s, const Grant& g) override;
+  Result<Grant> try_acquire_kept(SessionHandle s, Mode mode, Kept& keep) override;
+  Status release_kept(SessionHandle s, const Grant& g, Kept& keep) override;
+  bool drop_kept(Kept& keep) override;
   bool quick_calls() const override { return true; }  // a session mutex section (and a futex wake)
   GrantStatus grant_status(const Grant& g) override { return locks_.grant_status(record_grant(g)); }
   GrantWords grant_words(const Grant& g) override {
@@ -73,8 +77,21 @@ class ShmBackend final : public Backend {
   // The same without the gate, for calls fenced by a token (see shm_backend.cpp).
   template <class F>
   auto call_fenced(F&& f) -> decltype(f());
-  Result<std::uint32_t> take_record();
-  void return_record(std::uint32_t rec);
+  // The bodies of try_acquire and release, and of their lane pair. `keep` (nullable): the
+  // session's kept record (Backend::Kept) is taken before the pool's, and a record that comes free
+  // goes back there when it is empty, else to the pool.
+  [[gnu::noinline]] Result<Grant> try_acquire_with(SessionHandle s, Mode mode, Kept* keep);  // one copy for both
+  [[gnu::noinline]] Status release_with(SessionHandle s, const Grant& g, Kept* keep);
+  Result<std::uint32_t> take_record(Kept* keep = nullptr) {
+    if (keep && !keep->empty()) return static_cast<std::uint32_t>(std::exchange(keep->id, Kept{}.id));
+    if (auto rec = free_records_.take()) return *rec;
+    return out_of_records();
+  }
+  Status out_of_records() const;
+  void return_record(std::uint32_t rec, Kept* keep = nullptr) {
+    if (keep && keep->empty()) keep->id = rec;
+    else free_records_.give(rec);
+  }
   // The segment's names for the library's handles; kInvalidArgument for a handle no store made.
   Result<SessionRef> session_ref(SessionHandle s) const;
   static RecordGrant record_grant(const Grant& g) {

@@ -91,6 +91,61 @@ TEST_F(ShmClaimTest, RunningOutOfLockRecordsReleasesIdleCachedLocks) {
   }
 }
 
+// A full cycle on an idle session leaves its lock record with the session for the next one
+// (Backend::Kept): here both of the process's records end up kept by a and b. A lock on a third
+// session takes one back from them, as it gives back an idle cached lock, and so does a's next
+// lock; only when both records are in use is a further lock a capacity error.
+TEST_F(ShmClaimTest, RunningOutOfLockRecordsTakesBackTheRecordsIdleSessionsKeep) {
+  auto caps = small_caps();
+  caps.locks_per_client = 2;
+  create(caps);
+  auto c = attach();
+  auto a = c->create("a");
+  auto b = c->create("b");
+  auto third = c->create("c");
+  ASSERT_TRUE(a && b && third);
+  for (auto* s : {&*a, &*b})
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(s->lock({"n"}, Mode::kExclusive, in(1s)));
+      ASSERT_TRUE(s->release(in(1s)));
+    }
+  EXPECT_EQ(holder_count("a") + holder_count("b"), 0u);
+  auto lc = third->lock({"n"}, Mode::kExclusive, in(1s));
+  ASSERT_TRUE(lc) << lc.status().to_string();
+  auto la = a->lock({"n"}, Mode::kExclusive, in(1s));
+  ASSERT_TRUE(la) << la.status().to_string();
+  EXPECT_EQ(b->lock({"n"}, Mode::kExclusive, in(1s)).code(), ErrorCode::kCapacityExceeded);
+  ASSERT_TRUE(lc->unlock());
+  ASSERT_TRUE(third->release(in(1s)));
+  auto lb = b->lock({"n"}, Mode::kExclusive, in(1s));
+  EXPECT_TRUE(lb) << lb.status().to_string();
+}
+
+// A session destroyed by another process and made again under its name gets a new local state here;
+// the old one gives back the record it kept (ClientImpl::session -> drop_spares), or the process
+// would be a record short for good.
+TEST_F(ShmClaimTest, ASessionMadeAgainGivesBackTheRecordItsOldStateKept) {
+  auto caps = small_caps();
+  caps.locks_per_client = 2;
+  create(caps);
+  auto c = attach();
+  auto other = attach();
+  for (const char* id : {"a", "b"}) {
+    auto s = c->create(id);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->lock({"n"}, Mode::kExclusive, in(1s)));
+    ASSERT_TRUE(s->release(in(1s)));
+    ASSERT_TRUE(other->destroy(id, in(1s)));
+  }
+  auto a = c->create("a");
+  auto b = c->create("b");
+  ASSERT_TRUE(a && b);
+  auto la = a->lock({"n"}, Mode::kExclusive, in(1s));
+  auto lb = b->lock({"n"}, Mode::kExclusive, in(1s));
+  EXPECT_TRUE(la) << la.status().to_string();
+  EXPECT_TRUE(lb) << lb.status().to_string();
+}
+
 // When every lock record of the process is in use by a thread (nothing idle to give back), a further
 // request is a capacity error that leaves the segment as it was.
 TEST_F(ShmClaimTest, LockRecordsAllInUseIsACapacityError) {
