@@ -329,8 +329,8 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
 inline std::unique_ptr<ThreadLockState> LocalSession::try_lane(std::span<const std::string_view> attrs, bool whole,
                                                                Mode mode, bool& busy) {
   std::uint32_t open = lane_.load(std::memory_order_relaxed);
-  if (open == kVacant) return claim_vacant(attrs, whole, mode, busy);
-  if (open != kOpenExclusive && (open != kOpenShared || mode != Mode::kShared)) return nullptr;
+  if (open != kOpenExclusive && (open != kOpenShared || mode != Mode::kShared))
+    return open == kVacant ? claim_vacant(attrs, whole, mode, busy) : nullptr;  // off the cached path
   if (forked_since(fork_epoch_)) return nullptr;
   if (!lane_.compare_exchange_strong(open, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return nullptr;
   // A revoke request or a loss flagged in the segment (an eviction breaks every grant of the
