@@ -91,11 +91,17 @@ class Backend {
   // place where the backend may keep what a grant used between a release and the same session's
   // next try (shared memory keeps the lock record, so a full cycle on an idle session takes none
   // from the client's pool and gives none back). `keep` belongs to one session of the caller and
-  // is used by one thread at a time; drop_kept() empties it, and returns whether it held anything:
-  // the caller calls it before it lets go of the session, and when an acquire ran out of capacity.
-  // The defaults keep nothing.
+  // is used by one thread at a time. drop_kept() empties it and returns whether it held anything
+  // (the caller calls it when an acquire ran out of capacity).
+  // An open Kept (open_kept() returned true) also stands for the call gate: try_acquire_kept with
+  // it need not count itself in flight, because the caller promises that no call with it is in
+  // flight once it has called close_kept(), and calls close_kept() on every open Kept before
+  // detach(), which waits for that. close_kept() empties it too; the caller calls it before it
+  // lets go of the session. open_kept() is false once detach() began (and on a backend with no
+  // gate to spare): the Kept then works, counted per call. The defaults keep nothing.
   struct Kept {
     std::uint64_t id = ~std::uint64_t{0};
+    bool open = false;
     bool empty() const { return id == ~std::uint64_t{0}; }
   };
   virtual Result<Grant> try_acquire_kept(SessionHandle s, Mode mode, Kept& keep) {
@@ -107,9 +113,11 @@ class Backend {
     return release(s, g);
   }
   virtual bool drop_kept(Kept& keep) {
-    keep = {};
+    keep.id = Kept{}.id;
     return false;
   }
+  virtual bool open_kept(Kept& keep) { return keep.open; }
+  virtual void close_kept(Kept& keep) { keep = {}; }
   // True when try_acquire and release are memory operations (a mutex section in shared memory,
   // never a network hop, never a wait for a grant): the caller may make them while it holds its own
   // mutex, which spares the uncontended lock cycle a let-go and a re-take of that mutex each way.

@@ -19,12 +19,7 @@ class CallGate {
   // RAII: a call in flight. `entered()` is false when the gate was closed: do nothing then.
   class Pass {
    public:
-    explicit Pass(CallGate& gate) : gate_(&gate) {
-      if (gate.word_.fetch_add(1, std::memory_order_acquire) & kClosed) {
-        gate.leave();
-        gate_ = nullptr;
-      }
-    }
+    explicit Pass(CallGate& gate) : gate_(gate.try_enter() ? &gate : nullptr) {}
     Pass(const Pass&) = delete;
     Pass& operator=(const Pass&) = delete;
     ~Pass() {
@@ -35,6 +30,17 @@ class CallGate {
    private:
     CallGate* gate_;
   };
+
+  // A pass without the scope, for one that outlives a call (ShmBackend's open Kept): false when
+  // the gate was closed; else the caller calls leave() once, later.
+  bool try_enter() {
+    if ((word_.fetch_add(1, std::memory_order_acquire) & kClosed) == 0) return true;
+    leave();
+    return false;
+  }
+  void leave() {
+    if (word_.fetch_sub(1, std::memory_order_release) == kClosed + 1) word_.notify_all();
+  }
 
   // Closes the gate. Returns false if it was closed already (by another thread's detach).
   bool close() { return (word_.fetch_or(kClosed, std::memory_order_acq_rel) & kClosed) == 0; }
@@ -47,9 +53,6 @@ class CallGate {
 
  private:
   static constexpr std::uint32_t kClosed = 1u << 31;
-  void leave() {
-    if (word_.fetch_sub(1, std::memory_order_release) == kClosed + 1) word_.notify_all();
-  }
   std::atomic<std::uint32_t> word_{0};
 };
 

@@ -49,10 +49,16 @@ Status ClientImpl::detach() {
     s->detach();
     s->drop_spares();
   }
+  std::map<std::uint64_t, std::shared_ptr<LocalSession>> late;  // made by a call that raced this detach
   {
     std::lock_guard lk(mu_);
-    sessions_.clear();
+    late.swap(sessions_);
   }
+  for (auto& [key, s] : late) s->drop_spares();
+  // Every session this client made is let go of (drop_spares: here, or by the thread that replaced
+  // or forgot it), so the backend's detach, which waits for the sessions' open Kept places
+  // (Backend::open_kept), returns once those threads are done. A session made after the swap
+  // above never opens one: it cannot lock, this client being detached.
   return backend_->detach();
 }
 

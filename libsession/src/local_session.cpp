@@ -113,7 +113,7 @@ void LocalSession::drop_spares() {
     retired_ = true;  // a lane lock still out (kAbsorbed) is destroyed at its unlock
     spares.swap(spare_);
     lane = std::move(lane_spare_);
-    (void)backend_.drop_kept(keep_);  // the lane never opens again (retired_)
+    backend_.close_kept(keep_);  // the lane never opens again (retired_): no claim uses keep_ from here
   }
   // Destroyed here, with mu_ free: they may hold references to this session and to the client.
 }

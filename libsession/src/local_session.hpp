@@ -314,8 +314,10 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   ThreadLockState* lane_holder_ = nullptr;       // while kTaken: the state the holder owns
   GrantWords lane_words_;                        // grant_'s words, published with kOpen*
   // What the backend keeps between a lane release and the next lane claim (Backend::Kept): owned
-  // like state_ (the lane's kBusy owner, or a mu_ holder, whose Held closed the lane); emptied by
-  // drop_spares() and, when an acquire of another session ran out of capacity, release_if_idle().
+  // like state_ (the lane's kBusy owner, or a mu_ holder, whose Held closed the lane). Opened by
+  // the first claim from kVacant (then a claim passes no call gate: the backend's detach waits for
+  // drop_spares() to close it, which no claim outlives); emptied by release_if_idle() when an
+  // acquire of another session ran out of capacity.
   Backend::Kept keep_;
   // Set by every thread unlock, which reads no clock (a clock read costs more than the whole fast
   // lane): the revoke thread writes the session's last use for idle expiry within

@@ -97,6 +97,8 @@ std::unique_ptr<ThreadLockState> LocalSession::claim_vacant(std::span<const std:
   if (forked_since(fork_epoch_)) return nullptr;
   std::uint32_t vacant = kVacant;
   if (!lane_.compare_exchange_strong(vacant, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return nullptr;
+  // Opened once per session (a claim runs only before drop_spares() closes it for good).
+  if (!keep_.open) (void)backend_.open_kept(keep_);
   auto g = backend_.try_acquire_kept(handle_, mode, keep_);
   const GrantWords words = g ? backend_.grant_words(*g) : GrantWords{};
   if (!g || words.state == nullptr) {

@@ -70,6 +70,16 @@ auto ShmBackend::call_fenced(F&& f) -> decltype(f()) {
   }
 }
 
+// A try through an open Kept: its caller's session stands for the gate (Backend::open_kept), so
+// the try skips the gate's two read-modify-writes; a closed gate still stops it (a plain load: the
+// guarantee that matters, no reclaim under it, is kept_gate_'s).
+template <class F>
+auto ShmBackend::call_or_kept(const Kept* keep, F&& f) -> decltype(f()) {
+  if (!keep || !keep->open) return call(std::forward<F>(f));
+  if (gate_.closed()) return gone(false);
+  return call_fenced(std::forward<F>(f));
+}
+
 // Calls already in flight finish (a commit publishes or gives its blocks back, a waiter withdraws)
 // before close() returns; then nothing of this process touches the slot's records or blob.
 void ShmBackend::close() {
@@ -86,6 +96,8 @@ void ShmBackend::close() {
 Status ShmBackend::detach() {
   if (forked()) return {};
   close();
+  (void)kept_gate_.close();
+  kept_gate_.drain();  // every open Kept closed: no try through one is in flight, none can start
   if (detached_.exchange(true)) return {};
   try {
     registry_.detach_client(client_, generation_);
@@ -117,6 +129,16 @@ bool ShmBackend::drop_kept(Kept& keep) {
   const auto rec = static_cast<std::uint32_t>(std::exchange(keep.id, Kept{}.id));
   if (!forked()) free_records_.give(rec);
   return true;
+}
+
+bool ShmBackend::open_kept(Kept& keep) {
+  if (!keep.open && !forked()) keep.open = kept_gate_.try_enter();
+  return keep.open;
+}
+
+void ShmBackend::close_kept(Kept& keep) {
+  (void)drop_kept(keep);
+  if (std::exchange(keep.open, false) && !forked()) kept_gate_.leave();
 }
 
 namespace {
@@ -189,7 +211,7 @@ Result<Grant> ShmBackend::try_acquire_kept(SessionHandle s, Mode mode, Kept& kee
 Result<Grant> ShmBackend::try_acquire_with(SessionHandle s, Mode mode, Kept* keep) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
-  return call([&]() -> Result<Grant> {
+  return call_or_kept(keep, [&]() -> Result<Grant> {
     auto rec = take_record(keep);
     if (!rec) return rec.status();
     const Caller caller{generation_, &cancelled_};

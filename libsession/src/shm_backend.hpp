@@ -51,6 +51,8 @@ class ShmBackend final : public Backend {
   Result<Grant> try_acquire_kept(SessionHandle s, Mode mode, Kept& keep) override;
   Status release_kept(SessionHandle s, const Grant& g, Kept& keep) override;
   bool drop_kept(Kept& keep) override;
+  bool open_kept(Kept& keep) override;
+  void close_kept(Kept& keep) override;
   bool quick_calls() const override { return true; }  // a session mutex section (and a futex wake)
   GrantStatus grant_status(const Grant& g) override { return locks_.grant_status(record_grant(g)); }
   GrantWords grant_words(const Grant& g) override {
@@ -81,6 +83,8 @@ class ShmBackend final : public Backend {
   // session's kept record (Backend::Kept) is taken before the pool's, and a record that comes free
   // goes back there when it is empty, else to the pool.
   [[gnu::noinline]] Result<Grant> try_acquire_with(SessionHandle s, Mode mode, Kept* keep);  // one copy for both
+  template <class F>
+  auto call_or_kept(const Kept* keep, F&& f) -> decltype(f());  // call(), or call_fenced() for an open Kept
   [[gnu::noinline]] Status release_with(SessionHandle s, const Grant& g, Kept* keep);
   Result<std::uint32_t> take_record(Kept* keep = nullptr) {
     if (keep && !keep->empty()) return static_cast<std::uint32_t>(std::exchange(keep->id, Kept{}.id));
@@ -110,6 +114,7 @@ class ShmBackend final : public Backend {
   const std::uint64_t fork_epoch_;
   const shm::ClientSlot* const client_slot_;  // &segment_->client(client_): its state is read on every call
   CallGate gate_;
+  CallGate kept_gate_;  // one pass per open Kept (Backend::open_kept); detach() closes and drains it
   std::atomic<bool> cancelled_{false};  // raised by close(): queued requests give up (Caller)
   std::atomic<bool> detached_{false};   // detach() reclaimed (or is reclaiming) the slot
   RecordPool free_records_;  // this client's kFree records

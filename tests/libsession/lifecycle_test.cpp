@@ -209,6 +209,48 @@ TEST_F(LifecycleTest, DetachWithdrawsItsOwnQueuedWaiterBeforeTheSlotIsReused) {
   expect_segment_sound();
 }
 
+// A lock on an idle session claims the lane and acquires through the backend's lane pair, which
+// passes no call gate (Backend::open_kept): the backend's close() does not wait for it. Here it has
+// published its grant in the segment (kFastPublished) when another thread detaches the client.
+// The detach must still not reclaim under it: the session's own detach waits for the claim
+// (LocalSession's Held closes the lane) and gives the grant back, and the backend's detach waits
+// for the session's Kept to close. A reclaim under the claim would leave a kGranted record of a
+// freed client slot that no one reclaims: the other client's lock below would wait on it.
+TEST_F(LifecycleTest, DetachWaitsForALaneClaimInFlight) {
+  auto c = attach();
+  auto s = c->create("s");
+  ASSERT_TRUE(s);
+  for (int i = 0; i < 2; ++i) {  // the second cycle leaves the lane kVacant with its Kept open
+    ASSERT_TRUE(s->lock({"a"}, Mode::kExclusive, in(5s)));
+    ASSERT_TRUE(s->release(in(5s)));
+  }
+  Points points;
+  points.hold(TestPoint::kFastPublished);
+  Status claimed(ErrorCode::kInvalidArgument, "not run");
+  std::thread claimer([&] {
+    auto l = s->lock({"a"}, Mode::kExclusive, in(5s));
+    claimed = l.status();
+  });
+  ASSERT_TRUE(eventually([&] { return points.reached(TestPoint::kFastPublished); }));
+  std::atomic<bool> detached{false};
+  std::thread detacher([&] {
+    (void)c->detach();
+    detached = true;
+  });
+  ASSERT_TRUE(eventually([&] { return points.reached(TestPoint::kDetachDraining); }));
+  points.release_all();
+  claimer.join();
+  detacher.join();
+  EXPECT_TRUE(detached.load());
+  expect_segment_sound();
+  EXPECT_EQ(holder_count("s"), 0u) << claimed.to_string();
+
+  auto other = attach();
+  auto s2 = other->open("s");
+  ASSERT_TRUE(s2);
+  EXPECT_TRUE(s2->try_lock({"a"}, Mode::kExclusive)) << "no holder is left behind by the detached client";
+}
+
 // Finding 3. A forked child drops its copy of the parent's Client, then attaches its own. The old
 // copy's destructor detached the parent's slot from the child; the child then attached into it, so
 // the parent was no longer registered. Both cases: the parent had not locked before the fork (no
