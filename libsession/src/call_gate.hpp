@@ -6,7 +6,9 @@
 // Thread safety: every method may be called from any thread. One word holds the count (low 31
 // bits) and the closed bit, so entering and seeing "closed" is one atomic step: a call either
 // entered before the gate closed (and is drained) or sees it closed (and never touches the segment).
-// Cost: two uncontended atomic read-modify-writes per call.
+// Cost: two uncontended atomic read-modify-writes per call. A claim of LocalSession's fast lane
+// from kVacant skips them: it holds a long-lived pass on a second gate (try_enter/leave, one per
+// session: ShmBackend's kept_gate_) that the detach drains before it reclaims.
 #pragma once
 
 #include <atomic>

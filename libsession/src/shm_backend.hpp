@@ -6,10 +6,11 @@
 // Thread safety: every method may be called from any thread. Process safety: every call that
 // could change the segment on the client's behalf without a token check (acquire, commit, create,
 // destroy, ...) passes through gate_ (call_gate.hpp), which detach() closes and drains before it
-// reclaims the slot; release and reads are fenced by their token instead. In a process forked
-// after attach every call fails with kDetached and neither detach() nor the destructor touches
-// the segment (the slot is the parent's). Errors of the segment itself (shm::SegmentCorrupt)
-// become kCorrupt here.
+// reclaims the slot; release and reads are fenced by their token instead, and a lane's try with an
+// open Kept (Backend::open_kept) by kept_gate_, which detach() drains after every session of the
+// caller has closed its Kept. In a process forked after attach every call fails with kDetached
+// and neither detach() nor the destructor touches the segment (the slot is the parent's). Errors
+// of the segment itself (shm::SegmentCorrupt) become kCorrupt here.
 #pragma once
 
 #include <memory>
