@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "fork_guard.hpp"
@@ -75,9 +77,18 @@ auto ShmBackend::call_fenced(F&& f) -> decltype(f()) {
 // guarantee that matters, no reclaim under it, is kept_gate_'s).
 template <class F>
 auto ShmBackend::call_or_kept(const Kept* keep, F&& f) -> decltype(f()) {
-  if (!keep || !keep->open) return call(std::forward<F>(f));
-  if (gate_.closed()) return gone(false);
-  return call_fenced(std::forward<F>(f));
+  if (forked()) return gone(true);
+  std::optional<CallGate::Pass> pass;  // one body for both ways: f is inlined once
+  if (!keep || !keep->open) {
+    if (!pass.emplace(gate_).entered()) return gone(false);
+  } else if (gate_.closed()) {
+    return gone(false);
+  }
+  try {
+    return f();
+  } catch (const shm::SegmentCorrupt& e) {
+    return Status(ErrorCode::kCorrupt, e.what());
+  }
 }
 
 // Calls already in flight finish (a commit publishes or gives its blocks back, a waiter withdraws)
@@ -109,12 +120,6 @@ Status ShmBackend::detach() {
 
 static_assert(kMaxSessionIdBytes == shm::kMaxSessionIdBytes && kMaxAttrNameBytes == shm::kMaxAttrNameBytes,
               "the library's limits are the segment's");
-
-Result<SessionRef> ShmBackend::session_ref(SessionHandle s) const {
-  if (s.key >= segment_->caps().max_sessions || s.generation > UINT32_MAX)
-    return Status(ErrorCode::kInvalidArgument, "bad session handle");
-  return SessionRef{static_cast<std::uint32_t>(s.key), static_cast<std::uint32_t>(s.generation)};
-}
 
 Status ShmBackend::out_of_records() const {
   return Status(ErrorCode::kCapacityExceeded,

@@ -98,7 +98,11 @@ class ShmBackend final : public Backend {
     else free_records_.give(rec);
   }
   // The segment's names for the library's handles; kInvalidArgument for a handle no store made.
-  Result<SessionRef> session_ref(SessionHandle s) const;
+  Result<SessionRef> session_ref(SessionHandle s) const {
+    if (s.key >= segment_->caps().max_sessions || s.generation > UINT32_MAX)
+      return Status(ErrorCode::kInvalidArgument, "bad session handle");
+    return SessionRef{static_cast<std::uint32_t>(s.key), static_cast<std::uint32_t>(s.generation)};
+  }
   static RecordGrant record_grant(const Grant& g) {
     return {g.id < shm::kNil ? static_cast<std::uint32_t>(g.id) : shm::kNil, g.token};
   }
