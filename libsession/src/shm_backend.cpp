@@ -46,16 +46,28 @@ ShmBackend::ShmBackend(std::unique_ptr<Segment> segment, std::uint32_t client)
 
 ShmBackend::~ShmBackend() { (void)detach(); }
 
+// Through the gate, unless `keep` is an open Kept: its caller's session stands for the gate then
+// (Backend::open_kept), and the call skips the gate's two read-modify-writes; a closed gate still
+// stops it (a plain load: the guarantee that matters, no reclaim under it, is kept_gate_'s).
 template <class F>
-auto ShmBackend::call(F&& f) -> decltype(f()) {
+auto ShmBackend::call_or_kept(const Kept* keep, F&& f) -> decltype(f()) {
   if (forked()) return gone(true);
-  CallGate::Pass pass(gate_);
-  if (!pass.entered()) return gone(false);
+  std::optional<CallGate::Pass> pass;
+  if (!keep || !keep->open) {
+    if (!pass.emplace(gate_).entered()) return gone(false);
+  } else if (gate_.closed()) {
+    return gone(false);
+  }
   try {
     return f();
   } catch (const shm::SegmentCorrupt& e) {
     return Status(ErrorCode::kCorrupt, e.what());
   }
+}
+
+template <class F>
+auto ShmBackend::call(F&& f) -> decltype(f()) {
+  return call_or_kept(nullptr, std::forward<F>(f));
 }
 
 // Calls that act only through a token check under the session mutex (release, reads) skip the
@@ -65,25 +77,6 @@ auto ShmBackend::call(F&& f) -> decltype(f()) {
 template <class F>
 auto ShmBackend::call_fenced(F&& f) -> decltype(f()) {
   if (forked()) return gone(true);
-  try {
-    return f();
-  } catch (const shm::SegmentCorrupt& e) {
-    return Status(ErrorCode::kCorrupt, e.what());
-  }
-}
-
-// A try through an open Kept: its caller's session stands for the gate (Backend::open_kept), so
-// the try skips the gate's two read-modify-writes; a closed gate still stops it (a plain load: the
-// guarantee that matters, no reclaim under it, is kept_gate_'s).
-template <class F>
-auto ShmBackend::call_or_kept(const Kept* keep, F&& f) -> decltype(f()) {
-  if (forked()) return gone(true);
-  std::optional<CallGate::Pass> pass;  // one body for both ways: f is inlined once
-  if (!keep || !keep->open) {
-    if (!pass.emplace(gate_).entered()) return gone(false);
-  } else if (gate_.closed()) {
-    return gone(false);
-  }
   try {
     return f();
   } catch (const shm::SegmentCorrupt& e) {

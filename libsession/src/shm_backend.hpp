@@ -85,7 +85,7 @@ class ShmBackend final : public Backend {
   // goes back there when it is empty, else to the pool.
   [[gnu::noinline]] Result<Grant> try_acquire_with(SessionHandle s, Mode mode, Kept* keep);  // one copy for both
   template <class F>
-  auto call_or_kept(const Kept* keep, F&& f) -> decltype(f());  // call(), or call_fenced() for an open Kept
+  auto call_or_kept(const Kept* keep, F&& f) -> decltype(f());  // call(), or past the gate for an open Kept
   [[gnu::noinline]] Status release_with(SessionHandle s, const Grant& g, Kept* keep);
   Result<std::uint32_t> take_record(Kept* keep = nullptr) {
     if (keep && !keep->empty()) return static_cast<std::uint32_t>(std::exchange(keep->id, Kept{}.id));
