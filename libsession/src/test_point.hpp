@@ -17,6 +17,7 @@ enum class TestPoint {
   kWakesDeferred,     // DeferredWakes::flush: words bumped under a session mutex now unlocked, not yet woken
   kFastPublished,     // LockTable::acquire_fast: the session's fast word names the record, still kFree
   kFastReleasing,     // LockTable::release_fast: the record is kReleasing, the fast word still names it
+  kWatchEvents,       // EtcdBackend: a session watch's events arrived, not yet applied to its view
 };
 
 using TestHook = void (*)(TestPoint);

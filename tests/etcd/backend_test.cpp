@@ -26,6 +26,7 @@
 #include "eventually.hpp"
 #include "process.hpp"
 #include "sessionbroker/client.hpp"
+#include "test_point.hpp"
 
 namespace sbtest {
 namespace {
@@ -428,6 +429,40 @@ TEST_F(EtcdBackendTest, AStaleReleaseNeverDeletesTheNewerLockOfTheSameProcess) {
   EXPECT_EQ((*b)->grant_status(*g2), sessionbroker::detail::GrantStatus::kHeld);
   EXPECT_TRUE((*b)->release(*h, *g2));
   EXPECT_TRUE(key_of(g2->token).empty()) << "the release left its key";
+}
+
+// A break-lock reaches the holder's view as a watch event, which may come late (CI saw PHP's next
+// request lock on the lost grant again and fail its read). A fenced call that finds the key gone
+// knows first: the grant's words say lost at once. Here the watch's events are held back while the
+// key is deleted and the holder reads.
+std::atomic<bool> g_hold_watch_events{false};
+void hold_watch_events(sessionbroker::detail::TestPoint p) {
+  if (p != sessionbroker::detail::TestPoint::kWatchEvents) return;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (g_hold_watch_events.load() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+}
+
+TEST_F(EtcdBackendTest, AFencedReadThatFindsTheGrantGoneMarksItLostBeforeTheWatchDoes) {
+  auto b = etcd::EtcdBackend::attach(address_);
+  ASSERT_TRUE(b) << b.status().to_string();
+  auto h = (*b)->create_session("s", 0);
+  ASSERT_TRUE(h);
+  auto g = (*b)->acquire(*h, Mode::kExclusive, sessionbroker::detail::Clock::now() + 5s);
+  ASSERT_TRUE(g);
+  auto admin = etcd::Client::connect(cluster_->endpoints());
+  ASSERT_TRUE(admin);
+  const std::string qp = etcd::Keys::queue_prefix(etcd::Keys{"sb"}.session("s"));
+  auto keys = (*admin)->range(qp, etcd::prefix_end(qp));
+  ASSERT_TRUE(keys && keys->kvs_size() == 1);
+  g_hold_watch_events = true;
+  sessionbroker::detail::set_test_hook(&hold_watch_events);
+  ASSERT_TRUE((*admin)->delete_range(keys->kvs(0).key()));  // break-lock
+  EXPECT_EQ((*b)->read(*h, *g, "a", nullptr).code(), ErrorCode::kStaleToken);
+  EXPECT_EQ((*b)->grant_status(*g), sessionbroker::detail::GrantStatus::kLost)
+      << "the read knew the grant was gone; its words still say held";
+  g_hold_watch_events = false;
+  sessionbroker::detail::set_test_hook(nullptr);
+  EXPECT_EQ((*b)->release(*h, *g).code(), ErrorCode::kStaleToken);
 }
 
 // A held session never expires (as on shared memory): the holder's process renews the session

@@ -9,6 +9,7 @@
 
 #include "fork_guard.hpp"
 #include "liveness.hpp"
+#include "test_point.hpp"
 #include "sessionbroker/shm/futex.hpp"
 
 namespace sessionbroker::detail::etcd {
@@ -684,6 +685,7 @@ Status EtcdBackend::open_watch(const std::shared_ptr<SessionView>& v) {
       [this, weak](const Events& events, std::int64_t) {
         auto sv = weak.lock();
         if (!sv) return;
+        test_point(TestPoint::kWatchEvents);
         bool tell = false;
         {
           std::lock_guard lk(sv->mu);
@@ -944,12 +946,33 @@ Result<mvccpb::KeyValue> EtcdBackend::fenced_session(SessionView& v, const Grant
   add_range(t.mutable_success(), v.key);
   auto r = client_->txn(t);
   if (!r) return r.status();
-  if (!r->succeeded() || r->responses(0).response_range().kvs_size() == 0) return stale(v.id);
+  if (!r->succeeded() || r->responses(0).response_range().kvs_size() == 0) {
+    lost_by_store(v, g);
+    return stale(v.id);
+  }
   const mvccpb::KeyValue& kv = r->responses(0).response_range().kvs(0);
   std::lock_guard lk(v.mu);
   v.lease = kv.lease();
   v.remember(kv);
   return kv;
+}
+
+// A fenced txn found `g` gone (its queue key deleted, by a break-lock say, or the session): the
+// store says so before the watch may have. The grant's state word says lost from now on (never
+// back: evaluate() sets it only when it grants), so the library gives the cached grant up at its
+// next look instead of locking on it again; the revoke thread is told, as for a loss the watch
+// brings.
+void EtcdBackend::lost_by_store(SessionView& v, const Grant& g) {
+  bool tell = false;
+  {
+    std::lock_guard lk(v.mu);
+    if (v.token == static_cast<std::int64_t>(g.token) && v.granted) {
+      std::atomic_ref<std::uint32_t> state(v.words->state);
+      tell = state.load() == kGrantHeldWord;
+      state.store(0, std::memory_order_release);
+    }
+  }
+  if (tell) notify();
 }
 
 // A write of the session key as read at `mod_revision`, fenced by the grant: the caller adds the put.

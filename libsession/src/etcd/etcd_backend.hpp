@@ -155,6 +155,7 @@ class EtcdBackend final : public Backend {
   void stop_keeping_session_lease(SessionView& v);
   // Fenced read of the session key: kStaleToken unless `g` still holds.
   Result<mvccpb::KeyValue> fenced_session(SessionView& v, const Grant& g);
+  void lost_by_store(SessionView& v, const Grant& g);  // a fenced txn found `g` gone: its words say lost
   Result<SessionValue> fenced_value(SessionHandle s, const Grant& g);
   etcdserverpb::TxnRequest fenced_write(SessionView& v, const Grant& g, std::int64_t mod_revision);
   Result<std::uint32_t> take_slot();
