@@ -435,11 +435,20 @@ TEST_F(EtcdBackendTest, AStaleReleaseNeverDeletesTheNewerLockOfTheSameProcess) {
 // request lock on the lost grant again and fail its read). A fenced call that finds the key gone
 // knows first: the grant's words say lost at once. Here the watch's events are held back while the
 // key is deleted and the holder reads.
-std::atomic<bool> g_hold_watch_events{false};
+struct WatchHold {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool held = false;
+} g_watch_hold;
 void hold_watch_events(sessionbroker::detail::TestPoint p) {
   if (p != sessionbroker::detail::TestPoint::kWatchEvents) return;
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (g_hold_watch_events.load() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  std::unique_lock lk(g_watch_hold.mu);
+  g_watch_hold.cv.wait_for(lk, 10s, [] { return !g_watch_hold.held; });
+}
+void set_watch_hold(bool held) {
+  std::lock_guard lk(g_watch_hold.mu);
+  g_watch_hold.held = held;
+  g_watch_hold.cv.notify_all();
 }
 
 TEST_F(EtcdBackendTest, AFencedReadThatFindsTheGrantGoneMarksItLostBeforeTheWatchDoes) {
@@ -454,13 +463,13 @@ TEST_F(EtcdBackendTest, AFencedReadThatFindsTheGrantGoneMarksItLostBeforeTheWatc
   const std::string qp = etcd::Keys::queue_prefix(etcd::Keys{"sb"}.session("s"));
   auto keys = (*admin)->range(qp, etcd::prefix_end(qp));
   ASSERT_TRUE(keys && keys->kvs_size() == 1);
-  g_hold_watch_events = true;
+  set_watch_hold(true);
   sessionbroker::detail::set_test_hook(&hold_watch_events);
   ASSERT_TRUE((*admin)->delete_range(keys->kvs(0).key()));  // break-lock
   EXPECT_EQ((*b)->read(*h, *g, "a", nullptr).code(), ErrorCode::kStaleToken);
   EXPECT_EQ((*b)->grant_status(*g), sessionbroker::detail::GrantStatus::kLost)
       << "the read knew the grant was gone; its words still say held";
-  g_hold_watch_events = false;
+  set_watch_hold(false);
   sessionbroker::detail::set_test_hook(nullptr);
   EXPECT_EQ((*b)->release(*h, *g).code(), ErrorCode::kStaleToken);
 }
