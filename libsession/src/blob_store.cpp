@@ -15,6 +15,7 @@
 // Crash after 2 or 3: the chain is the dead client's pending blob; its reclaim frees it.
 // Crash inside 4: the alloc repair keeps what any SessionSlot::blob or live pending_blob reaches
 // and frees the rest, so the new state is committed or not, whole, and nothing leaks.
+#include <atomic>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -170,10 +171,47 @@ bool BlobStore::copy_is_current(SessionRef ref, const RecordGrant& g, const Blob
   return shm::load(s.version) == copy.version && shm::load(s.blob) == copy.head && shm::load(s.generation) == ref.gen;
 }
 
+// docs/protocol.md §7, "copies without S": the record's state, then the session's version, blob
+// and generation (acquire each), the chain copied, and all four read again. If T held at the
+// first look and at the second and the three did not move, the chain was the published blob
+// all along: only a commit under a holding grant replaces it (and bumps version, which never
+// goes back within a generation), and nothing frees a published chain before it is replaced or
+// T is taken away. Anything else (a commit of another thread of this process meanwhile, T broken,
+// the chain cut short by a free) is no error: false, and the caller takes S.
+bool BlobStore::take_copy_unlocked(SessionRef ref, const RecordGrant& g, BlobCopy& copy) const {
+  if (!LockTable::holds_unlocked(seg_, ref, g)) return false;
+  const auto& s = seg_.session(ref.slot);
+  const std::uint64_t version = shm::load(s.version);
+  const std::uint32_t head = shm::load(s.blob);
+  if (shm::load(s.generation) != ref.gen) return false;
+  copy.token = 0;  // holds nothing unless the checks below pass
+  shm::BlobHeader bh{0, 0};
+  if (head != shm::kNil) {
+    ChainReader in(seg_, head);
+    if (!in.read(&bh, sizeof bh) || bh.body_bytes > BlobCopy::kMaxBytes) return false;
+    copy.body.resize(bh.body_bytes);
+    if (!in.read(copy.body.data(), bh.body_bytes)) return false;
+  } else {
+    copy.body.clear();
+  }
+  test_point(TestPoint::kCopiedWithoutMutex);
+  std::atomic_thread_fence(std::memory_order_acquire);  // the copy's loads before the checks' loads
+  if (!LockTable::holds_unlocked(seg_, ref, g) || shm::load(s.version) != version || shm::load(s.blob) != head ||
+      shm::load(s.generation) != ref.gen)
+    return false;
+  copy.ref = ref;
+  copy.token = g.token;
+  copy.head = head;
+  copy.version = version;
+  copy.count = bh.attr_count;
+  return true;
+}
+
 template <class InPlace, class FromCopy>
 Status BlobStore::fenced_read(SessionRef ref, const RecordGrant& g, BlobCopy* copy, InPlace&& in_place,
                               FromCopy&& from_copy) {
-  if (copy && copy_is_current(ref, g, *copy))  // nothing committed since the copy: no mutex
+  // Nothing committed since the copy, or a copy taken now while T holds: no mutex.
+  if (copy && (copy_is_current(ref, g, *copy) || (kCopyWithoutMutex && take_copy_unlocked(ref, g, *copy))))
     return for_each_copied_entry(seg_, *copy, from_copy) ? Status{} : corrupt_blob();
   {
     SessionGuard guard(seg_, ref.slot);

@@ -22,7 +22,8 @@
 namespace sessionbroker::detail {
 
 // A holder's process-local copy of a session's committed blob: its body (up to kMaxBytes) as a
-// fenced read copied it under the session mutex, or as the holder's own commit wrote it. A blob
+// fenced read copied it (without the session mutex, checked again after; or under it), or as the
+// holder's own commit wrote it. A blob
 // never changes once published (a commit publishes a new one and bumps SessionSlot::version), so
 // the copy is the committed state for as long as the session's `blob` and `version` are the copy's,
 // under whichever grant it was taken. While it is, a fenced read answers from it and a commit merges
@@ -43,10 +44,17 @@ struct BlobCopy {
 class BlobStore {
  public:
   explicit BlobStore(Segment& seg) : seg_(seg) {}
+  // ThreadSanitizer cannot see that take_copy_unlocked's checks discard a copy that raced a
+  // writer (a seqlock read over plain memory): its build takes the mutex for every copy.
+#if defined(__SANITIZE_THREAD__)
+  static constexpr bool kCopyWithoutMutex = false;
+#else
+  static constexpr bool kCopyWithoutMutex = true;
+#endif
 
   // Fenced reads. With `copy`: answered from it without the session mutex while it is current
-  // (copy_is_current); otherwise the blob's body is copied under the session mutex (when at most
-  // BlobCopy::kMaxBytes) and read from the copy after the mutex is let go.
+  // (copy_is_current); otherwise the blob's body (when at most BlobCopy::kMaxBytes) is copied
+  // without the mutex while `g` holds (take_copy_unlocked), or else under it, and read from the copy.
   Result<std::optional<std::string>> read(SessionRef ref, const RecordGrant& g, std::string_view name,
                                           BlobCopy* copy = nullptr);
   Result<AttrMap> read_all(SessionRef ref, const RecordGrant& g, BlobCopy* copy = nullptr);
@@ -70,6 +78,10 @@ class BlobStore {
   // REQUIRES: the session mutex of `s`, and `g` holds it. Fills `copy` from the session's blob;
   // false when the blob is corrupt. A blob over kMaxBytes leaves `copy` holding nothing.
   bool take_copy(const shm::SessionSlot& s, SessionRef ref, const RecordGrant& g, BlobCopy& copy) const;
+  // The same without the session mutex, checked before and after (docs/protocol.md §7, "copies
+  // without S"). REQUIRES: the caller owns `g`. False is no error (`copy` then holds nothing):
+  // take the mutex.
+  bool take_copy_unlocked(SessionRef ref, const RecordGrant& g, BlobCopy& copy) const;
   // A fenced read's frame: under the session mutex, the token checked and `copy` (if any) taken;
   // then either in_place(name, len, reader) per entry there (no copy, or a blob too large for one)
   // or from_copy(name, value) per entry of the copy, after the mutex is let go.

@@ -18,6 +18,7 @@ enum class TestPoint {
   kFastPublished,     // LockTable::acquire_fast: the session's fast word names the record, still kFree
   kFastReleasing,     // LockTable::release_fast: the record is kReleasing, the fast word still names it
   kWatchEvents,       // EtcdBackend: a session watch's events arrived, not yet applied to its view
+  kCopiedWithoutMutex,  // BlobStore::take_copy_unlocked: the chain is copied, not yet checked again
 };
 
 using TestHook = void (*)(TestPoint);

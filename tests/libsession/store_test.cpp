@@ -2,6 +2,7 @@
 // attribute store accounting, release by a non-owner.
 #include <unistd.h>
 
+#include <functional>
 #include <future>
 #include <optional>
 #include <thread>
@@ -9,6 +10,7 @@
 #include "claims/claim_fixture.hpp"
 #include "clock.hpp"
 #include "guards.hpp"
+#include "test_point.hpp"
 
 namespace sbtest {
 namespace {
@@ -264,6 +266,101 @@ TEST_F(StoreTest, ReadFromACurrentCopyTakesNoMutexAndABrokenGrantGetsNoData) {
   ASSERT_TRUE(all);
   EXPECT_EQ(*all, (sessionbroker::detail::AttrMap{{"a", "1"}}));
   ASSERT_TRUE(locks_->release(ref, *g2));
+  registry_->detach_client(client, gen);
+}
+
+// A holder whose copy is not current (another process committed since, or it has none) copies the
+// blob without the session mutex: it answers while another thread holds the mutex (on the code
+// before, it waited for that thread).
+TEST_F(StoreTest, AHoldersReadCopiesTheBlobWithoutTheMutex) {
+  if (!sessionbroker::detail::BlobStore::kCopyWithoutMutex) GTEST_SKIP() << "this build copies under the mutex";
+  std::uint32_t client = 0, gen = 0;
+  SessionRef ref;
+  RecordGrant g;
+  ASSERT_NO_FATAL_FAILURE(attach_create_and_lock(client, gen, ref, g));
+  ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "1"}}));  // no copy kept
+  BlobCopy copy;
+  std::promise<void> holding, let_go;
+  std::thread holder([&] {
+    sessionbroker::detail::SessionGuard guard(*seg_, ref.slot);
+    holding.set_value();
+    let_go.get_future().wait();
+  });
+  holding.get_future().wait();
+  auto read = std::async(std::launch::async, [&] { return blobs_->read(ref, g, "a", &copy); });
+  const bool answered = read.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  let_go.set_value();
+  holder.join();
+  EXPECT_TRUE(answered) << "the read waited for the session mutex";
+  auto a = read.get();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->value_or(""), "1");
+  EXPECT_TRUE(blobs_->copy_is_current(ref, g, copy));
+  ASSERT_TRUE(locks_->release(ref, g));
+  registry_->detach_client(client, gen);
+}
+
+// What happens at the test point kCopiedWithoutMutex (the chain copied, not yet checked again),
+// once, on the reading thread.
+struct AtCopy {
+  static inline std::function<void()> action;
+  static void hook(sessionbroker::detail::TestPoint p) {
+    if (p != sessionbroker::detail::TestPoint::kCopiedWithoutMutex || !action) return;
+    auto run = std::exchange(action, nullptr);
+    run();
+  }
+  explicit AtCopy(std::function<void()> f) {
+    action = std::move(f);
+    sessionbroker::detail::set_test_hook(&AtCopy::hook);
+  }
+  ~AtCopy() {
+    sessionbroker::detail::set_test_hook(nullptr);
+    action = nullptr;
+  }
+};
+
+// The copy taken without the mutex is checked again after it: a grant broken while it copied
+// gets kStaleToken, not the value it copied (seen failing with the second check removed: "1").
+TEST_F(StoreTest, ACopyRacingABreakOfItsGrantGivesNoData) {
+  if (!sessionbroker::detail::BlobStore::kCopyWithoutMutex) GTEST_SKIP() << "this build copies under the mutex";
+  std::uint32_t client = 0, gen = 0;
+  SessionRef ref;
+  RecordGrant g;
+  ASSERT_NO_FATAL_FAILURE(attach_create_and_lock(client, gen, ref, g));
+  ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "1"}}));
+  BlobCopy copy;
+  bool broken = false;
+  {
+    AtCopy at([&] { broken = locks_->break_lock(g.record, g.token); });
+    EXPECT_EQ(blobs_->read(ref, g, "a", &copy).code(), ErrorCode::kStaleToken);
+  }
+  EXPECT_TRUE(broken) << "the read never copied without the mutex";
+  EXPECT_FALSE(copy.holds_body_of(ref));
+  EXPECT_EQ(locks_->release(ref, g).code(), ErrorCode::kStaleToken);
+  registry_->detach_client(client, gen);
+}
+
+// ... and a commit of another thread of the holder's process while it copied (its old chain freed
+// and perhaps reused) sends the read to the mutex: it answers the new value (seen failing with the
+// second check removed: "1", from a chain already given back).
+TEST_F(StoreTest, ACopyRacingACommitUnderTheSameGrantReadsTheNewBlob) {
+  if (!sessionbroker::detail::BlobStore::kCopyWithoutMutex) GTEST_SKIP() << "this build copies under the mutex";
+  std::uint32_t client = 0, gen = 0;
+  SessionRef ref;
+  RecordGrant g;
+  ASSERT_NO_FATAL_FAILURE(attach_create_and_lock(client, gen, ref, g));
+  ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "1"}}));
+  BlobCopy copy;
+  bool committed = false;
+  {
+    AtCopy at([&] { committed = static_cast<bool>(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "2"}})); });
+    auto a = blobs_->read(ref, g, "a", &copy);
+    ASSERT_TRUE(a) << a.status().to_string();
+    EXPECT_EQ(a->value_or(""), "2");
+  }
+  EXPECT_TRUE(committed);
+  EXPECT_TRUE(blobs_->copy_is_current(ref, g, copy));
+  ASSERT_TRUE(locks_->release(ref, g));
   registry_->detach_client(client, gen);
 }
 
