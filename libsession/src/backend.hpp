@@ -92,7 +92,10 @@ class Backend {
   // next try (shared memory keeps the lock record, so a full cycle on an idle session takes none
   // from the client's pool and gives none back). `keep` belongs to one session of the caller and
   // is used by one thread at a time. drop_kept() empties it and returns whether it held anything
-  // (the caller calls it when an acquire ran out of capacity).
+  // (the caller calls it when an acquire ran out of capacity). try_acquire_kept may answer kBusy
+  // where try_acquire would grant: the caller then acquires the long way, and a busy answer must
+  // be cheap (on shared memory an exclusive claim takes the fast path or nothing: a session in use
+  // costs it no mutex section, leaving one, the queueing's, to the acquire that follows).
   // An open Kept (open_kept() returned true) also stands for the call gate: try_acquire_kept with
   // it need not count itself in flight, because the caller promises that no call with it is in
   // flight once it has called close_kept(), and calls close_kept() on every open Kept before

@@ -90,8 +90,9 @@ bool LocalSession::take_lane_locked(ThreadLockState& t) {
 }
 
 // kVacant -> kBusy: this thread owns the process lock's members (every mu_ holder waits kBusy out)
-// and lane_spare_. Backend::try_acquire answers at once on a quick backend and leaves no trace when
-// it fails; then the lane is kVacant again and lock_slow takes over (queueing at once if kBusy).
+// and lane_spare_. Backend::try_acquire_kept answers at once on a quick backend and leaves no trace
+// when it fails (on shared memory an exclusive claim is the fast path or kBusy); then the lane is
+// kVacant again and lock_slow takes over (queueing at once if kBusy, trying first if it fails).
 std::unique_ptr<ThreadLockState> LocalSession::claim_vacant(std::span<const std::string_view> attrs, bool whole,
                                                             Mode mode, bool& busy) {
   if (forked_since(fork_epoch_)) return nullptr;

@@ -289,8 +289,10 @@ void LockTable::prepare_record(std::uint32_t rec, SessionRef ref, LockMode mode)
 // The record is written only once the grant is certain: a busy answer leaves it as it was (kFree,
 // owned by the caller), the session untouched, no holder asked (no request_revoke) and no wait counted.
 Result<RecordGrant> LockTable::try_acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
-                                 const Caller* caller) {
+                                 const Caller* caller, bool fast_only) {
   if (auto fast = acquire_fast(client, rec, ref, mode, caller)) return std::move(*fast);
+  if (fast_only && mode == LockMode::kExclusive)
+    return Status(ErrorCode::kBusy, "the session is not idle (a lane claim takes only the fast path)");
   auto& s = seg_.session(ref.slot);
   SessionGuard g(seg_, ref.slot);
   if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)

@@ -95,8 +95,10 @@ class LockTable {
                               Clock::time_point deadline, const Caller* caller = nullptr);
   // The same, but granted only at once (the queue empty and the mode compatible); otherwise kBusy,
   // and the try leaves no trace: nothing queued, no revoke request raised, `record` still kFree.
+  // With `fast_only`, an exclusive try that the fast path does not grant is kBusy without the
+  // session mutex (a lane claim: its caller then queues the mutex way, one mutex section in all).
   Result<RecordGrant> try_acquire(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
-                                  const Caller* caller = nullptr);
+                                  const Caller* caller = nullptr, bool fast_only = false);
   // Gives the lock back. kStaleToken if it was broken meanwhile (the record is freed either way).
   Status release(SessionRef ref, const RecordGrant& g);
   // Takes a lock away by force (revoke deadline, break-lock): the token goes stale at once.

@@ -213,7 +213,7 @@ Result<Grant> ShmBackend::try_acquire_with(SessionHandle s, Mode mode, Kept* kee
     auto rec = take_record(keep);
     if (!rec) return rec.status();
     const Caller caller{generation_, &cancelled_};
-    auto g = locks_.try_acquire(client_, *rec, *ref, lock_mode(mode), &caller);
+    auto g = locks_.try_acquire(client_, *rec, *ref, lock_mode(mode), &caller, keep != nullptr);
     if (!g) {
       return_record(*rec, keep);  // untouched (busy) or withdrawn to kFree
       return g.status();

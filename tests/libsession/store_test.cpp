@@ -300,6 +300,42 @@ TEST_F(StoreTest, AHoldersReadCopiesTheBlobWithoutTheMutex) {
   registry_->detach_client(client, gen);
 }
 
+// A lane claim (fast_only) on a session in use answers kBusy without the session mutex: it
+// answers while another thread holds that mutex, leaves its record kFree, queues nothing; the lock
+// behind it then queues the mutex way (one mutex section instead of a try's and a queue's).
+TEST_F(StoreTest, AFastOnlyTryOnASessionInUseTakesNoMutex) {
+  std::uint32_t a = 0, b = 0;
+  SessionRef ref;
+  ASSERT_NO_FATAL_FAILURE(attach_two_and_create(a, b, ref));
+  auto held = locks_->acquire(a, seg_->first_record_of(a), ref, LockMode::kExclusive, shm::Clock::now());
+  ASSERT_TRUE(held);
+  const std::uint32_t rec = seg_->first_record_of(b);
+  std::promise<void> holding, let_go;
+  std::thread holder([&] {
+    sessionbroker::detail::SessionGuard guard(*seg_, ref.slot);
+    holding.set_value();
+    let_go.get_future().wait();
+  });
+  holding.get_future().wait();
+  auto claim = std::async(std::launch::async, [&] {
+    return locks_->try_acquire(b, rec, ref, LockMode::kExclusive, nullptr, /*fast_only=*/true);
+  });
+  const bool answered = claim.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  let_go.set_value();
+  holder.join();
+  EXPECT_TRUE(answered) << "the claim waited for the session mutex";
+  EXPECT_EQ(claim.get().code(), ErrorCode::kBusy);
+  EXPECT_EQ(shm::state(seg_->record(rec)), sessionbroker::shm::RecordState::kFree);
+  EXPECT_EQ(seg_->session(ref.slot).queue_len, 0u);
+  EXPECT_EQ(locks_->try_acquire(b, rec, ref, LockMode::kExclusive).code(), ErrorCode::kBusy);  // the full try agrees
+  ASSERT_TRUE(locks_->release(ref, *held));
+  auto g = locks_->try_acquire(b, rec, ref, LockMode::kExclusive, nullptr, /*fast_only=*/true);  // idle again: the fast path
+  ASSERT_TRUE(g) << g.status().to_string();
+  ASSERT_TRUE(locks_->release(ref, *g));
+  registry_->detach_client(a, seg_->client(a).generation);
+  registry_->detach_client(b, seg_->client(b).generation);
+}
+
 // What happens at the test point kCopiedWithoutMutex (the chain copied, not yet checked again),
 // once, on the reading thread.
 struct AtCopy {
