@@ -33,6 +33,24 @@ class StoreTest : public ShmClaimTest {
     ASSERT_TRUE(created);
     a = *ca, b = *cb, ref = *created;
   }
+  // Runs `call` on a thread of its own while another thread holds the session mutex of `ref`, and
+  // returns its result if it answered within 10 s with that mutex still held (nullopt otherwise).
+  template <class Call>
+  auto answered_while_mutex_held(SessionRef ref, Call call) -> std::optional<decltype(call())> {
+    std::promise<void> holding, let_go;
+    std::thread holder([&] {
+      sessionbroker::detail::SessionGuard guard(*seg_, ref.slot);
+      holding.set_value();
+      let_go.get_future().wait();
+    });
+    holding.get_future().wait();
+    auto result = std::async(std::launch::async, call);
+    const bool answered = result.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    let_go.set_value();
+    holder.join();
+    if (!answered) return std::nullopt;
+    return result.get();
+  }
   // One client of this process (slot generation `gen`) holding session "s" exclusively with `g`.
   void attach_create_and_lock(std::uint32_t& client, std::uint32_t& gen, SessionRef& ref, RecordGrant& g) {
     auto c = registry_->attach_client(getpid());
@@ -239,19 +257,9 @@ TEST_F(StoreTest, ReadFromACurrentCopyTakesNoMutexAndABrokenGrantGetsNoData) {
   BlobCopy copy;
   ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "1"}}, &copy));
 
-  std::promise<void> holding, let_go;
-  std::thread holder([&] {
-    sessionbroker::detail::SessionGuard guard(*seg_, ref.slot);
-    holding.set_value();
-    let_go.get_future().wait();
-  });
-  holding.get_future().wait();
-  auto read = std::async(std::launch::async, [&] { return blobs_->read(ref, g, "a", &copy); });
-  const bool answered = read.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
-  let_go.set_value();
-  holder.join();
-  EXPECT_TRUE(answered) << "the read waited for the session mutex";
-  auto a = read.get();
+  auto read = answered_while_mutex_held(ref, [&] { return blobs_->read(ref, g, "a", &copy); });
+  ASSERT_TRUE(read) << "the read waited for the session mutex";
+  auto& a = *read;
   ASSERT_TRUE(a);
   EXPECT_EQ(a->value_or(""), "1");
 
@@ -280,19 +288,9 @@ TEST_F(StoreTest, AHoldersReadCopiesTheBlobWithoutTheMutex) {
   ASSERT_NO_FATAL_FAILURE(attach_create_and_lock(client, gen, ref, g));
   ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "1"}}));  // no copy kept
   BlobCopy copy;
-  std::promise<void> holding, let_go;
-  std::thread holder([&] {
-    sessionbroker::detail::SessionGuard guard(*seg_, ref.slot);
-    holding.set_value();
-    let_go.get_future().wait();
-  });
-  holding.get_future().wait();
-  auto read = std::async(std::launch::async, [&] { return blobs_->read(ref, g, "a", &copy); });
-  const bool answered = read.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
-  let_go.set_value();
-  holder.join();
-  EXPECT_TRUE(answered) << "the read waited for the session mutex";
-  auto a = read.get();
+  auto read = answered_while_mutex_held(ref, [&] { return blobs_->read(ref, g, "a", &copy); });
+  ASSERT_TRUE(read) << "the read waited for the session mutex";
+  auto& a = *read;
   ASSERT_TRUE(a);
   EXPECT_EQ(a->value_or(""), "1");
   EXPECT_TRUE(blobs_->copy_is_current(ref, g, copy));
@@ -310,21 +308,11 @@ TEST_F(StoreTest, AFastOnlyTryOnASessionInUseTakesNoMutex) {
   auto held = locks_->acquire(a, seg_->first_record_of(a), ref, LockMode::kExclusive, shm::Clock::now());
   ASSERT_TRUE(held);
   const std::uint32_t rec = seg_->first_record_of(b);
-  std::promise<void> holding, let_go;
-  std::thread holder([&] {
-    sessionbroker::detail::SessionGuard guard(*seg_, ref.slot);
-    holding.set_value();
-    let_go.get_future().wait();
-  });
-  holding.get_future().wait();
-  auto claim = std::async(std::launch::async, [&] {
+  auto claim = answered_while_mutex_held(ref, [&] {
     return locks_->try_acquire(b, rec, ref, LockMode::kExclusive, nullptr, /*fast_only=*/true);
   });
-  const bool answered = claim.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
-  let_go.set_value();
-  holder.join();
-  EXPECT_TRUE(answered) << "the claim waited for the session mutex";
-  EXPECT_EQ(claim.get().code(), ErrorCode::kBusy);
+  ASSERT_TRUE(claim) << "the claim waited for the session mutex";
+  EXPECT_EQ(claim->code(), ErrorCode::kBusy);
   EXPECT_EQ(shm::state(seg_->record(rec)), sessionbroker::shm::RecordState::kFree);
   EXPECT_EQ(seg_->session(ref.slot).queue_len, 0u);
   EXPECT_EQ(locks_->try_acquire(b, rec, ref, LockMode::kExclusive).code(), ErrorCode::kBusy);  // the full try agrees
