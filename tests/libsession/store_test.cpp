@@ -277,16 +277,25 @@ TEST_F(StoreTest, ReadFromACurrentCopyTakesNoMutexAndABrokenGrantGetsNoData) {
   registry_->detach_client(client, gen);
 }
 
-// A holder whose copy is not current (another process committed since, or it has none) copies the
-// blob without the session mutex: it answers while another thread holds the mutex (on the code
-// before, it waited for that thread).
-TEST_F(StoreTest, AHoldersReadCopiesTheBlobWithoutTheMutex) {
-  if (!sessionbroker::detail::BlobStore::kCopyWithoutMutex) GTEST_SKIP() << "this build copies under the mutex";
+// Session "s" held exclusively by `client` with `g`, "a" = "1" committed and no copy kept: the
+// holder's next read copies the blob (without the session mutex where the build allows it).
+class CopyWithoutMutexTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    if (!sessionbroker::detail::BlobStore::kCopyWithoutMutex) GTEST_SKIP() << "this build copies under the mutex";
+    ASSERT_NO_FATAL_FAILURE(attach_create_and_lock(client, gen, ref, g));
+    ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "1"}}));
+  }
   std::uint32_t client = 0, gen = 0;
   SessionRef ref;
   RecordGrant g;
-  ASSERT_NO_FATAL_FAILURE(attach_create_and_lock(client, gen, ref, g));
-  ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "1"}}));  // no copy kept
+};
+
+// A holder whose copy is not current (another process committed since, or it has none) copies the
+// blob without the session mutex: it answers while another thread holds the mutex (on the code
+// before, it waited for that thread).
+TEST_F(CopyWithoutMutexTest, AHoldersReadCopiesTheBlobWithoutTheMutex) {
   BlobCopy copy;
   auto read = answered_while_mutex_held(ref, [&] { return blobs_->read(ref, g, "a", &copy); });
   ASSERT_TRUE(read) << "the read waited for the session mutex";
@@ -345,13 +354,7 @@ struct AtCopy {
 
 // The copy taken without the mutex is checked again after it: a grant broken while it copied
 // gets kStaleToken, not the value it copied (seen failing with the second check removed: "1").
-TEST_F(StoreTest, ACopyRacingABreakOfItsGrantGivesNoData) {
-  if (!sessionbroker::detail::BlobStore::kCopyWithoutMutex) GTEST_SKIP() << "this build copies under the mutex";
-  std::uint32_t client = 0, gen = 0;
-  SessionRef ref;
-  RecordGrant g;
-  ASSERT_NO_FATAL_FAILURE(attach_create_and_lock(client, gen, ref, g));
-  ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "1"}}));
+TEST_F(CopyWithoutMutexTest, ACopyRacingABreakOfItsGrantGivesNoData) {
   BlobCopy copy;
   bool broken = false;
   {
@@ -367,13 +370,7 @@ TEST_F(StoreTest, ACopyRacingABreakOfItsGrantGivesNoData) {
 // ... and a commit of another thread of the holder's process while it copied (its old chain freed
 // and perhaps reused) sends the read to the mutex: it answers the new value (seen failing with the
 // second check removed: "1", from a chain already given back).
-TEST_F(StoreTest, ACopyRacingACommitUnderTheSameGrantReadsTheNewBlob) {
-  if (!sessionbroker::detail::BlobStore::kCopyWithoutMutex) GTEST_SKIP() << "this build copies under the mutex";
-  std::uint32_t client = 0, gen = 0;
-  SessionRef ref;
-  RecordGrant g;
-  ASSERT_NO_FATAL_FAILURE(attach_create_and_lock(client, gen, ref, g));
-  ASSERT_TRUE(blobs_->commit(client, gen, ref, g, ChangeSet{{"a", "1"}}));
+TEST_F(CopyWithoutMutexTest, ACopyRacingACommitUnderTheSameGrantReadsTheNewBlob) {
   BlobCopy copy;
   bool committed = false;
   {
