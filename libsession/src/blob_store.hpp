@@ -23,12 +23,12 @@ namespace sessionbroker::detail {
 
 // A holder's process-local copy of a session's committed blob: its body (up to kMaxBytes) as a
 // fenced read copied it (without the session mutex, checked again after; or under it), or as the
-// holder's own commit wrote it. A blob
-// never changes once published (a commit publishes a new one and bumps SessionSlot::version), so
-// the copy is the committed state for as long as the session's `blob` and `version` are the copy's,
-// under whichever grant it was taken. While it is, a fenced read answers from it and a commit merges
-// into it, neither taking the session mutex for that (blob_store.cpp; docs/protocol.md §7, 1' and
-// "reads from the copy"); a commit still publishes only if `version` is the copy's.
+// holder's own commit wrote it. A blob never changes once published (a commit publishes a new one
+// and bumps SessionSlot::version), so the copy is the committed state for as long as the session's
+// `blob` and `version` are the copy's, under whichever grant it was taken. While it is, a fenced
+// read answers from it and a commit merges into it, neither taking the session mutex for that
+// (blob_store.cpp; docs/protocol.md §7, 1' and "reads from the copy"); a commit still publishes
+// only if `version` is the copy's.
 // Process memory, one thread at a time; never read by others.
 struct BlobCopy {
   static constexpr std::uint32_t kMaxBytes = 16 * 1024;  // larger blobs are read in place, as before
