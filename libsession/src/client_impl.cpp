@@ -45,16 +45,13 @@ Status ClientImpl::detach() {
     if (revoke_thread_.get_id() == std::this_thread::get_id()) revoke_thread_.detach();  // from a callback
     else revoke_thread_.join();
   }
-  for (auto& s : snapshot_sessions()) {
-    s->detach();
-    s->drop_spares();
-  }
-  std::map<std::uint64_t, std::shared_ptr<LocalSession>> late;  // made by a call that raced this detach
+  for (auto& s : snapshot_sessions()) s->detach();
+  std::map<std::uint64_t, std::shared_ptr<LocalSession>> left;  // those, and any made by a call that raced this detach
   {
     std::lock_guard lk(mu_);
-    late.swap(sessions_);
+    left.swap(sessions_);
   }
-  for (auto& [key, s] : late) s->drop_spares();
+  for (auto& [key, s] : left) s->drop_spares();
   // Every session this client made is let go of (drop_spares: here, or by the thread that replaced
   // or forgot it), so the backend's detach, which waits for the sessions' open Kept places
   // (Backend::open_kept), returns once those threads are done. A session made after the swap
