@@ -291,8 +291,7 @@ void LockTable::prepare_record(std::uint32_t rec, SessionRef ref, LockMode mode)
 Result<RecordGrant> LockTable::try_acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                                  const Caller* caller, bool fast_only) {
   if (auto fast = acquire_fast(client, rec, ref, mode, caller)) return std::move(*fast);
-  if (fast_only && mode == LockMode::kExclusive)
-    return Status(ErrorCode::kBusy, "the session is not idle (a lane claim takes only the fast path)");
+  if (fast_only && mode == LockMode::kExclusive) return not_idle();
   auto& s = seg_.session(ref.slot);
   SessionGuard g(seg_, ref.slot);
   if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)
@@ -412,35 +411,59 @@ bool LockTable::break_lock(std::uint32_t rec, std::uint64_t token) {
 // word read again: still ours, and any mutex holder that takes it from now on finds the record
 // kGranted and links it; taken, and only the lists can say (confirm_fast). A failed publish
 // leaves the record kFree and a token unused (tokens only have to increase).
-std::optional<Result<RecordGrant>> LockTable::acquire_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref,
-                                                           LockMode mode, const Caller* caller) {
-  if (mode != LockMode::kExclusive || ref.slot >= seg_.caps().max_sessions) return std::nullopt;
+LockTable::FastClaim LockTable::claim_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref,
+                                           const Caller* caller, std::uint64_t& token, Status& why) {
+  if (ref.slot >= seg_.caps().max_sessions) return FastClaim::kNotIdle;
   auto& s = seg_.session(ref.slot);
   std::uint64_t word = fast::idle(ref.gen);
-  if (shm::load(s.fast, std::memory_order_relaxed) != word) return std::nullopt;
+  if (shm::load(s.fast, std::memory_order_relaxed) != word) return FastClaim::kNotIdle;
   auto& r = seg_.record(rec);
-  shm::set_mode(r, mode);
+  shm::set_mode(r, LockMode::kExclusive);
   shm::store(r.session, ref.slot, std::memory_order_relaxed);
   shm::store(r.session_gen, ref.gen, std::memory_order_relaxed);
   shm::store(r.revoke, 0u, std::memory_order_relaxed);
   r.revoke_at_ns = 0;
   r.since_ns = 0;
   r.next = shm::kNil;
-  const std::uint64_t token = shm::fetch_add<std::uint64_t>(seg_.header().next_token, 1);
+  token = shm::fetch_add<std::uint64_t>(seg_.header().next_token, 1);
   shm::store(r.token, token, std::memory_order_relaxed);
   // seq_cst: with the state's store below, the half of the eviction and retirement handshakes
   // that withdraw_if_gone is on the mutex path (gone_status reads their flags after both).
-  if (!shm::compare_exchange(s.fast, word, fast::owned(ref.gen, rec), std::memory_order_seq_cst)) return std::nullopt;
+  if (!shm::compare_exchange(s.fast, word, fast::owned(ref.gen, rec), std::memory_order_seq_cst)) return FastClaim::kNotIdle;
   test_point(TestPoint::kFastPublished);
   shm::set_state(r, RecordState::kGranted, std::memory_order_seq_cst);  // only the owner moves it out of kFree
-  if (shm::load(s.fast, std::memory_order_seq_cst) != fast::owned(ref.gen, rec)) return confirm_fast(client, rec, ref, caller);
-  if (Status why = gone_status(client, caller); !why) {
+  if (shm::load(s.fast, std::memory_order_seq_cst) != fast::owned(ref.gen, rec)) {
+    auto confirmed = confirm_fast(client, rec, ref, caller);
+    if (!confirmed) return FastClaim::kNotIdle;
+    if (!*confirmed) {
+      why = confirmed->status();
+      return FastClaim::kGone;
+    }
+    token = (*confirmed)->token;
+    return FastClaim::kGranted;
+  }
+  if (why = gone_status(client, caller); !why) [[unlikely]] {
     (void)release(ref, RecordGrant{rec, token});
-    return Result<RecordGrant>(std::move(why));
+    return FastClaim::kGone;
   }
   count_event(seg_.stats(client), shm::Counter::kGrants);
   shm::fetch_add<std::uint64_t>(s.grants, 1, std::memory_order_relaxed);
-  return Result<RecordGrant>(RecordGrant{rec, token});
+  return FastClaim::kGranted;
+}
+
+Status LockTable::not_idle() { return Status(ErrorCode::kBusy, "the session is not idle (a lane claim takes only the fast path)"); }
+
+std::optional<Result<RecordGrant>> LockTable::acquire_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref,
+                                                           LockMode mode, const Caller* caller) {
+  if (mode != LockMode::kExclusive) return std::nullopt;
+  std::uint64_t token = 0;
+  Status why;
+  switch (claim_fast(client, rec, ref, caller, token, why)) {
+    case FastClaim::kGranted: return Result<RecordGrant>(RecordGrant{rec, token});
+    case FastClaim::kGone: return Result<RecordGrant>(std::move(why));
+    case FastClaim::kNotIdle: break;
+  }
+  return std::nullopt;
 }
 
 std::optional<Result<RecordGrant>> LockTable::confirm_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref,

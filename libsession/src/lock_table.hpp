@@ -101,6 +101,18 @@ class LockTable {
                                   const Caller* caller = nullptr, bool fast_only = false);
   // Gives the lock back. kStaleToken if it was broken meanwhile (the record is freed either way).
   Status release(SessionRef ref, const RecordGrant& g);
+  // The fast path alone (fast_owner.hpp, docs/protocol.md §2a), no mutex held, for a caller that
+  // builds its own answer (a lane claim: ShmBackend::try_acquire_kept / release_kept). claim_fast:
+  // an exclusive request on an idle session with `record` (REQUIRES: kFree, the caller's); kGranted
+  // with the grant's token in `token`; kNotIdle when it did not apply (`record` is kFree, nothing of
+  // the session changed); kGone when the grant was made but its client is gone (evicted, retired,
+  // slot reclaimed): given back already, `why` says why. release_fast: gives back a grant that
+  // owns the session's word; false, with nothing changed, when it does not (release() decides).
+  enum class FastClaim { kGranted, kNotIdle, kGone };
+  FastClaim claim_fast(std::uint32_t client, std::uint32_t record, SessionRef ref, const Caller* caller,
+                       std::uint64_t& token, Status& why);
+  bool release_fast(SessionRef ref, const RecordGrant& g);
+  [[gnu::cold]] static Status not_idle();  // the kBusy of a lane claim that the fast path turned down
   // Takes a lock away by force (revoke deadline, break-lock): the token goes stale at once.
   bool break_lock(std::uint32_t record, std::uint64_t token);
   // grant_status_of() the grant's own record; kLost when `g` names no record.
@@ -157,13 +169,10 @@ class LockTable {
   // Takes a waiter's record out of the queue (or a grant that raced it back out of the holder
   // list) and frees it; `why` is what the waiter is told.
   Status withdraw(shm::SessionSlot& s, std::uint32_t record, Status why);
-  // The fast path (fast_owner.hpp, docs/protocol.md §2a), no mutex held. acquire_fast: an
-  // exclusive request on an idle session; nullopt when it did not apply (then `record` is kFree
-  // and the caller takes the mutex path). release_fast: false when `g` is not the word's owner
-  // (the mutex path then releases, or says why not).
+  // claim_fast as acquire and try_acquire use it: nullopt when it did not apply (a shared request,
+  // or kNotIdle: then `record` is kFree and the caller takes the mutex path).
   std::optional<Result<RecordGrant>> acquire_fast(std::uint32_t client, std::uint32_t record, SessionRef ref,
                                                   shm::LockMode mode, const Caller* caller);
-  bool release_fast(SessionRef ref, const RecordGrant& g);
   // The request was absorbed before its owner saw its grant settled: decides under the mutex.
   std::optional<Result<RecordGrant>> confirm_fast(std::uint32_t client, std::uint32_t record, SessionRef ref,
                                                   const Caller* caller);

@@ -205,7 +205,31 @@ Result<Grant> ShmBackend::acquire(SessionHandle s, Mode mode, Clock::time_point 
 }
 
 Result<Grant> ShmBackend::try_acquire(SessionHandle s, Mode mode) { return try_acquire_with(s, mode, nullptr); }
-Result<Grant> ShmBackend::try_acquire_kept(SessionHandle s, Mode mode, Kept& keep) { return try_acquire_with(s, mode, &keep); }
+
+// The lane's claim as it usually comes: exclusive, with the session's kept record and an open Kept
+// (so no gate to pass, as in call_or_kept), straight to the fast path with no Result built on the
+// way. Anything else, and a forked child or a closed gate, goes the general way, which answers the
+// same; a claim the fast path turns down is kBusy at once, as try_acquire(fast_only) answers it.
+Result<Grant> ShmBackend::try_acquire_kept(SessionHandle s, Mode mode, Kept& keep) {
+  if (mode != Mode::kExclusive || !keep.open || keep.empty() || !valid(s) || forked() || gate_.closed())
+    return try_acquire_with(s, mode, &keep);
+  const auto rec = static_cast<std::uint32_t>(keep.id);  // stays kept unless granted
+  const Caller caller{generation_, &cancelled_};
+  std::uint64_t token = 0;
+  Status why;
+  try {
+    switch (locks_.claim_fast(client_, rec, ref_of(s), &caller, token, why)) {
+      case LockTable::FastClaim::kGranted:
+        keep.id = Kept{}.id;
+        return Grant{token, rec};
+      case LockTable::FastClaim::kGone: return why;
+      case LockTable::FastClaim::kNotIdle: return LockTable::not_idle();
+    }
+  } catch (const shm::SegmentCorrupt& e) {
+    return Status(ErrorCode::kCorrupt, e.what());
+  }
+  return LockTable::not_idle();  // not reached: the switch answers every FastClaim
+}
 Result<Grant> ShmBackend::try_acquire_with(SessionHandle s, Mode mode, Kept* keep) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
@@ -223,7 +247,22 @@ Result<Grant> ShmBackend::try_acquire_with(SessionHandle s, Mode mode, Kept* kee
 }
 
 Status ShmBackend::release(SessionHandle s, const Grant& g) { return release_with(s, g, nullptr); }
-Status ShmBackend::release_kept(SessionHandle s, const Grant& g, Kept& keep) { return release_with(s, g, &keep); }
+// The lane's release of a grant that owns the session's fast word, without the general path's
+// Results; any other (absorbed by a mutex holder, broken, a forked child) goes the general way.
+Status ShmBackend::release_kept(SessionHandle s, const Grant& g, Kept& keep) {
+  if (valid(s) && g.id < segment_->record_count() && !forked()) {
+    try {
+      const RecordGrant rg = record_grant(g);
+      if (locks_.release_fast(ref_of(s), rg)) {
+        return_record(rg.record, &keep);
+        return {};
+      }
+    } catch (const shm::SegmentCorrupt& e) {
+      return Status(ErrorCode::kCorrupt, e.what());
+    }
+  }
+  return release_with(s, g, &keep);
+}
 Status ShmBackend::release_with(SessionHandle s, const Grant& g, Kept* keep) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();

@@ -80,7 +80,8 @@ class ShmBackend final : public Backend {
   // The same without the gate, for calls fenced by a token (see shm_backend.cpp).
   template <class F>
   auto call_fenced(F&& f) -> decltype(f());
-  // The bodies of try_acquire and release, and of their lane pair. `keep` (nullable): the
+  // The bodies of try_acquire and release, and of their lane pair where it does not go straight
+  // to the fast path (try_acquire_kept, release_kept). `keep` (nullable): the
   // session's kept record (Backend::Kept) is taken before the pool's, and a record that comes free
   // goes back there when it is empty, else to the pool.
   [[gnu::noinline]] Result<Grant> try_acquire_with(SessionHandle s, Mode mode, Kept* keep);  // one copy for both
@@ -98,10 +99,13 @@ class ShmBackend final : public Backend {
     else free_records_.give(rec);
   }
   // The segment's names for the library's handles; kInvalidArgument for a handle no store made.
+  bool valid(SessionHandle s) const { return s.key < segment_->caps().max_sessions && s.generation <= UINT32_MAX; }
+  static SessionRef ref_of(SessionHandle s) {  // REQUIRES: valid(s)
+    return {static_cast<std::uint32_t>(s.key), static_cast<std::uint32_t>(s.generation)};
+  }
   Result<SessionRef> session_ref(SessionHandle s) const {
-    if (s.key >= segment_->caps().max_sessions || s.generation > UINT32_MAX)
-      return Status(ErrorCode::kInvalidArgument, "bad session handle");
-    return SessionRef{static_cast<std::uint32_t>(s.key), static_cast<std::uint32_t>(s.generation)};
+    if (!valid(s)) return Status(ErrorCode::kInvalidArgument, "bad session handle");
+    return ref_of(s);
   }
   static RecordGrant record_grant(const Grant& g) {
     return {g.id < shm::kNil ? static_cast<std::uint32_t>(g.id) : shm::kNil, g.token};
