@@ -105,7 +105,7 @@ std::optional<SessionSnapshot> Admin::snapshot(std::uint32_t slot) {
   snap.grants = s.grants;
   snap.waits = s.waits;
   snap.ttl_ms = s.ttl_ms;
-  const std::uint64_t now = mono_ns(), last = shm::load(s.last_used_ns, std::memory_order_relaxed);
+  const std::uint64_t now = mono_ns(), last = shm::last_used_at(s, now);
   snap.idle_ms = now > last ? (now - last) / 1'000'000 : 0;
   std::uint32_t guard_steps = 0;
   for (std::uint32_t h = s.holders_head; h < seg_.record_count() && guard_steps++ < seg_.record_count(); h = seg_.record(h).next) {

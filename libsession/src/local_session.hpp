@@ -320,8 +320,8 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   // acquire of another session ran out of capacity.
   Backend::Kept keep_;
   // Set by every thread unlock, which reads no clock (a clock read costs more than the whole fast
-  // lane): the revoke thread writes the session's last use for idle expiry within
-  // kRevokeThreadSlice (on_notification). A release writes it at once (LockTable::release).
+  // lane): the revoke thread marks the session used for idle expiry within kRevokeThreadSlice
+  // (on_notification). A release marks it at once (shm::mark_used; the broker dates the marks).
   std::atomic<bool> used_{false};
   std::mutex commit_mu_;         // serialises this process's commits on the session
 };

@@ -181,7 +181,7 @@ void LockTable::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordStat
   unlink(s, rec);
   r.next = shm::kNil;
   shm::set_state(r, final_state);
-  shm::store(s.last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
+  shm::mark_used(s);
   grant_waiters(s, defer);
   if (s.queue_head == shm::kNil) clear_revoke_flags(s);
 }
@@ -241,7 +241,7 @@ Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, 
       return Status(ErrorCode::kNotFound, "session was destroyed or expired");
     prepare_record(rec, ref, mode);
     // A grant at once reads no clock (a clock read is a sixth of this path): it counts as no
-    // wait, and idle expiry needs no grant time, as the holder's unlocks and release write
+    // wait, and idle expiry needs no grant time, as the holder's unlocks and release mark
     // last_used_ns, and a held session is only ever asked back, never expired.
     const bool at_once = s.queue_head == shm::kNil && compatible(s, mode);
     if (at_once) grant(s, rec, 0);
@@ -305,23 +305,28 @@ Result<RecordGrant> LockTable::try_acquire(std::uint32_t client, std::uint32_t r
   return RecordGrant{rec, seg_.record(rec).token};
 }
 
+inline bool LockTable::stands(std::uint32_t client, const Caller* caller) const {
+  const auto& cs = seg_.client(client);
+  return shm::state(cs, std::memory_order_seq_cst) == shm::ClientState::kLive &&
+         shm::load(seg_.header().retired, std::memory_order_seq_cst) == 0 && (!caller || cs.generation == caller->generation);
+}
+
 // The second half of two store-then-load handshakes, each of which stores its flag (seq_cst) and
 // then breaks the records it finds: eviction (admin.cpp) stores the slot's kEvicted, retirement
 // (Registry::retire) the header's `retired`. The record's state was just stored seq_cst; if either
 // flag is up, or the slot is no longer the caller's, take the request back. REQUIRES: session mutex.
 Status LockTable::withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, std::uint32_t rec, const Caller* caller) {
-  Status why = gone_status(client, caller);
-  if (why) return {};
-  return withdraw(s, rec, std::move(why));
+  if (stands(client, caller)) return {};
+  return withdraw(s, rec, gone_why(client));
 }
 
-Status LockTable::gone_status(std::uint32_t client, const Caller* caller) const {
-  const auto& cs = seg_.client(client);
-  const bool live = shm::state(cs, std::memory_order_seq_cst) == shm::ClientState::kLive;
+// Flags only go one way (kLive leaves for good, `retired` is never cleared, a reused slot has a new
+// generation), so gone_why, reading them again later, finds a reason too.
+Status LockTable::gone_why(std::uint32_t client) const {
   if (shm::load(seg_.header().retired, std::memory_order_seq_cst) != 0) return retired_status();
-  if (live && (!caller || cs.generation == caller->generation)) return {};
-  return Status(ErrorCode::kDetached, live ? "this client's registration was reclaimed: attach again"
-                                           : "this client was evicted by an administrator (sessionctl evict-client)");
+  if (shm::state(seg_.client(client), std::memory_order_seq_cst) == shm::ClientState::kLive)
+    return Status(ErrorCode::kDetached, "this client's registration was reclaimed: attach again");
+  return Status(ErrorCode::kDetached, "this client was evicted by an administrator (sessionctl evict-client)");
 }
 
 Status LockTable::withdraw(shm::SessionSlot& s, std::uint32_t rec, Status why) {
@@ -428,7 +433,7 @@ LockTable::FastClaim LockTable::claim_fast(std::uint32_t client, std::uint32_t r
   token = shm::fetch_add<std::uint64_t>(seg_.header().next_token, 1);
   shm::store(r.token, token, std::memory_order_relaxed);
   // seq_cst: with the state's store below, the half of the eviction and retirement handshakes
-  // that withdraw_if_gone is on the mutex path (gone_status reads their flags after both).
+  // that withdraw_if_gone is on the mutex path (stands reads their flags after both).
   if (!shm::compare_exchange(s.fast, word, fast::owned(ref.gen, rec), std::memory_order_seq_cst)) return FastClaim::kNotIdle;
   test_point(TestPoint::kFastPublished);
   shm::set_state(r, RecordState::kGranted, std::memory_order_seq_cst);  // only the owner moves it out of kFree
@@ -442,7 +447,8 @@ LockTable::FastClaim LockTable::claim_fast(std::uint32_t client, std::uint32_t r
     token = (*confirmed)->token;
     return FastClaim::kGranted;
   }
-  if (why = gone_status(client, caller); !why) [[unlikely]] {
+  if (!stands(client, caller)) [[unlikely]] {
+    why = gone_why(client);
     (void)release(ref, RecordGrant{rec, token});
     return FastClaim::kGone;
   }
@@ -503,7 +509,7 @@ bool LockTable::release_fast(SessionRef ref, const RecordGrant& g) {
   if (!shm::compare_exchange(r.state, st, shm::word(RecordState::kReleasing), std::memory_order_acq_rel)) return false;
   // Asked back with nobody queued (the broker's idle expiry asks a cached lock back): counted as release does.
   if (shm::load(r.revoke) != 0) count_event(seg_.stats(seg_.client_of_record(g.record)), shm::Counter::kRevokes);
-  shm::store(s.last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
+  shm::mark_used(s);  // no clock: the broker dates it
   test_point(TestPoint::kFastReleasing);
   // acq_rel: the word may come from a settle, whose section read this record (its mode) before.
   if (shm::compare_exchange(s.fast, word, fast::idle(ref.gen), std::memory_order_acq_rel)) {
@@ -526,7 +532,7 @@ void LockTable::touch(SessionRef ref) {
   // A revoke thread touches after the fact: the session may have been destroyed and its slot
   // reused since, and another session's idle clock is not ours to reset.
   if (shm::load(s.generation, std::memory_order_relaxed) != ref.gen) return;
-  shm::store(s.last_used_ns, coarse_mono_ns(), std::memory_order_relaxed);
+  shm::mark_used(s);
 }
 
 // Holders are read under the session mutex, but their liveness (a /proc read) is checked after
@@ -586,8 +592,8 @@ Result<std::optional<std::uint64_t>> LockTable::ttl_remaining(SessionRef ref, co
   if (!holds(seg_, s, ref, g)) return stale_grant(g);
   const std::uint64_t ttl = shm::load(s.ttl_ms, std::memory_order_relaxed);
   if (ttl == 0) return std::optional<std::uint64_t>();
-  const std::uint64_t end = saturating_add(shm::load(s.last_used_ns, std::memory_order_relaxed), ms_to_ns(ttl));
   const std::uint64_t now = mono_ns();
+  const std::uint64_t end = saturating_add(shm::last_used_at(s, now), ms_to_ns(ttl));
   const std::uint64_t left_ns = end > now ? end - now : 0;
   return std::optional<std::uint64_t>(left_ns / 1'000'000 + (left_ns % 1'000'000 != 0));  // rounded up
 }

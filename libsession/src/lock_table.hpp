@@ -117,6 +117,8 @@ class LockTable {
   bool break_lock(std::uint32_t record, std::uint64_t token);
   // grant_status_of() the grant's own record; kLost when `g` names no record.
   GrantStatus grant_status(const RecordGrant& g) const;
+  // Marks the session used (kUsedNow, no clock: the broker dates it) for a revoke thread that saw
+  // thread unlocks; a no-op once `ref`'s generation is gone.
   void touch(SessionRef ref);
   // Checks the holders of `slot` and reclaims dead ones (used by waiters while the broker is down).
   void reclaim_dead_holders(std::uint32_t slot);
@@ -176,9 +178,11 @@ class LockTable {
   // The request was absorbed before its owner saw its grant settled: decides under the mutex.
   std::optional<Result<RecordGrant>> confirm_fast(std::uint32_t client, std::uint32_t record, SessionRef ref,
                                                   const Caller* caller);
-  // Why a grant just made must be withdrawn (evicted, retired, slot reclaimed), read without a
-  // mutex after the grant's seq_cst state store; ok when it stands.
-  Status gone_status(std::uint32_t client, const Caller* caller) const;
+  // Whether a grant just made stands: the client live and still the caller's registration, the
+  // segment not retired; read without a mutex after the grant's seq_cst state store. When it does
+  // not, gone_why says why (never ok): evicted, retired, or the slot reclaimed.
+  bool stands(std::uint32_t client, const Caller* caller) const;
+  [[gnu::cold]] Status gone_why(std::uint32_t client) const;
   // No mutex held: the waiting owner's loop.
   Result<RecordGrant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline, const Caller* caller);
 

@@ -297,9 +297,15 @@ std::vector<std::string> Registry::list_sessions() {
 std::optional<std::string> Registry::expire_if_idle(std::uint32_t slot, std::uint64_t now) {
   auto& s = seg_.session(slot);
   if (shm::state(s, std::memory_order_relaxed) != SessionState::kLive) return std::nullopt;
+  // A use marked since the last pass (kUsedNow: releases read no clock) is dated to this pass's
+  // clock, so the session's idle time starts now; a use or a date stored meanwhile wins the CAS.
+  if (std::uint64_t used = shm::load(s.last_used_ns, std::memory_order_relaxed); used == shm::kUsedNow) {
+    (void)shm::compare_exchange(s.last_used_ns, used, now, std::memory_order_relaxed);
+    return std::nullopt;
+  }
   auto idle_past_ttl = [&] {
     const std::uint64_t ttl = shm::load(s.ttl_ms, std::memory_order_relaxed);
-    return ttl != 0 && now > saturating_add(shm::load(s.last_used_ns, std::memory_order_relaxed), ms_to_ns(ttl));
+    return ttl != 0 && now > saturating_add(shm::last_used_at(s, now), ms_to_ns(ttl));
   };
   if (!idle_past_ttl()) return std::nullopt;
   auto g = registry_guard(seg_);

@@ -72,7 +72,8 @@ class Registry final : public ClientReclaimer {
   Status destroy_session(SessionRef ref, const RecordGrant* own);
   std::vector<std::string> list_sessions();
   // Broker: destroys `slot` if it is live, unheld, unqueued and idle past its TTL; if it is held
-  // but idle, asks the holders to release. Returns the id of the session it destroyed.
+  // but idle, asks the holders to release. Returns the id of the session it destroyed. First it
+  // dates a use not yet dated (kUsedNow) to `now_mono_ns`: such a session is not idle this pass.
   std::optional<std::string> expire_if_idle(std::uint32_t slot, std::uint64_t now_mono_ns);
 
   // ---- steps for the registry repair (repair.hpp), REQUIRES: registry mutex ----

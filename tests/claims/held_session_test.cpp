@@ -78,6 +78,41 @@ TEST_F(ShmClaimTest, TouchRestartsTheIdleClock) {
   EXPECT_GT(sessionbroker::shm::load(seg_->session(slot).last_used_ns), 0u);
 }
 
+// A release reads no clock: it marks the session used (kUsedNow), the slow release and the lane's
+// fast one alike. A holder and the tools read an undated mark as "now"; the broker's expiry pass
+// dates it to its own clock, and the TTL counts from that pass.
+TEST_F(ShmClaimTest, AReleaseMarksTheSessionUsedAndTheBrokersPassDatesIt) {
+  namespace shm = sessionbroker::shm;
+  auto c = attach();
+  auto s = c->create("s", 1h);
+  const std::uint32_t slot = registry_->open_session("s")->slot;
+  std::uint64_t& last = seg_->session(slot).last_used_ns;
+  for (int round = 0; round < 2; ++round) {  // the first release takes the mutex path, the second the lane's
+    shm::store(last, std::uint64_t{7});
+    ASSERT_TRUE(s->lock({"a"}, Mode::kExclusive, in(5s)));
+    ASSERT_TRUE(s->release(in(5s)));
+    EXPECT_EQ(shm::load(last), shm::kUsedNow) << "release " << round;
+  }
+  {
+    auto l = s->lock({"a"}, Mode::kShared, in(5s));
+    ASSERT_TRUE(l);
+    ASSERT_EQ(shm::load(last), shm::kUsedNow);
+    auto left = l->ttl_remaining();
+    ASSERT_TRUE(left);
+    EXPECT_GT(*left, 59min);
+    EXPECT_LE(*left, 1h);
+    EXPECT_EQ(admin_->snapshot(slot)->idle_ms, 0u);
+  }
+  ASSERT_TRUE(s->release(in(5s)));
+  ASSERT_TRUE(c->detach());  // its revoke thread, which marks thread unlocks, marks no more
+  ASSERT_EQ(shm::load(last), shm::kUsedNow);
+  const std::uint64_t pass = mono_ns() + 7'200'000'000'000ull;  // a pass two hours on, past the TTL
+  EXPECT_EQ(registry_->expire_if_idle(slot, pass), std::nullopt) << "a use not yet dated counts as now";
+  EXPECT_EQ(shm::load(last), pass);
+  EXPECT_EQ(registry_->expire_if_idle(slot, pass + 3'599'000'000'000ull), std::nullopt);
+  EXPECT_EQ(registry_->expire_if_idle(slot, pass + 3'601'000'000'000ull), "s");
+}
+
 TEST_F(ShmClaimTest, TtlRemainingOfASessionThatNeverExpiresIsTheSentinel) {
   auto c = attach();
   auto s = c->create("s");  // small_caps: the segment's default TTL is 0, "never"

@@ -10,9 +10,13 @@
 //   * `blob` changes only under the session mutex AND the alloc mutex (commit, destroy), so the
 //     alloc repair, which holds only the alloc mutex, sees a whole value; that repair itself
 //     clears the `blob` of a free slot (I10).
-//   * `last_used_ns` is a relaxed hint for idle expiry: releases, queued grants and a holder's
-//     set_ttl/touch write it under the session mutex, a client's revoke thread (thread unlocks,
-//     within a second) without it. `ttl_ms` is written at create and by a holder's set_ttl.
+//   * `last_used_ns` is a relaxed hint for idle expiry: a time (queued grants, a holder's
+//     set_ttl/touch, under the session mutex) or kUsedNow, a use not yet dated, which every release
+//     (the fast one without the mutex) and a client's revoke thread (thread unlocks, within a
+//     second) store so that they read no clock. The broker's expiry pass dates kUsedNow to its own
+//     clock (one compare-and-swap: a use stored meanwhile wins), so a session's idle time starts at
+//     most one pass (1 s) late; readers take kUsedNow as "now" (shm::last_used_at). `ttl_ms` is
+//     written at create and by a holder's set_ttl.
 //   * `grants` and `waits` are read by tools without the mutex; `grants` is also counted (atomic
 //     add) by the fast path without it.
 //   * `fast` is the uncontended fast path's word (LAYOUT.md "Fast path"; the protocol is in
@@ -32,6 +36,9 @@
 
 namespace sessionbroker::shm {
 
+// `last_used_ns` of a session used since the broker's last expiry pass (no clock read for it).
+inline constexpr std::uint64_t kUsedNow = ~std::uint64_t{0};
+
 struct alignas(64) SessionSlot {
   RobustMutexData mutex;
   std::uint64_t fast;          // generation << 32 | code: 0 slow, kFastIdle idle, else owner record + 1
@@ -48,7 +55,7 @@ struct alignas(64) SessionSlot {
   std::uint32_t id_len;
   std::uint32_t free_next;     // next free slot while kFree (registry mutex), else kNil
   std::uint32_t reserved;
-  std::uint64_t last_used_ns;  // CLOCK_MONOTONIC of the last release, queued grant or thread unlock (within 1 s)
+  std::uint64_t last_used_ns;  // CLOCK_MONOTONIC of the last use the broker has dated, or kUsedNow (see above)
   std::uint64_t ttl_ms;        // idle time after which the broker expires the session; 0 = never
   std::uint64_t created_at_ns; // CLOCK_REALTIME, for tools
   std::uint64_t version;       // count of commits; written (atomic) with `blob` under both mutexes; a holder reads both without

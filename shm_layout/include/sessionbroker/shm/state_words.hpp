@@ -59,5 +59,12 @@ inline void set_state(SessionSlot& s, SessionState st, std::memory_order o = std
 inline LockMode lock_mode(const SessionSlot& s) { return static_cast<LockMode>(s.lock_mode); }  // REQUIRES: session mutex
 inline LockMode lock_mode(const SessionSlot& s, std::memory_order o) { return static_cast<LockMode>(load(s.lock_mode, o)); }
 inline void set_lock_mode(SessionSlot& s, LockMode m) { s.lock_mode = word(m); }  // REQUIRES: session mutex
+// A use of the session, dated later by the broker's expiry pass (SessionSlot: `last_used_ns`).
+inline void mark_used(SessionSlot& s) { store(s.last_used_ns, kUsedNow, std::memory_order_relaxed); }
+// The session's last use as a CLOCK_MONOTONIC time: a use not yet dated is `now`.
+inline std::uint64_t last_used_at(const SessionSlot& s, std::uint64_t now) {
+  const std::uint64_t t = load(s.last_used_ns, std::memory_order_relaxed);
+  return t == kUsedNow ? now : t;
+}
 
 }  // namespace sessionbroker::shm
