@@ -24,13 +24,13 @@ void ClientImpl::start() {
   started.wait();
 }
 
-Status ClientImpl::usable() const {
+// The three conditions only go one way (a detach or a fork is for good; an evicted registration is
+// never live again), so the reason found here is the one usable() saw.
+Status ClientImpl::unusable() const {
   if (forked_since(fork_epoch_))
     return Status(ErrorCode::kDetached, "client handle used in a forked child: call Client::attach in the child");
   if (detached_.load(std::memory_order_acquire)) return Status(ErrorCode::kDetached, "client is detached");
-  if (backend_->evicted())
-    return Status(ErrorCode::kDetached, "client was evicted by an administrator (sessionctl evict-client): detach and attach again");
-  return {};
+  return Status(ErrorCode::kDetached, "client was evicted by an administrator (sessionctl evict-client): detach and attach again");
 }
 
 // Order matters: the backend is closed first, so that no call of another thread is inside the

@@ -26,7 +26,12 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   // fork() right after attach cannot catch them half-way). REQUIRES: owned by a shared_ptr.
   void start();
   Status detach();
-  Status usable() const;  // kDetached after detach or in a forked child
+  // kDetached after detach, in a forked child, or once evicted. Inline: every release and every
+  // attribute access asks, and the Status is built only when it fails (unusable).
+  Status usable() const {
+    if (forked() || detached_.load(std::memory_order_acquire) || backend_->evicted()) [[unlikely]] return unusable();
+    return {};
+  }
   bool forked() const { return forked_since(fork_epoch_); }  // this process is a child forked after attach
   Backend& backend() { return *backend_; }
 
@@ -43,6 +48,7 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   int release_idle_locks(const LocalSession* except);
 
  private:
+  [[gnu::cold]] Status unusable() const;  // why usable() failed: always an error
   void revoke_loop();
   Status orphan();  // detach() in a forked child
   std::vector<std::shared_ptr<LocalSession>> snapshot_sessions();

@@ -342,8 +342,7 @@ Status LocalSession::destroy_with(ThreadLockState& t) {
   return st;
 }
 
-Status LocalSession::release(Clock::time_point deadline) {
-  if (release_lane()) return {};
+Status LocalSession::release_slow(Clock::time_point deadline) {
   Held lk(*this);
   if (detached_) return Status(ErrorCode::kDetached, "client is detached");
   if (state_ != ProcState::kHeld) {

@@ -169,7 +169,10 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   // Destroys the session using the exclusive whole-session lock `t` holds.
   Status destroy_with(ThreadLockState& t);
   // Gives the process lock back once no thread uses it (through the lane when it is open).
-  Status release(Clock::time_point deadline);
+  Status release(Clock::time_point deadline) {
+    if (release_lane()) return {};
+    return release_slow(deadline);
+  }
   std::uint64_t token();
   bool held();
 
@@ -258,6 +261,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
                                                 bool& busy);
   bool return_lane(std::unique_ptr<ThreadLockState>& t);
   bool release_lane();
+  Status release_slow(Clock::time_point deadline);  // release() when the lane did not take it
   // kBusy -> kTaken: the lane's state, set for `attrs`, goes to the claimer. REQUIRES: the caller
   // moved lane_ to kBusy, and grant_ is the grant it holds the lock under.
   std::unique_ptr<ThreadLockState> hand_out_lane(std::span<const std::string_view> attrs, bool whole, Mode mode);
