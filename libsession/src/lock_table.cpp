@@ -320,8 +320,9 @@ Status LockTable::withdraw_if_gone(shm::SessionSlot& s, std::uint32_t client, st
   return withdraw(s, rec, gone_why(client));
 }
 
-// Flags only go one way (kLive leaves for good, `retired` is never cleared, a reused slot has a new
-// generation), so gone_why, reading them again later, finds a reason too.
+// What stands() found only goes one way (`retired` is never cleared; a registration that is no
+// longer the caller's live one never is again: evicted, freed, or reused under a new generation),
+// so gone_why, reading again later, finds a reason too; a reused slot reads as reclaimed.
 Status LockTable::gone_why(std::uint32_t client) const {
   if (shm::load(seg_.header().retired, std::memory_order_seq_cst) != 0) return retired_status();
   if (shm::state(seg_.client(client), std::memory_order_seq_cst) == shm::ClientState::kLive)
