@@ -85,6 +85,11 @@ class Backend {
   virtual Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) = 0;
   // Granted at once or kBusy; a busy try queues nothing and asks no holder for anything.
   virtual Result<Grant> try_acquire(SessionHandle s, Mode mode) = 0;
+  // The try a request that will wait makes first (its acquire() follows a busy answer): like
+  // try_acquire, but it may answer kBusy where try_acquire would grant, as try_acquire_kept may
+  // below, so that a session in use costs it nothing (on shared memory an exclusive try takes the
+  // fast path or nothing, leaving one S section, the queueing's, to the acquire that follows).
+  virtual Result<Grant> try_acquire_cheap(SessionHandle s, Mode mode) { return try_acquire(s, mode); }
   // Gives the lock back; kStaleToken if it was lost meanwhile (released either way).
   virtual Status release(SessionHandle s, const Grant& g) = 0;
   // The fast lane's pair (LocalSession's kVacant state): try_acquire and release as above, with a

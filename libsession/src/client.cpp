@@ -17,7 +17,10 @@ using detail::LocalSession;
 using detail::ThreadLockState;
 
 namespace {
-Status not_locked() { return Status(ErrorCode::kNotHeld, "the lock was already unlocked"); }
+Status not_locked() {
+  static const Status::Fixed kUnlocked(ErrorCode::kNotHeld, "the lock was already unlocked");
+  return kUnlocked;
+}
 Status not_covered(std::string_view name) {
   return Status(ErrorCode::kInvalidArgument, fmt::format("attribute '{}' is not covered by this lock", name));
 }

@@ -211,10 +211,11 @@ Result<std::unique_ptr<ThreadLockState>> LocalSession::lock_slow(std::span<const
 Status LocalSession::busy_unless_free(bool may_use) const {
   if (state_ == ProcState::kNone) return {};
   if (state_ == ProcState::kHeld && !may_use && idle() && !revoke_seen_ && release_waiters_ == 0) return {};
-  if (state_ != ProcState::kHeld)
-    return Status(ErrorCode::kBusy, "another thread of this process is acquiring or giving back the session's lock");
-  return Status(ErrorCode::kBusy, may_use ? "another thread of this process holds a conflicting lock on the session"
-                                          : "this process's lock on the session is asked back, or held in the other mode");
+  static const Status::Fixed kInTransit(ErrorCode::kBusy, "another thread of this process is acquiring or giving back the session's lock");
+  static const Status::Fixed kConflict(ErrorCode::kBusy, "another thread of this process holds a conflicting lock on the session");
+  static const Status::Fixed kAskedBack(ErrorCode::kBusy, "this process's lock on the session is asked back, or held in the other mode");
+  if (state_ != ProcState::kHeld) return kInTransit;
+  return may_use ? kConflict : kAskedBack;
 }
 
 Status LocalSession::usable_locked() const {
@@ -226,13 +227,15 @@ Status LocalSession::usable_locked() const {
 Status LocalSession::acquire_process_lock(Held& lk, Mode need, Clock::time_point deadline, bool wait, bool try_first) {
   // Uncontended on a quick backend: granted without letting go of mu_. A busy try left no trace
   // (it queued nothing and asked nobody), so the request then queues as if it had not been made.
+  // A request that will wait tries the cheap way (Backend::try_acquire_cheap): a session in use
+  // then costs it one S section, the queueing's, not a try's as well.
   // No try when a lane claim's try was just answered kBusy (Backend::acquire grants at once anyway
   // when the session is free by now).
   // Out of records, the idle locks of other sessions are given back with mu_ let go (their
   // mutexes are taken then), and the request goes the long way.
   std::optional<Result<Grant>> g;
   if (quick_ && try_first) {
-    g.emplace(backend_.try_acquire(handle_, need));
+    g.emplace(wait ? backend_.try_acquire_cheap(handle_, need) : backend_.try_acquire(handle_, need));
     if (!*g && ((wait && g->code() == ErrorCode::kBusy) || g->code() == ErrorCode::kCapacityExceeded)) g.reset();
   }
   if (!g) {

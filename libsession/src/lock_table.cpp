@@ -229,6 +229,7 @@ bool LockTable::holds_unlocked(const Segment& seg, SessionRef ref, const RecordG
 Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                              Clock::time_point deadline, const Caller* caller) {
   if (auto fast = acquire_fast(client, rec, ref, mode, caller)) return std::move(*fast);
+  test_point(TestPoint::kQueueing);
   auto& s = seg_.session(ref.slot);
   auto& r = seg_.record(rec);
   auto& stats = seg_.stats(client);
@@ -297,7 +298,7 @@ Result<RecordGrant> LockTable::try_acquire(std::uint32_t client, std::uint32_t r
   if (shm::state(s, std::memory_order_relaxed) != shm::SessionState::kLive || s.generation != ref.gen)
     return Status(ErrorCode::kNotFound, "session was destroyed or expired");
   if (s.queue_head != shm::kNil || !compatible(s, mode))
-    return Status(ErrorCode::kBusy, "the session is locked by another process (try-lock: nothing queued)");
+    return locked_elsewhere();
   prepare_record(rec, ref, mode);
   grant(s, rec, 0);
   if (Status st = withdraw_if_gone(s, client, rec, caller); !st) return st;
@@ -458,7 +459,16 @@ LockTable::FastClaim LockTable::claim_fast(std::uint32_t client, std::uint32_t r
   return FastClaim::kGranted;
 }
 
-Status LockTable::not_idle() { return Status(ErrorCode::kBusy, "the session is not idle (a lane claim takes only the fast path)"); }
+// Busy answers are routine under contention: Fixed, so that giving one allocates nothing.
+Status LockTable::not_idle() {
+  static const Status::Fixed kNotIdle(ErrorCode::kBusy, "the session is not idle (a lane claim takes only the fast path)");
+  return kNotIdle;
+}
+
+Status LockTable::locked_elsewhere() {
+  static const Status::Fixed kLocked(ErrorCode::kBusy, "the session is locked by another process (try-lock: nothing queued)");
+  return kLocked;
+}
 
 std::optional<Result<RecordGrant>> LockTable::acquire_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref,
                                                            LockMode mode, const Caller* caller) {

@@ -204,7 +204,8 @@ Result<Grant> ShmBackend::acquire(SessionHandle s, Mode mode, Clock::time_point 
   });
 }
 
-Result<Grant> ShmBackend::try_acquire(SessionHandle s, Mode mode) { return try_acquire_with(s, mode, nullptr); }
+Result<Grant> ShmBackend::try_acquire(SessionHandle s, Mode mode) { return try_acquire_with(s, mode, nullptr, false); }
+Result<Grant> ShmBackend::try_acquire_cheap(SessionHandle s, Mode mode) { return try_acquire_with(s, mode, nullptr, true); }
 
 // The lane's claim as it usually comes: exclusive, with the session's kept record and an open Kept
 // (so no gate to pass, as in call_or_kept), straight to the fast path with no Result built on the
@@ -212,7 +213,7 @@ Result<Grant> ShmBackend::try_acquire(SessionHandle s, Mode mode) { return try_a
 // same; a claim the fast path turns down is kBusy at once, as try_acquire(fast_only) answers it.
 Result<Grant> ShmBackend::try_acquire_kept(SessionHandle s, Mode mode, Kept& keep) {
   if (mode != Mode::kExclusive || !keep.open || keep.empty() || !valid(s) || forked() || gate_.closed())
-    return try_acquire_with(s, mode, &keep);
+    return try_acquire_with(s, mode, &keep, true);
   const auto rec = static_cast<std::uint32_t>(keep.id);  // stays kept unless granted
   const Caller caller{generation_, &cancelled_};
   std::uint64_t token = 0;
@@ -230,14 +231,14 @@ Result<Grant> ShmBackend::try_acquire_kept(SessionHandle s, Mode mode, Kept& kee
   }
   return LockTable::not_idle();  // not reached: the switch answers every FastClaim
 }
-Result<Grant> ShmBackend::try_acquire_with(SessionHandle s, Mode mode, Kept* keep) {
+Result<Grant> ShmBackend::try_acquire_with(SessionHandle s, Mode mode, Kept* keep, bool fast_only) {
   auto ref = session_ref(s);
   if (!ref) return ref.status();
   return call_or_kept(keep, [&]() -> Result<Grant> {
     auto rec = take_record(keep);
     if (!rec) return rec.status();
     const Caller caller{generation_, &cancelled_};
-    auto g = locks_.try_acquire(client_, *rec, *ref, lock_mode(mode), &caller, keep != nullptr);
+    auto g = locks_.try_acquire(client_, *rec, *ref, lock_mode(mode), &caller, fast_only);
     if (!g) {
       return_record(*rec, keep);  // untouched (busy) or withdrawn to kFree
       return g.status();

@@ -48,6 +48,7 @@ class ShmBackend final : public Backend {
   Result<std::vector<std::int32_t>> holder_pids(SessionHandle s) override;
   Result<Grant> acquire(SessionHandle s, Mode mode, Clock::time_point deadline) override;
   Result<Grant> try_acquire(SessionHandle s, Mode mode) override;
+  Result<Grant> try_acquire_cheap(SessionHandle s, Mode mode) override;
   Status release(SessionHandle s, const Grant& g) override;
   Result<Grant> try_acquire_kept(SessionHandle s, Mode mode, Kept& keep) override;
   Status release_kept(SessionHandle s, const Grant& g, Kept& keep) override;
@@ -84,7 +85,8 @@ class ShmBackend final : public Backend {
   // to the fast path (try_acquire_kept, release_kept). `keep` (nullable): the
   // session's kept record (Backend::Kept) is taken before the pool's, and a record that comes free
   // goes back there when it is empty, else to the pool.
-  [[gnu::noinline]] Result<Grant> try_acquire_with(SessionHandle s, Mode mode, Kept* keep);  // one copy for both
+  // `fast_only`: an exclusive try takes the fast path or answers kBusy (LockTable::try_acquire).
+  [[gnu::noinline]] Result<Grant> try_acquire_with(SessionHandle s, Mode mode, Kept* keep, bool fast_only);  // one copy for all
   template <class F>
   auto call_or_kept(const Kept* keep, F&& f) -> decltype(f());  // call(), or past the gate for an open Kept
   [[gnu::noinline]] Status release_with(SessionHandle s, const Grant& g, Kept* keep);

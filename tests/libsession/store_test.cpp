@@ -385,6 +385,57 @@ TEST_F(CopyWithoutMutexTest, ACopyRacingACommitUnderTheSameGrantReadsTheNewBlob)
   registry_->detach_client(client, gen);
 }
 
+// A lock that will wait tries the cheap way first (Backend::try_acquire_cheap): on a session
+// another client holds it goes straight to the queueing (the test point kQueueing, before
+// LockTable::acquire takes the session mutex), and so gets there while another thread holds that
+// mutex. A full try would have waited for the mutex first: a second mutex section for every
+// contended lock, and a busy answer allocated twice over (seen failing with the full try: the
+// queueing not reached while the mutex was held).
+TEST_F(StoreTest, AWaitingLockOnASessionInUseQueuesWithoutATrysMutexSection) {
+  static std::atomic<std::promise<void>*> reached{nullptr};
+  struct AtQueueing {
+    static void hook(sessionbroker::detail::TestPoint p) {
+      if (p != sessionbroker::detail::TestPoint::kQueueing) return;
+      if (auto* r = reached.exchange(nullptr)) r->set_value();
+    }
+  };
+  auto holder = attach();
+  auto waiter = attach();
+  ASSERT_TRUE(holder && waiter);
+  auto hs = holder->create("s");
+  ASSERT_TRUE(hs) << hs.status().to_string();
+  auto ws = waiter->open("s");
+  ASSERT_TRUE(ws) << ws.status().to_string();
+  auto held = hs->lock({"a"}, sessionbroker::Mode::kExclusive, sessionbroker::in(std::chrono::seconds(10)));
+  ASSERT_TRUE(held) << held.status().to_string();
+  auto ref = registry_->open_session("s");
+  ASSERT_TRUE(ref);
+
+  std::promise<void> at_queue, holding, let_go;
+  reached.store(&at_queue);
+  sessionbroker::detail::set_test_hook(&AtQueueing::hook);
+  std::thread mutex_holder([&] {
+    sessionbroker::detail::SessionGuard guard(*seg_, ref->slot);
+    holding.set_value();
+    let_go.get_future().wait();
+  });
+  holding.get_future().wait();
+  std::thread locker([&] {
+    auto l = ws->lock({"a"}, sessionbroker::Mode::kExclusive, sessionbroker::in(std::chrono::seconds(30)));
+    EXPECT_TRUE(l) << l.status().to_string();
+  });
+  const bool queued_while_held = at_queue.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  let_go.set_value();
+  mutex_holder.join();
+  EXPECT_TRUE(queued_while_held) << "the waiting lock took the session mutex before it queued";
+  EXPECT_TRUE(held->unlock());  // it may give the lock back already: the waiter asked for it
+  const sessionbroker::Status released = hs->release(sessionbroker::in(std::chrono::seconds(10)));
+  EXPECT_TRUE(released || released.code() == ErrorCode::kNotHeld) << released.to_string();
+  locker.join();
+  sessionbroker::detail::set_test_hook(nullptr);
+  reached.store(nullptr);
+}
+
 TEST_F(StoreTest, AttributesAreKeptSortedAndIndependent) {
   auto client = registry_->attach_client(getpid());
   auto ref = registry_->create_session("s", 0);

@@ -36,19 +36,38 @@ enum class ErrorCode {
 SESSIONBROKER_EXPORT std::string_view to_string(ErrorCode code);
 
 // A null pointer when OK (as leveldb's Status): building, moving and dropping an OK status costs
-// a pointer, so the lock path pays nothing for the errors it does not have.
+// a pointer, so the lock path pays nothing for the errors it does not have. A failure built from
+// a Status::Fixed (an answer the lock path gives routinely, such as a busy try) points at that
+// Fixed's shared, never-freed representation: building, copying and dropping it allocates nothing.
 class [[nodiscard]] SESSIONBROKER_EXPORT Status {
+  struct Rep;
+
  public:
+  // A failure whose code and message never change, made once (a static) and returned often.
+  class Fixed {
+   public:
+    Fixed(ErrorCode code, std::string message) : rep_(new Rep{code, std::move(message), true}) {}
+    Fixed(const Fixed&) = delete;
+    Fixed& operator=(const Fixed&) = delete;
+
+   private:
+    friend class Status;
+    const Rep* rep_;  // never freed: a Status made from it may outlive the Fixed (a static)
+  };
+
   Status() = default;
   Status(ErrorCode code, std::string message)
-      : rep_(code == ErrorCode::kOk ? nullptr : new Rep{code, std::move(message)}) {}
-  Status(const Status& other) : rep_(other.rep_ ? new Rep(*other.rep_) : nullptr) {}
+      : rep_(code == ErrorCode::kOk ? nullptr : new Rep{code, std::move(message), false}) {}
+  Status(const Fixed& fixed) : rep_(fixed.rep_) {}  // NOLINT: implicit by design
+  Status(const Status& other) : rep_(other.rep_ && !other.rep_->fixed ? new Rep(*other.rep_) : other.rep_) {}
   Status(Status&& other) noexcept : rep_(std::exchange(other.rep_, nullptr)) {}
   Status& operator=(Status other) noexcept {
     std::swap(rep_, other.rep_);
     return *this;
   }
-  ~Status() { delete rep_; }
+  ~Status() {
+    if (rep_ && !rep_->fixed) delete rep_;
+  }
   static Status ok() { return {}; }
 
   bool is_ok() const { return rep_ == nullptr; }
@@ -61,8 +80,9 @@ class [[nodiscard]] SESSIONBROKER_EXPORT Status {
   struct Rep {
     ErrorCode code;
     std::string message;
+    bool fixed;  // a Fixed's: shared by every Status made from it, never freed
   };
-  Rep* rep_ = nullptr;  // owned
+  const Rep* rep_ = nullptr;  // owned unless fixed
 };
 
 // A value or the Status explaining why there is none.
