@@ -229,7 +229,6 @@ bool LockTable::holds_unlocked(const Segment& seg, SessionRef ref, const RecordG
 Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                              Clock::time_point deadline, const Caller* caller) {
   if (auto fast = acquire_fast(client, rec, ref, mode, caller)) return std::move(*fast);
-  test_point(TestPoint::kQueueing);
   auto& s = seg_.session(ref.slot);
   auto& r = seg_.record(rec);
   auto& stats = seg_.stats(client);

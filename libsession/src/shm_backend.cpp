@@ -195,6 +195,7 @@ Result<Grant> ShmBackend::acquire(SessionHandle s, Mode mode, Clock::time_point 
     auto rec = take_record();
     if (!rec) return rec.status();
     const Caller caller{generation_, &cancelled_};
+    test_point(TestPoint::kQueueing);
     auto g = locks_.acquire(client_, *rec, *ref, lock_mode(mode), deadline, &caller);
     if (!g) {
       return_record(*rec);

@@ -19,7 +19,7 @@ enum class TestPoint {
   kFastReleasing,     // LockTable::release_fast: the record is kReleasing, the fast word still names it
   kWatchEvents,       // EtcdBackend: a session watch's events arrived, not yet applied to its view
   kCopiedWithoutMutex,  // BlobStore::take_copy_unlocked: the chain is copied, not yet checked again
-  kQueueing,          // LockTable::acquire: the fast path did not grant; the session mutex not yet taken
+  kQueueing,          // ShmBackend::acquire: a request that may wait, about to enter LockTable::acquire
 };
 
 using TestHook = void (*)(TestPoint);

@@ -386,9 +386,9 @@ TEST_F(CopyWithoutMutexTest, ACopyRacingACommitUnderTheSameGrantReadsTheNewBlob)
 }
 
 // A lock that will wait tries the cheap way first (Backend::try_acquire_cheap): on a session
-// another client holds it goes straight to the queueing (the test point kQueueing, before
-// LockTable::acquire takes the session mutex), and so gets there while another thread holds that
-// mutex. A full try would have waited for the mutex first: a second mutex section for every
+// another client holds it goes straight to the queueing (the test point kQueueing, where
+// ShmBackend::acquire enters LockTable::acquire, which takes the session mutex), and so gets there
+// while another thread holds that mutex. A full try would have waited for the mutex first: a second mutex section for every
 // contended lock, and a busy answer allocated twice over (seen failing with the full try: the
 // queueing not reached while the mutex was held).
 TEST_F(StoreTest, AWaitingLockOnASessionInUseQueuesWithoutATrysMutexSection) {
