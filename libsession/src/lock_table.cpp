@@ -460,7 +460,7 @@ LockTable::FastClaim LockTable::claim_fast(std::uint32_t client, std::uint32_t r
 
 // Busy answers are routine under contention: Fixed, so that giving one allocates nothing.
 Status LockTable::not_idle() {
-  static const Status::Fixed kNotIdle(ErrorCode::kBusy, "the session is not idle (a lane claim takes only the fast path)");
+  static const Status::Fixed kNotIdle(ErrorCode::kBusy, "the session is not idle (this try takes only the fast path)");
   return kNotIdle;
 }
 

@@ -112,7 +112,7 @@ class LockTable {
   FastClaim claim_fast(std::uint32_t client, std::uint32_t record, SessionRef ref, const Caller* caller,
                        std::uint64_t& token, Status& why);
   bool release_fast(SessionRef ref, const RecordGrant& g);
-  [[gnu::cold]] static Status not_idle();  // the kBusy of a lane claim that the fast path turned down
+  [[gnu::cold]] static Status not_idle();  // the kBusy of a fast-only try (a lane claim, a cheap try) turned down
   [[gnu::cold]] static Status locked_elsewhere();  // the kBusy of a try that found the session in use
   // Takes a lock away by force (revoke deadline, break-lock): the token goes stale at once.
   bool break_lock(std::uint32_t record, std::uint64_t token);

@@ -33,21 +33,39 @@ class StoreTest : public ShmClaimTest {
     ASSERT_TRUE(created);
     a = *ca, b = *cb, ref = *created;
   }
+  // The session mutex of `ref`, held by a thread of its own from construction until let_go() (or
+  // destruction), so that what the test's threads do meanwhile shows they do it without it.
+  class MutexHeldElsewhere {
+   public:
+    MutexHeldElsewhere(sessionbroker::detail::Segment& seg, SessionRef ref)
+        : holder_([this, &seg, ref] {
+            sessionbroker::detail::SessionGuard guard(seg, ref.slot);
+            holding_.set_value();
+            let_go_.get_future().wait();
+          }) {
+      holding_.get_future().wait();
+    }
+    MutexHeldElsewhere(const MutexHeldElsewhere&) = delete;
+    MutexHeldElsewhere& operator=(const MutexHeldElsewhere&) = delete;
+    ~MutexHeldElsewhere() { let_go(); }
+    void let_go() {
+      if (!holder_.joinable()) return;
+      let_go_.set_value();
+      holder_.join();
+    }
+
+   private:
+    std::promise<void> holding_, let_go_;
+    std::thread holder_;  // declared last: it starts once the promises exist
+  };
   // Runs `call` on a thread of its own while another thread holds the session mutex of `ref`, and
   // returns its result if it answered within 10 s with that mutex still held (nullopt otherwise).
   template <class Call>
   auto answered_while_mutex_held(SessionRef ref, Call call) -> std::optional<decltype(call())> {
-    std::promise<void> holding, let_go;
-    std::thread holder([&] {
-      sessionbroker::detail::SessionGuard guard(*seg_, ref.slot);
-      holding.set_value();
-      let_go.get_future().wait();
-    });
-    holding.get_future().wait();
+    MutexHeldElsewhere held(*seg_, ref);
     auto result = std::async(std::launch::async, call);
     const bool answered = result.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
-    let_go.set_value();
-    holder.join();
+    held.let_go();
     if (!answered) return std::nullopt;
     return result.get();
   }
@@ -388,9 +406,9 @@ TEST_F(CopyWithoutMutexTest, ACopyRacingACommitUnderTheSameGrantReadsTheNewBlob)
 // A lock that will wait tries the cheap way first (Backend::try_acquire_cheap): on a session
 // another client holds it goes straight to the queueing (the test point kQueueing, where
 // ShmBackend::acquire enters LockTable::acquire, which takes the session mutex), and so gets there
-// while another thread holds that mutex. A full try would have waited for the mutex first: a second mutex section for every
-// contended lock, and a busy answer allocated twice over (seen failing with the full try: the
-// queueing not reached while the mutex was held).
+// while another thread holds that mutex. A full try would have waited for the mutex first: a second
+// mutex section for every contended lock (seen failing with the full try: the queueing not reached
+// while the mutex was held).
 TEST_F(StoreTest, AWaitingLockOnASessionInUseQueuesWithoutATrysMutexSection) {
   static std::atomic<std::promise<void>*> reached{nullptr};
   struct AtQueueing {
@@ -411,22 +429,16 @@ TEST_F(StoreTest, AWaitingLockOnASessionInUseQueuesWithoutATrysMutexSection) {
   auto ref = registry_->open_session("s");
   ASSERT_TRUE(ref);
 
-  std::promise<void> at_queue, holding, let_go;
+  std::promise<void> at_queue;
   reached.store(&at_queue);
   sessionbroker::detail::set_test_hook(&AtQueueing::hook);
-  std::thread mutex_holder([&] {
-    sessionbroker::detail::SessionGuard guard(*seg_, ref->slot);
-    holding.set_value();
-    let_go.get_future().wait();
-  });
-  holding.get_future().wait();
+  MutexHeldElsewhere mutex(*seg_, *ref);
   std::thread locker([&] {
     auto l = ws->lock({"a"}, sessionbroker::Mode::kExclusive, sessionbroker::in(std::chrono::seconds(30)));
     EXPECT_TRUE(l) << l.status().to_string();
   });
   const bool queued_while_held = at_queue.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready;
-  let_go.set_value();
-  mutex_holder.join();
+  mutex.let_go();
   EXPECT_TRUE(queued_while_held) << "the waiting lock took the session mutex before it queued";
   EXPECT_TRUE(held->unlock());  // it may give the lock back already: the waiter asked for it
   const sessionbroker::Status released = hs->release(sessionbroker::in(std::chrono::seconds(10)));
