@@ -225,6 +225,11 @@ Result<std::unique_ptr<Broker>> Broker::start(const BrokerOptions& opts) {
     log(Level::kInfo, "created segment '{}' ({} bytes): clients={} sessions={} locks/client={} attr-memory={} bytes",
         opts.segment, (*created)->size(), opts.create.caps.max_clients, opts.create.caps.max_sessions,
         opts.create.caps.locks_per_client, std::uint64_t{opts.create.caps.block_count} * shm::kBlockBytes);
+    const detail::PageUse pages = (*created)->pages();  // every page was touched by the creation
+    if (pages.huge_bytes > 0)
+      log(Level::kInfo, "pages: {} of {} resident KiB in 2 MiB pages", pages.huge_bytes / 1024, pages.bytes / 1024);
+    else
+      log(Level::kInfo, "pages: 4 KiB: {}", pages.why);
     return std::unique_ptr<Broker>(new Broker(opts, std::move(*created), false));
   }
   if (created.code() != ErrorCode::kAlreadyExists) return created.status();

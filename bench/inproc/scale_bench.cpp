@@ -4,8 +4,10 @@
 //       N = 1K, 100K, 1M in a segment made for 1M (2^20) sessions; and the same preceded by the
 //       lookup a request does first (open by id through the index). Random picks make the
 //       working set grow with N, which is what a bigger table costs: cache and TLB misses. The
-//       floor for that: a robust pthread mutex lock+unlock on one picked at random among N laid
-//       out at the session slot's stride (what the memory system charges at that size).
+//       floor for that: a robust pthread mutex lock+unlock of one picked at random among the same
+//       N session slots' own mutexes (what the memory system charges at that size, in the same
+//       pages). The rows name the page size the segment got (2 MiB where the tmpfs on /dev/shm
+//       allows huge pages: Segment::pages()).
 //   s7  segment bytes per session holding 4 attributes of 64 B (measured from the blocks used),
 //       against Redis's used_memory per hash of the same 4 fields; and the time a new client
 //       takes to attach (Client::attach: map, validate, register, start its revoke thread),
@@ -46,6 +48,14 @@ struct ScaleFixture {
   LockTable locks{seg.seg(), registry};
   std::vector<SessionRef> refs;
   std::vector<std::string> ids;
+  // The page size the segment got (every page was touched by its creation; see Segment::pages()).
+  std::string pages = describe(seg.seg().pages());
+
+  static std::string describe(const sessionbroker::detail::PageUse& p) {
+    if (p.huge_bytes == 0) return "4 KiB pages";
+    if (p.huge_bytes * 10 >= p.bytes * 9) return "2 MiB pages";
+    return fmt::format("{}% in 2 MiB pages", p.huge_bytes * 100 / p.bytes);
+  }
 
   void fill_to(std::uint32_t n) {
     refs.reserve(n);
@@ -113,28 +123,24 @@ void sb_scale(benchmark::State& st, std::uint32_t n, bool with_open) {
   const std::string title = with_open ? "5. open by id + acquire + release, random session among N"
                                       : "5. acquire + release, random session among N";
   s.report({group, title, "sb.n" + count_name(n), n == 1000 ? "base" : "sb",
-            "sessionbroker Store, " + count_name(n) + " sessions in a 1M segment"});
+            "sessionbroker Store, " + count_name(n) + " sessions in a 1M segment (" + f.pages + ")"});
 }
 
 void floor_scale(benchmark::State& st, std::uint32_t n) {
-  const std::size_t stride = sizeof(shm::SessionSlot);
-  auto* base = static_cast<unsigned char*>(
-      mmap(nullptr, stride * n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-  for (std::uint32_t i = 0; i < n; ++i) shm::robust_mutex_init(*reinterpret_cast<shm::RobustMutexData*>(base + i * stride));
+  auto& f = scale(n);  // the mutexes of the slots sessionbroker picks from, in the same pages
   std::mt19937_64 rng(42);
   std::uniform_int_distribution<std::uint32_t> pick(0, n - 1);
-  std::vector<std::uint32_t> picks(1u << 18);  // drawn before timing, as for sessionbroker
-  for (auto& p : picks) p = pick(rng);
+  std::vector<shm::RobustMutexData*> picks(1u << 18);  // drawn before timing, as for sessionbroker
+  for (auto& p : picks) p = &f.seg.seg().session(f.refs[pick(rng)].slot).mutex;
   std::size_t next = 0;
   Sampler s(st, 4);
   s.run([&] {
-    auto& m = *reinterpret_cast<shm::RobustMutexData*>(base + std::size_t{picks[next++ & (picks.size() - 1)]} * stride);
+    auto& m = *picks[next++ & (picks.size() - 1)];
     shm::robust_mutex_lock(m);
     shm::robust_mutex_unlock(m);
   });
-  munmap(base, stride * n);
   const Row row{"", "", "floor.mutex_n" + count_name(n), "floor",
-                "robust mutex lock+unlock, random one of " + count_name(n) + " at the slot stride"};
+                "robust mutex lock+unlock, a random one of " + count_name(n) + " session slots' (" + f.pages + ")"};
   s.report({"s5.acquire", "5. acquire + release, random session among N", row.id, row.role, row.label},
            {{"s5.open_acquire", "5. open by id + acquire + release, random session among N"}});
 }

@@ -1,7 +1,13 @@
 #include "segment.hpp"
 
+#include <cctype>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <optional>
 #include <pwd.h>
 #include <sys/mman.h>
@@ -20,10 +26,38 @@ namespace sessionbroker::detail {
 namespace {
 
 // Maps the whole object; the mapping outlives the shared_memory_object (POSIX keeps it).
+// Asks for 2 MiB pages before any page is touched: the creator's first touch allocates the
+// object's pages (huge ones where the mount allows them), and every process's own mapping must
+// ask too to map them whole (on a huge=advise mount the kernel looks at each mapping's flag). A
+// kernel without transparent huge pages answers EINVAL: 4 KiB pages, as without the call.
 Result<std::pair<void*, std::uint64_t>> map_object(bip::shared_memory_object& shm, std::uint64_t size) {
   void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, shm.get_mapping_handle().handle, 0);
   if (base == MAP_FAILED) return Status(ErrorCode::kSystem, fmt::format("mmap: {}", std::strerror(errno)));
+  (void)madvise(base, size, MADV_HUGEPAGE);
   return std::pair<void*, std::uint64_t>{base, size};
+}
+
+// The value of `huge=` among the options of the tmpfs mounted on /dev/shm ("never" when absent, as
+// the kernel defaults), and the bracketed choice in `path` (a sysfs setting); "" when unreadable.
+std::string shm_mount_huge() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    fields >> id >> parent >> dev >> root >> point;
+    if (point != "/dev/shm") continue;  // the last match is the mount on top
+    const auto at = line.find("huge=");
+    found = at == std::string::npos ? "never" : line.substr(at + 5, line.find_first_of(", \n", at) - at - 5);
+  }
+  return found;
+}
+
+std::string sysfs_choice(const char* path) {
+  std::ifstream in(path);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto open = all.find('['), close = all.find(']');
+  return open == std::string::npos || close < open ? std::string() : all.substr(open + 1, close - open - 1);
 }
 
 Status from_boost(const bip::interprocess_exception& e, const std::string& name) {
@@ -81,6 +115,37 @@ bool Segment::trusted_owner(uid_t owner) {
     return found->pw_uid;
   };
   return owner == uid_of("sessionbroker") || owner == uid_of(std::getenv("SESSIONBROKER_SEGMENT_OWNER"));
+}
+
+PageUse Segment::pages() const { return page_use(base_); }
+
+PageUse page_use(const void* mapping) {
+  PageUse use;
+  std::ifstream smaps("/proc/self/smaps");
+  const std::string start = fmt::format("{:x}-", reinterpret_cast<std::uintptr_t>(mapping));
+  std::string line;
+  bool ours = false;
+  while (std::getline(smaps, line)) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < line.find(' ')) {
+      if (ours) break;  // the next mapping's header
+      ours = line.rfind(start, 0) == 0;
+      continue;
+    }
+    if (!ours) continue;
+    std::uint64_t kb = 0;
+    if (std::sscanf(line.c_str(), "Rss: %" SCNu64 " kB", &kb) == 1) use.bytes = kb * 1024;
+    else if (std::sscanf(line.c_str(), "ShmemPmdMapped: %" SCNu64 " kB", &kb) == 1) use.huge_bytes = kb * 1024;
+  }
+  if (use.huge_bytes == 0) {
+    const std::string kernel = sysfs_choice("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+    const std::string mount = shm_mount_huge();
+    if (kernel.empty()) use.why = "this kernel has no transparent huge pages";
+    else if (kernel == "deny") use.why = "the kernel's shmem_enabled is deny";
+    else if (mount == "never" && kernel != "force")
+      use.why = "the tmpfs on /dev/shm has no huge= option (`mount -o remount,huge=advise /dev/shm` allows them)";
+    else use.why = fmt::format("none given (/dev/shm huge={}, shmem_enabled {})", mount, kernel);
+  }
+  return use;
 }
 
 Segment::~Segment() {

@@ -26,6 +26,16 @@ struct CreateOptions {
   int gid = -1;        // group to give the segment to (with mode 0660), or -1
 };
 
+// How much of a mapping the kernel maps with 2 MiB pages (read from /proc/self/smaps), and, when
+// none, what the shared-memory mount allows (see Segment::pages()).
+struct PageUse {
+  std::uint64_t bytes = 0;       // resident bytes of the mapping
+  std::uint64_t huge_bytes = 0;  // of those, mapped with 2 MiB pages
+  std::string why;               // when huge_bytes == 0: the mount's or the kernel's setting, for a log line
+};
+// The PageUse of this process's mapping of a /dev/shm object that starts at `start`.
+PageUse page_use(const void* start);
+
 class Segment {
  public:
   ~Segment();
@@ -48,6 +58,12 @@ class Segment {
   // fuzz target and offline inspection. REQUIRES: validate(base, size) is OK. Never unmaps it.
   static std::unique_ptr<Segment> over_image(void* base, std::uint64_t size);
   static bool remove(const std::string& name);
+
+  // Page sizes in use for this process's mapping. Every mapping asks for 2 MiB pages
+  // (MADV_HUGEPAGE); the kernel gives them where the tmpfs of /dev/shm allows (mounted with
+  // huge=advise, within_size or always, and the kernel's shmem_enabled not `deny`) and falls back
+  // to 4 KiB pages silently. The broker logs what it got; the bench reports it beside scenario 5.
+  PageUse pages() const;
 
   const std::string& name() const { return name_; }
   std::uint64_t size() const { return size_; }

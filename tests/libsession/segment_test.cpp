@@ -1,10 +1,16 @@
 // Attach validates everything before trusting anything: missing, foreign, corrupt, incompatible
 // and forbidden segments each get their own clear error.
 #include <cstring>
+#include <fstream>
+#include <sched.h>
+#include <sstream>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <fmt/format.h>
 
 #include "claims/claim_fixture.hpp"
 
@@ -81,6 +87,53 @@ TEST_F(ShmClaimTest, OtherUserGetsPermissionDenied) {
     return r.code() == ErrorCode::kPermissionDenied ? 0 : 1;
   });
   EXPECT_EQ(other.wait(), 0) << other.channel().receive(1s).value_or("");
+}
+
+// Every mapping asks for 2 MiB pages. Where the tmpfs on /dev/shm allows them (huge=advise), the
+// creator's pages are huge and a second mapping of the segment (an attacher's) maps them whole;
+// where it does not (huge=never, /dev/shm's usual mount), 4 KiB pages and the reason. Each case
+// runs in a child with a mount namespace of its own and a fresh tmpfs on /dev/shm, so the
+// machine's /dev/shm is never touched.
+TEST(Segment, AsksForHugePagesAndReportsWhatItGot) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for a private mount on /dev/shm";
+  std::ifstream sysfs("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+  std::string kernel;
+  if (!std::getline(sysfs, kernel)) GTEST_SKIP() << "this kernel has no transparent huge pages";
+  if (kernel.find("[deny]") != std::string::npos || kernel.find("[force]") != std::string::npos)
+    GTEST_SKIP() << "shmem_enabled overrides the mount's huge= option: " << kernel;
+  for (const std::string huge : {"advise", "never"}) {
+    auto child = Child::spawn([&](Channel& ch) {
+      if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 10;
+      if (mount("tmpfs", "/dev/shm", "tmpfs", 0, ("size=64m,huge=" + huge).c_str()) != 0) return 11;
+      sessionbroker::detail::CreateOptions opts;
+      opts.caps = small_caps();
+      opts.caps.block_count = (16u << 20) / sessionbroker::shm::kBlockBytes;  // 16 MiB: several 2 MiB pages
+      auto created = Segment::create(unique_segment_name("huge"), opts);
+      if (!created) return 12;
+      auto attached = Segment::open((*created)->name());
+      if (!attached) return 13;
+      const auto* p = reinterpret_cast<const volatile char*>(&(*attached)->header());
+      for (std::uint64_t at = 0; at < (*attached)->size(); at += 4096) (void)p[at];  // fault every page in
+      const auto a = (*created)->pages(), b = (*attached)->pages();
+      ch.send(fmt::format("{} {} {} {} {}", a.bytes, a.huge_bytes, b.bytes, b.huge_bytes, a.why));
+      return 0;
+    });
+    ASSERT_EQ(child.wait(), 0) << "huge=" << huge;
+    std::istringstream got(child.channel().receive(1s).value_or(""));
+    std::uint64_t bytes = 0, huge_bytes = 0, attached_bytes = 0, attached_huge = 0;
+    std::string why;
+    got >> bytes >> huge_bytes >> attached_bytes >> attached_huge;
+    std::getline(got, why);
+    ASSERT_GE(bytes, 16u << 20) << "huge=" << huge;
+    if (huge == "advise") {
+      EXPECT_GE(huge_bytes, bytes * 3 / 4) << "created: " << huge_bytes << " of " << bytes << " bytes in 2 MiB pages";
+      EXPECT_GE(attached_huge, attached_bytes * 3 / 4) << "attached: " << attached_huge << " of " << attached_bytes;
+    } else {
+      EXPECT_EQ(huge_bytes, 0u);
+      EXPECT_EQ(attached_huge, 0u);
+      EXPECT_NE(why.find("no huge= option"), std::string::npos) << why;
+    }
+  }
 }
 
 }  // namespace
