@@ -118,7 +118,9 @@ TEST(Segment, AsksForHugePagesAndReportsWhatItGot) {
       ch.send(fmt::format("{} {} {} {} {}", a.bytes, a.huge_bytes, b.bytes, b.huge_bytes, a.why));
       return 0;
     });
-    ASSERT_EQ(child.wait(), 0) << "huge=" << huge;
+    const auto rc = child.wait();
+    if (rc == 10 || rc == 11) GTEST_SKIP() << "no private tmpfs on /dev/shm here (exit " << *rc << "): a container?";
+    ASSERT_EQ(rc, 0) << "huge=" << huge;
     std::istringstream got(child.channel().receive(1s).value_or(""));
     std::uint64_t bytes = 0, huge_bytes = 0, attached_bytes = 0, attached_huge = 0;
     std::string why;
