@@ -38,7 +38,7 @@ Result<std::pair<void*, std::uint64_t>> map_object(bip::shared_memory_object& sh
 }
 
 // The value of `huge=` among the options of the tmpfs mounted on /dev/shm ("never" when absent, as
-// the kernel defaults), and the bracketed choice in `path` (a sysfs setting); "" when unreadable.
+// the kernel defaults); "" when no tmpfs is mounted there.
 std::string shm_mount_huge() {
   std::ifstream in("/proc/self/mountinfo");
   std::string line, found;
@@ -53,6 +53,8 @@ std::string shm_mount_huge() {
   return found;
 }
 
+// The bracketed choice of a sysfs setting ("always within_size [advise] never" -> "advise"); ""
+// when it cannot be read.
 std::string sysfs_choice(const char* path) {
   std::ifstream in(path);
   std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -117,12 +119,10 @@ bool Segment::trusted_owner(uid_t owner) {
   return owner == uid_of("sessionbroker") || owner == uid_of(std::getenv("SESSIONBROKER_SEGMENT_OWNER"));
 }
 
-PageUse Segment::pages() const { return page_use(base_); }
-
-PageUse page_use(const void* mapping) {
+PageUse Segment::pages() const {
   PageUse use;
   std::ifstream smaps("/proc/self/smaps");
-  const std::string start = fmt::format("{:x}-", reinterpret_cast<std::uintptr_t>(mapping));
+  const std::string start = fmt::format("{:x}-", reinterpret_cast<std::uintptr_t>(base_));
   std::string line;
   bool ours = false;
   while (std::getline(smaps, line)) {

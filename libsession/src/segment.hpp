@@ -33,8 +33,6 @@ struct PageUse {
   std::uint64_t huge_bytes = 0;  // of those, mapped with 2 MiB pages
   std::string why;               // when huge_bytes == 0: the mount's or the kernel's setting, for a log line
 };
-// The PageUse of this process's mapping of a /dev/shm object that starts at `start`.
-PageUse page_use(const void* start);
 
 class Segment {
  public:
