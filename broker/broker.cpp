@@ -228,8 +228,10 @@ Result<std::unique_ptr<Broker>> Broker::start(const BrokerOptions& opts) {
     const detail::PageUse pages = (*created)->pages();  // every page was touched by the creation
     if (pages.huge_bytes > 0)
       log(Level::kInfo, "pages: {} of {} resident KiB in 2 MiB pages", pages.huge_bytes / 1024, pages.bytes / 1024);
-    else
+    else if (pages.known)
       log(Level::kInfo, "pages: 4 KiB: {}", pages.why);
+    else
+      log(Level::kInfo, "pages: unknown: {}", pages.why);
     return std::unique_ptr<Broker>(new Broker(opts, std::move(*created), false));
   }
   if (created.code() != ErrorCode::kAlreadyExists) return created.status();

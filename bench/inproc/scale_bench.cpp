@@ -52,6 +52,7 @@ struct ScaleFixture {
   std::string pages = describe(seg.seg().pages());
 
   static std::string describe(const sessionbroker::detail::PageUse& p) {
+    if (!p.known) return "page size unknown";
     if (p.huge_bytes == 0) return "4 KiB pages";
     if (p.huge_bytes * 10 >= p.bytes * 9) return "2 MiB pages";
     return fmt::format("{}% in 2 MiB pages", p.huge_bytes * 100 / p.bytes);

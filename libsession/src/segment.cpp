@@ -129,6 +129,7 @@ PageUse Segment::pages() const {
     if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < line.find(' ')) {
       if (ours) break;  // the next mapping's header
       ours = line.rfind(start, 0) == 0;
+      use.known = use.known || ours;
       continue;
     }
     if (!ours) continue;
@@ -136,7 +137,9 @@ PageUse Segment::pages() const {
     if (std::sscanf(line.c_str(), "Rss: %" SCNu64 " kB", &kb) == 1) use.bytes = kb * 1024;
     else if (std::sscanf(line.c_str(), "ShmemPmdMapped: %" SCNu64 " kB", &kb) == 1) use.huge_bytes = kb * 1024;
   }
-  if (use.huge_bytes == 0) {
+  if (!use.known) {
+    use.why = "/proc/self/smaps does not show the mapping";
+  } else if (use.huge_bytes == 0) {
     const std::string kernel = sysfs_choice("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
     const std::string mount = shm_mount_huge();
     if (kernel.empty()) use.why = "this kernel has no transparent huge pages";

@@ -29,9 +29,10 @@ struct CreateOptions {
 // How much of a mapping the kernel maps with 2 MiB pages (read from /proc/self/smaps), and, when
 // none, what the shared-memory mount allows (see Segment::pages()).
 struct PageUse {
+  bool known = false;            // false when /proc/self/smaps could not be read (then only `why` says so)
   std::uint64_t bytes = 0;       // resident bytes of the mapping
   std::uint64_t huge_bytes = 0;  // of those, mapped with 2 MiB pages
-  std::string why;               // when huge_bytes == 0: the mount's or the kernel's setting, for a log line
+  std::string why;               // when huge_bytes == 0: the mount's or the kernel's setting (or !known), for a log line
 };
 
 class Segment {
