@@ -101,8 +101,11 @@ std::unique_ptr<ThreadLockState> LocalSession::claim_vacant(std::span<const std:
   // Opened once per session (a claim runs only before drop_spares() closes it for good).
   if (!keep_.open) (void)backend_.open_kept(keep_);
   auto g = backend_.try_acquire_kept(handle_, mode, keep_);
-  const GrantWords words = g ? backend_.grant_words(*g) : GrantWords{};
-  if (!g || words.state == nullptr) {
+  // The words go straight to lane_words_ (the lane is ours: kBusy): through a local, GCC joins
+  // them with the failure path's through the stack and reads them back as one 16-byte load that
+  // store forwarding cannot serve (bench/results/hot-notes.md, "Store forwarding").
+  if (g) lane_words_ = backend_.grant_words(*g);
+  if (!g || lane_words_.state == nullptr) {
     if (g) (void)backend_.release_kept(handle_, *g, keep_);  // not reached on shared memory: a grant has its words
     busy = !g && g.code() == ErrorCode::kBusy;
     lane_.store(kVacant, std::memory_order_release);
@@ -112,7 +115,6 @@ std::unique_ptr<ThreadLockState> LocalSession::claim_vacant(std::span<const std:
   grant_ = *g;
   held_mode_ = mode;
   revoke_seen_ = lost_ = false;
-  lane_words_ = words;
   lane_open_ = mode == Mode::kExclusive ? kOpenExclusive : kOpenShared;
   return hand_out_lane(attrs, whole, mode);
 }

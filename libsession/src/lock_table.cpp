@@ -228,7 +228,13 @@ bool LockTable::holds_unlocked(const Segment& seg, SessionRef ref, const RecordG
 
 Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                              Clock::time_point deadline, const Caller* caller) {
-  if (auto fast = acquire_fast(client, rec, ref, mode, caller)) return std::move(*fast);
+  std::uint64_t token = 0;
+  Status why;
+  switch (acquire_fast(client, rec, ref, mode, caller, token, why)) {
+    case FastClaim::kGranted: return RecordGrant{rec, token};
+    case FastClaim::kGone: return why;
+    case FastClaim::kNotIdle: break;
+  }
   auto& s = seg_.session(ref.slot);
   auto& r = seg_.record(rec);
   auto& stats = seg_.stats(client);
@@ -290,7 +296,13 @@ void LockTable::prepare_record(std::uint32_t rec, SessionRef ref, LockMode mode)
 // owned by the caller), the session untouched, no holder asked (no request_revoke) and no wait counted.
 Result<RecordGrant> LockTable::try_acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                                  const Caller* caller, bool fast_only) {
-  if (auto fast = acquire_fast(client, rec, ref, mode, caller)) return std::move(*fast);
+  std::uint64_t token = 0;
+  Status why;
+  switch (acquire_fast(client, rec, ref, mode, caller, token, why)) {
+    case FastClaim::kGranted: return RecordGrant{rec, token};
+    case FastClaim::kGone: return why;
+    case FastClaim::kNotIdle: break;
+  }
   if (fast_only && mode == LockMode::kExclusive) return not_idle();
   auto& s = seg_.session(ref.slot);
   SessionGuard g(seg_, ref.slot);
@@ -469,17 +481,9 @@ Status LockTable::locked_elsewhere() {
   return kLocked;
 }
 
-std::optional<Result<RecordGrant>> LockTable::acquire_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref,
-                                                           LockMode mode, const Caller* caller) {
-  if (mode != LockMode::kExclusive) return std::nullopt;
-  std::uint64_t token = 0;
-  Status why;
-  switch (claim_fast(client, rec, ref, caller, token, why)) {
-    case FastClaim::kGranted: return Result<RecordGrant>(RecordGrant{rec, token});
-    case FastClaim::kGone: return Result<RecordGrant>(std::move(why));
-    case FastClaim::kNotIdle: break;
-  }
-  return std::nullopt;
+LockTable::FastClaim LockTable::acquire_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
+                                             const Caller* caller, std::uint64_t& token, Status& why) {
+  return mode == LockMode::kExclusive ? claim_fast(client, rec, ref, caller, token, why) : FastClaim::kNotIdle;
 }
 
 std::optional<Result<RecordGrant>> LockTable::confirm_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref,

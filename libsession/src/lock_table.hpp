@@ -172,10 +172,10 @@ class LockTable {
   // Takes a waiter's record out of the queue (or a grant that raced it back out of the holder
   // list) and frees it; `why` is what the waiter is told.
   Status withdraw(shm::SessionSlot& s, std::uint32_t record, Status why);
-  // claim_fast as acquire and try_acquire use it: nullopt when it did not apply (a shared request,
-  // or kNotIdle: then `record` is kFree and the caller takes the mutex path).
-  std::optional<Result<RecordGrant>> acquire_fast(std::uint32_t client, std::uint32_t record, SessionRef ref,
-                                                  shm::LockMode mode, const Caller* caller);
+  // claim_fast as acquire and try_acquire use it: kNotIdle also for a shared request (then
+  // `record` is kFree and the caller takes the mutex path).
+  FastClaim acquire_fast(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
+                         const Caller* caller, std::uint64_t& token, Status& why);
   // The request was absorbed before its owner saw its grant settled: decides under the mutex.
   std::optional<Result<RecordGrant>> confirm_fast(std::uint32_t client, std::uint32_t record, SessionRef ref,
                                                   const Caller* caller);
