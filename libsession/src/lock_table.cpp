@@ -228,13 +228,9 @@ bool LockTable::holds_unlocked(const Segment& seg, SessionRef ref, const RecordG
 
 Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                              Clock::time_point deadline, const Caller* caller) {
-  std::uint64_t token = 0;
-  Status why;
-  switch (acquire_fast(client, rec, ref, mode, caller, token, why)) {
-    case FastClaim::kGranted: return RecordGrant{rec, token};
-    case FastClaim::kGone: return why;
-    case FastClaim::kNotIdle: break;
-  }
+  FastTry fast = acquire_fast(client, rec, ref, mode, caller);
+  if (fast.claim == FastClaim::kGranted) return RecordGrant{rec, fast.token};
+  if (fast.claim == FastClaim::kGone) return std::move(fast.why);
   auto& s = seg_.session(ref.slot);
   auto& r = seg_.record(rec);
   auto& stats = seg_.stats(client);
@@ -296,13 +292,9 @@ void LockTable::prepare_record(std::uint32_t rec, SessionRef ref, LockMode mode)
 // owned by the caller), the session untouched, no holder asked (no request_revoke) and no wait counted.
 Result<RecordGrant> LockTable::try_acquire(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
                                  const Caller* caller, bool fast_only) {
-  std::uint64_t token = 0;
-  Status why;
-  switch (acquire_fast(client, rec, ref, mode, caller, token, why)) {
-    case FastClaim::kGranted: return RecordGrant{rec, token};
-    case FastClaim::kGone: return why;
-    case FastClaim::kNotIdle: break;
-  }
+  FastTry fast = acquire_fast(client, rec, ref, mode, caller);
+  if (fast.claim == FastClaim::kGranted) return RecordGrant{rec, fast.token};
+  if (fast.claim == FastClaim::kGone) return std::move(fast.why);
   if (fast_only && mode == LockMode::kExclusive) return not_idle();
   auto& s = seg_.session(ref.slot);
   SessionGuard g(seg_, ref.slot);
@@ -481,9 +473,11 @@ Status LockTable::locked_elsewhere() {
   return kLocked;
 }
 
-LockTable::FastClaim LockTable::acquire_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
-                                             const Caller* caller, std::uint64_t& token, Status& why) {
-  return mode == LockMode::kExclusive ? claim_fast(client, rec, ref, caller, token, why) : FastClaim::kNotIdle;
+LockTable::FastTry LockTable::acquire_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref, LockMode mode,
+                                           const Caller* caller) {
+  FastTry t;
+  if (mode == LockMode::kExclusive) t.claim = claim_fast(client, rec, ref, caller, t.token, t.why);
+  return t;
 }
 
 std::optional<Result<RecordGrant>> LockTable::confirm_fast(std::uint32_t client, std::uint32_t rec, SessionRef ref,

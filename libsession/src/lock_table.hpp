@@ -173,9 +173,17 @@ class LockTable {
   // list) and frees it; `why` is what the waiter is told.
   Status withdraw(shm::SessionSlot& s, std::uint32_t record, Status why);
   // claim_fast as acquire and try_acquire use it: kNotIdle also for a shared request (then
-  // `record` is kFree and the caller takes the mutex path).
-  FastClaim acquire_fast(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
-                         const Caller* caller, std::uint64_t& token, Status& why);
+  // `record` is kFree and the caller takes the mutex path). The callers build their answer from
+  // it in place: an optional<Result<RecordGrant>> here had GCC write the grant's record (4 bytes,
+  // then padding) to the stack and read it back as 8, a load that store forwarding cannot serve
+  // (bench/results/hot-notes.md, "Store forwarding").
+  struct FastTry {
+    FastClaim claim = FastClaim::kNotIdle;
+    std::uint64_t token = 0;  // kGranted
+    Status why;               // kGone
+  };
+  FastTry acquire_fast(std::uint32_t client, std::uint32_t record, SessionRef ref, shm::LockMode mode,
+                       const Caller* caller);
   // The request was absorbed before its owner saw its grant settled: decides under the mutex.
   std::optional<Result<RecordGrant>> confirm_fast(std::uint32_t client, std::uint32_t record, SessionRef ref,
                                                   const Caller* caller);
