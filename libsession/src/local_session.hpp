@@ -316,7 +316,7 @@ class LocalSession : public std::enable_shared_from_this<LocalSession> {
   std::uint32_t lane_open_ = kClosed;            // the kOpen* value the lane was opened with
   std::unique_ptr<ThreadLockState> lane_spare_;  // the lane's state while the lane is not kTaken
   ThreadLockState* lane_holder_ = nullptr;       // while kTaken: the state the holder owns
-  GrantWords lane_words_;                        // grant_'s words, published with kOpen*
+  GrantWords lane_words_;                        // grant_'s words, published with kOpen* / kTaken
   // What the backend keeps between a lane release and the next lane claim (Backend::Kept): owned
   // like state_ (the lane's kBusy owner, or a mu_ holder, whose Held closed the lane). Opened by
   // the first claim from kVacant (then a claim passes no call gate: the backend's detach waits for
@@ -359,8 +359,8 @@ inline std::unique_ptr<ThreadLockState> LocalSession::hand_out_lane(std::span<co
   return t;
 }
 
-// lane_words_ is stable here: maybe_open_lane, its only writer, needs kClosed, which the holder's
-// own unlock is the next to store.
+// lane_words_ is stable here: its writers need kClosed (maybe_open_lane) or kVacant
+// (claim_vacant), and from kTaken the holder's own unlock is the next to store either.
 inline bool LocalSession::return_lane(std::unique_ptr<ThreadLockState>& t) {
   // A flag raised while the lock was held: the mutex side releases at once, as a waiter wants.
   if (grant_status_of(lane_words_) != GrantStatus::kHeld) return false;
