@@ -124,6 +124,7 @@ void ClientImpl::forget(LocalSession& s) {
 void ClientImpl::set_callback(RevokeCallback cb) {
   std::lock_guard lk(callback_mu_);
   callback_ = std::move(cb);
+  has_callback_.store(static_cast<bool>(callback_), std::memory_order_release);
 }
 
 void ClientImpl::notify(RevokeEvent::Kind kind, const std::string& session_id, std::uint64_t token) {

@@ -44,6 +44,10 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   void set_callback(RevokeCallback cb);
   // Tells the callback, if one is registered (nothing is built otherwise).
   void notify(RevokeEvent::Kind kind, const std::string& session_id, std::uint64_t token);
+  // Whether a revoke callback is installed: a caller holding a session's mutex need not let go of
+  // it to notify nobody (an event raised before on_revoke() returns may go unseen, as it would
+  // have a moment earlier).
+  bool has_callback() const { return has_callback_.load(std::memory_order_acquire); }
   // Releases cached process locks that no thread uses (lock records ran out). Returns how many.
   int release_idle_locks(const LocalSession* except);
 
@@ -64,6 +68,7 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   std::map<std::uint64_t, std::shared_ptr<LocalSession>> sessions_;  // GUARDED_BY(mu_), by SessionHandle::key
   std::mutex callback_mu_;
   RevokeCallback callback_;  // GUARDED_BY(callback_mu_)
+  std::atomic<bool> has_callback_{false};  // stored after callback_, under callback_mu_
 };
 
 }  // namespace sessionbroker::detail

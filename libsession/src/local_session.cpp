@@ -390,6 +390,7 @@ void LocalSession::observe_segment_flags(Held& lk) {
   if (status == GrantStatus::kHeld || (status == GrantStatus::kRevokeRequested && revoke_seen_)) return;
   const bool lost = status == GrantStatus::kLost;
   (lost ? lost_ : revoke_seen_) = true;
+  if (!client_.has_callback()) return;  // every handoff's grantee comes here: no round trip of mu_ for nobody
   const RevokeEvent::Kind kind = lost ? RevokeEvent::Kind::kLost : RevokeEvent::Kind::kRequested;
   lk.unlock();
   client_.notify(kind, id_, g.token);

@@ -194,6 +194,8 @@ class LockTable {
   [[gnu::cold]] Status gone_why(std::uint32_t client) const;
   // No mutex held: the waiting owner's loop.
   Result<RecordGrant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline, const Caller* caller);
+  // Asks the cache for the segment lines a grantee touches next (see the definition).
+  void prefetch_for_grantee(std::uint32_t record, std::uint32_t slot) const;
 
   Segment& seg_;
   ClientReclaimer& reclaimer_;
