@@ -34,18 +34,27 @@ constexpr auto kSpinBudget = std::chrono::microseconds(20);
 // How long the head spins before it wakes the holders' revoke threads (LockTable::acquire): about
 // what a holder at work takes to reach its unlock in a tight request loop (1-2 us here).
 constexpr auto kHandBackSpin = std::chrono::microseconds(5);
+// How long the request next in line watches its record after a wake that brought no grant: the
+// request behind it woke it as it went to sleep (LockTable::wait_for_grant), so that it is on a core
+// when the holder lets go.
+constexpr auto kNextInLineSpin = std::chrono::microseconds(5);
 
 // Adaptive spinning. A holder that answers a revoke request at once hands the lock over within
 // microseconds; a waiter watching its record then runs a cache-line transfer after the grant,
 // where a sleeping one runs a futex wake later (about 3 us on an idle VM, far more under load).
 // Only the queue's head spins, and only where a second core exists: waiters behind it could only
 // take the cores the holder and the head need. Past its budget it sleeps, so a long hold costs
-// kHandBackSpin + kSpinBudget + kHandBackSpin (30 us) of CPU per request.
+// kHandBackSpin + kSpinBudget + kHandBackSpin (30 us) of CPU per request, and the head, woken once
+// by the request behind it (kNextInLineSpin), 5 us more.
+bool multicore() {
+  static const bool more_than_one = std::thread::hardware_concurrency() > 1;
+  return more_than_one;
+}
+
 // True once the record left kWaiting (granted, or broken); false when it did not spin or the
 // budget ran out first.
 bool spin_for_grant(const shm::LockRecord& r, Clock::time_point deadline, Clock::duration budget = kSpinBudget) {
-  static const bool multicore = std::thread::hardware_concurrency() > 1;
-  if (!multicore) return false;
+  if (!multicore()) return false;
   const auto until = std::min(deadline, Clock::now() + budget);
   for (unsigned i = 1;; ++i) {
     if (shm::state(r) != RecordState::kWaiting) return true;
@@ -236,6 +245,7 @@ Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, 
   auto& r = seg_.record(rec);
   auto& stats = seg_.stats(client);
   std::uint64_t queued_ns;
+  std::uint32_t next_in_line;  // the queue's head once this request queued: read under S
   bool at_head;
   DeferredWakes wakes;  // the holders' revoke threads are woken after S is unlocked (below)
   {
@@ -256,7 +266,8 @@ Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, 
     }
     request_revoke(s, 0, &wakes);
     queued_ns = r.since_ns;
-    at_head = s.queue_head == rec;
+    next_in_line = s.queue_head;
+    at_head = next_in_line == rec;
   }
   // The head spins a little before it wakes the holders' revoke threads: a holder that is using
   // the lock sees its flag at its next unlock and hands over within that, and no thread is woken
@@ -267,7 +278,7 @@ Result<RecordGrant> LockTable::acquire(std::uint32_t client, std::uint32_t rec, 
     wakes.drop();  // the holders it asked have let go
   wakes.flush();
   if (at_head) spin_for_grant(r, deadline, kSpinBudget + kHandBackSpin);
-  auto granted = wait_for_grant(rec, ref, deadline, caller);
+  auto granted = wait_for_grant(rec, ref, deadline, caller, at_head ? shm::kNil : next_in_line);
   if (granted) {
     const std::uint64_t now = mono_ns();
     count_event(stats, shm::Counter::kGrants);
@@ -344,7 +355,8 @@ Status LockTable::withdraw(shm::SessionSlot& s, std::uint32_t rec, Status why) {
 
 // The waiting owner's loop: sleep on the record's wake word until granted or the deadline, or
 // until the caller's detach calls it back (it raises `cancelled`, then bumps `wake`).
-Result<RecordGrant> LockTable::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::time_point deadline, const Caller* caller) {
+Result<RecordGrant> LockTable::wait_for_grant(std::uint32_t rec, SessionRef ref, Clock::time_point deadline, const Caller* caller,
+                                              std::uint32_t next_in_line) {
   auto& r = seg_.record(rec);
   Clock::duration slice = kLivenessSliceMin;
   bool slept = false;
@@ -368,10 +380,14 @@ Result<RecordGrant> LockTable::wait_for_grant(std::uint32_t rec, SessionRef ref,
     const auto now = Clock::now();
     if (now >= deadline) break;
     const auto slice_end = std::min(deadline, now + slice);
+    if (!slept) wake_next_in_line(next_in_line);
     slept = true;
-    if (shm::futex_wait(r.wake, seen, slice_end) == shm::WaitResult::kTimedOut && slice_end < deadline) {
+    const shm::WaitResult woke = shm::futex_wait(r.wake, seen, slice_end);
+    if (woke == shm::WaitResult::kTimedOut && slice_end < deadline) {
       reclaim_dead_holders(ref.slot);
       slice = std::min<Clock::duration>(slice * 2, kLivenessSliceMax);
+    } else if (woke == shm::WaitResult::kWoken) {
+      spin_for_grant(r, deadline, kNextInLineSpin);  // at once when granted; else woken to be on a core
     }
   }
   // Deadline passed: leave the queue without a trace, unless the grant raced us.
@@ -387,13 +403,27 @@ Result<RecordGrant> LockTable::wait_for_grant(std::uint32_t rec, SessionRef ref,
   return Status(ErrorCode::kTimeout, "lock not granted before the deadline");
 }
 
+// docs/protocol.md §3 step 3. A request about to sleep behind others wakes the one next in line
+// (the queue's head when it queued, read under S then), which watches its record for
+// kNextInLineSpin before it sleeps again. The waker's core is about to be free: the next in line
+// takes it, and is running when the holder's grant comes instead of being woken by it. With
+// processes outnumbering cores the grant then no longer waits for a sleeper's wake-up
+// (bench/results/hot-notes.md, "The next in line"). Only a hint: the record may have been granted
+// (nothing to do) or even queued again elsewhere since (a spurious wake, which every waiter
+// tolerates); nothing is written but the futex word. Not on one core, where the watch cannot run.
+void LockTable::wake_next_in_line(std::uint32_t next_in_line) {
+  if (next_in_line >= seg_.record_count() || !multicore()) return;
+  auto& n = seg_.record(next_in_line);
+  if (shm::state(n) == RecordState::kWaiting) shm::bump_and_wake(n.wake);
+}
+
 // A grantee that slept finds the segment's lines written by the other core or pushed out of its
 // caches by the processes that ran meanwhile, and its way to the next grant (its lock's return,
 // get, commit, the grant pass) meets them one after another, each miss behind the code that
 // leads to it. Asked for together here, their misses overlap: at 64 processes on 2 cores this
 // took the grantee's time from its wake to its own grant's wake from 2.3-2.5 to 2.0-2.1 us
-// (bench/results/hot-notes.md, "Prefetch at the wake"). Hints, which never fault, and two
-// relaxed loads of the slot: the indices they read are bounds-checked before an address is formed.
+// (bench/results/hot-notes.md, "Prefetch at the wake"). Hints, which never fault, and one
+// relaxed load of the slot (`blob`, stored atomically): its index is bounds-checked before use.
 void LockTable::prefetch_for_grantee(std::uint32_t rec, std::uint32_t slot) const {
   const auto& s = seg_.session(slot);
   const auto* sp = reinterpret_cast<const char*>(&s);
@@ -406,8 +436,6 @@ void LockTable::prefetch_for_grantee(std::uint32_t rec, std::uint32_t slot) cons
   __builtin_prefetch(&seg_.stats(client), 1);
   if (const std::uint32_t b = shm::load(s.blob, std::memory_order_relaxed); b < seg_.caps().block_count)
     __builtin_prefetch(&seg_.block(b), 0);  // the committed state, read next
-  if (const std::uint32_t q = shm::load(s.queue_head, std::memory_order_relaxed); q < seg_.record_count())
-    __builtin_prefetch(&seg_.record(q), 1);  // the next grantee
 }
 
 Status LockTable::release(SessionRef ref, const RecordGrant& g) {

@@ -192,8 +192,11 @@ class LockTable {
   // not, gone_why says why (never ok): evicted, retired, or the slot reclaimed.
   bool stands(std::uint32_t client, const Caller* caller) const;
   [[gnu::cold]] Status gone_why(std::uint32_t client) const;
-  // No mutex held: the waiting owner's loop.
-  Result<RecordGrant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline, const Caller* caller);
+  // No mutex held: the waiting owner's loop. `next_in_line`: the record it wakes before it first
+  // sleeps (kNil for none).
+  Result<RecordGrant> wait_for_grant(std::uint32_t record, SessionRef ref, Clock::time_point deadline, const Caller* caller,
+                                     std::uint32_t next_in_line);
+  void wake_next_in_line(std::uint32_t next_in_line);
   // Asks the cache for the segment lines a grantee touches next (see the definition).
   void prefetch_for_grantee(std::uint32_t record, std::uint32_t slot) const;
 

@@ -154,6 +154,45 @@ TEST_F(StoreTest, GranteeWithWaitersBehindItSeesItsFlagWithoutANotification) {
   for (auto cl : clients) registry_->detach_client(cl, seg_->client(cl).generation);
 }
 
+// A request that goes to sleep behind others wakes the one next in line (the head of the queue),
+// which then watches its record for a few microseconds: with processes outnumbering cores, the
+// grant finds it on a core instead of waking it. The wake carries no grant: the head is still
+// waiting, and is granted in FIFO order when the holder lets go.
+TEST_F(StoreTest, ARequestGoingToSleepWakesTheOneNextInLine) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one core: nobody is woken to watch";
+  std::uint32_t clients[3];
+  for (auto& c : clients) {
+    auto id = registry_->attach_client(getpid());
+    ASSERT_TRUE(id);
+    c = *id;
+  }
+  auto ref = registry_->create_session("s", 0);
+  ASSERT_TRUE(ref);
+  auto acquire = [&](int i) {
+    return locks_->acquire(clients[i], seg_->first_record_of(clients[i]), *ref, LockMode::kExclusive,
+                           shm::Clock::now() + std::chrono::seconds(20));
+  };
+  auto a = acquire(0);
+  ASSERT_TRUE(a);
+  std::optional<sessionbroker::Result<RecordGrant>> b, c;
+  std::thread tb([&] { b.emplace(acquire(1)); });
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
+  const auto& head = seg_->record(seg_->first_record_of(clients[1]));
+  const std::uint32_t head_wake = shm::load(head.wake);
+  std::thread tc([&] { c.emplace(acquire(2)); });
+  EXPECT_TRUE(eventually([&] { return shm::load(head.wake) != head_wake; })) << "the head was not woken";
+  EXPECT_EQ(shm::state(head), shm::RecordState::kWaiting);  // woken, not granted: A still holds
+  EXPECT_EQ(queue_len("s"), 2u);
+  ASSERT_TRUE(locks_->release(*ref, *a));
+  tb.join();
+  ASSERT_TRUE(*b);  // FIFO: the head first
+  ASSERT_TRUE(locks_->release(*ref, **b));
+  tc.join();
+  ASSERT_TRUE(*c);
+  ASSERT_TRUE(locks_->release(*ref, **c));
+  for (auto cl : clients) registry_->detach_client(cl, seg_->client(cl).generation);
+}
+
 TEST_F(StoreTest, CommitsAndDestroyGiveEveryBlockBack) {
   const auto free_at_start = blobs_->free_blocks();
   auto client = registry_->attach_client(getpid());

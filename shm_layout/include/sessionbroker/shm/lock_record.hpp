@@ -6,7 +6,8 @@
 // Only the owner moves a record out of kFree (under the session mutex of the session it names).
 // While a record is linked (kWaiting/kGranted) every field is written only under that session's
 // mutex; the owner also reads `state`, `wake` and `revoke` without it (atomic words), and `token`
-// once `state` says kGranted.
+// once `state` says kGranted. One write without the mutex: a request going to sleep behind a
+// waiting record bumps that record's `wake` (a futex wake, no state: docs/protocol.md §3).
 // A crash while a record is half-written leaves the session mutex owner-dead: the session repair
 // rebuilds the session's lists from the records' `state` words, which are always whole.
 #pragma once
