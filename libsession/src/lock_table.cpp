@@ -408,9 +408,10 @@ Result<RecordGrant> LockTable::wait_for_grant(std::uint32_t rec, SessionRef ref,
 // kNextInLineSpin before it sleeps again. The waker's core is about to be free: the next in line
 // takes it, and is running when the holder's grant comes instead of being woken by it. With
 // processes outnumbering cores the grant then no longer waits for a sleeper's wake-up
-// (bench/results/hot-notes.md, "The next in line"). Only a hint: the record may have been granted
-// (nothing to do) or even queued again elsewhere since (a spurious wake, which every waiter
-// tolerates); nothing is written but the futex word. Not on one core, where the watch cannot run.
+// (bench/results/hot-notes.md, "Where the grantee's time goes, the next in line, and a
+// prefetch"). Only a hint: the record may have been granted since (nothing to do) or even queued
+// again elsewhere (a spurious wake, which every waiter tolerates); nothing is written but the
+// futex word. Not on one core, where the watch cannot run.
 void LockTable::wake_next_in_line(std::uint32_t next_in_line) {
   if (next_in_line >= seg_.record_count() || !multicore()) return;
   auto& n = seg_.record(next_in_line);
@@ -422,8 +423,9 @@ void LockTable::wake_next_in_line(std::uint32_t next_in_line) {
 // get, commit, the grant pass) meets them one after another, each miss behind the code that
 // leads to it. Asked for together here, their misses overlap: at 64 processes on 2 cores this
 // took the grantee's time from its wake to its own grant's wake from 2.3-2.5 to 2.0-2.1 us
-// (bench/results/hot-notes.md, "Prefetch at the wake"). Hints, which never fault, and one
-// relaxed load of the slot (`blob`, stored atomically): its index is bounds-checked before use.
+// (bench/results/hot-notes.md, "Where the grantee's time goes, the next in line, and a
+// prefetch"). Hints, which never fault, and one relaxed load of the slot (`blob`, stored
+// atomically): its index is bounds-checked before use.
 void LockTable::prefetch_for_grantee(std::uint32_t rec, std::uint32_t slot) const {
   const auto& s = seg_.session(slot);
   const auto* sp = reinterpret_cast<const char*>(&s);
