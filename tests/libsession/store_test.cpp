@@ -69,6 +69,37 @@ class StoreTest : public ShmClaimTest {
     if (!answered) return std::nullopt;
     return result.get();
   }
+  // Three clients of this process and session "s": client 0 holds it, client 1's request waits at
+  // the head of its queue (on thread `head`), and queue_behind() queues client 2's behind it.
+  struct Queue {
+    std::uint32_t clients[3];
+    SessionRef ref;
+    RecordGrant a;
+    std::optional<sessionbroker::Result<RecordGrant>> b, c;
+    std::thread head, behind;
+  };
+  sessionbroker::Result<RecordGrant> acquire_queued(std::uint32_t client, SessionRef ref) {
+    return locks_->acquire(client, seg_->first_record_of(client), ref, LockMode::kExclusive,
+                           shm::Clock::now() + std::chrono::seconds(20));
+  }
+  void hold_with_head_waiting(Queue& q) {
+    for (auto& c : q.clients) {
+      auto id = registry_->attach_client(getpid());
+      ASSERT_TRUE(id);
+      c = *id;
+    }
+    auto created = registry_->create_session("s", 0);
+    ASSERT_TRUE(created);
+    q.ref = *created;
+    auto a = acquire_queued(q.clients[0], q.ref);
+    ASSERT_TRUE(a);
+    q.a = *a;
+    q.head = std::thread([this, &q] { q.b.emplace(acquire_queued(q.clients[1], q.ref)); });
+    ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
+  }
+  void queue_behind(Queue& q) {
+    q.behind = std::thread([this, &q] { q.c.emplace(acquire_queued(q.clients[2], q.ref)); });
+  }
   // One client of this process (slot generation `gen`) holding session "s" exclusively with `g`.
   void attach_create_and_lock(std::uint32_t& client, std::uint32_t& gen, SessionRef& ref, RecordGrant& g) {
     auto c = registry_->attach_client(getpid());
@@ -121,37 +152,22 @@ TEST_F(StoreTest, ReleaseWithAnotherTokenIsNotHeld) {
 // thread wakes, and leaves the grantee's revoke thread asleep (its client's notify word is not
 // bumped): that thread reads the flag itself before it uses the grant.
 TEST_F(StoreTest, GranteeWithWaitersBehindItSeesItsFlagWithoutANotification) {
-  std::uint32_t clients[3];
-  for (auto& c : clients) {
-    auto id = registry_->attach_client(getpid());
-    ASSERT_TRUE(id);
-    c = *id;
-  }
-  auto ref = registry_->create_session("s", 0);
-  ASSERT_TRUE(ref);
-  auto acquire = [&](int i) {
-    return locks_->acquire(clients[i], seg_->first_record_of(clients[i]), *ref, LockMode::kExclusive,
-                           shm::Clock::now() + std::chrono::seconds(20));
-  };
-  auto a = acquire(0);
-  ASSERT_TRUE(a);
-  std::optional<sessionbroker::Result<RecordGrant>> b, c;
-  std::thread tb([&] { b.emplace(acquire(1)); });
-  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
-  std::thread tc([&] { c.emplace(acquire(2)); });
+  Queue q;
+  ASSERT_NO_FATAL_FAILURE(hold_with_head_waiting(q));
+  queue_behind(q);
   ASSERT_TRUE(eventually([&] { return queue_len("s") == 2; }));
-  const std::uint32_t b_notify = shm::load(seg_->client(clients[1]).notify);
-  ASSERT_TRUE(locks_->release(*ref, *a));  // grants B, with C still queued behind it
-  tb.join();
-  ASSERT_TRUE(*b);
-  EXPECT_EQ(locks_->grant_status(**b), sessionbroker::detail::GrantStatus::kRevokeRequested);
-  EXPECT_EQ(shm::load(seg_->client(clients[1]).notify), b_notify) << "the grantee's revoke thread was woken";
-  ASSERT_TRUE(locks_->release(*ref, **b));  // grants C, with nobody behind it
-  tc.join();
-  ASSERT_TRUE(*c);
-  EXPECT_EQ(locks_->grant_status(**c), sessionbroker::detail::GrantStatus::kHeld);
-  ASSERT_TRUE(locks_->release(*ref, **c));
-  for (auto cl : clients) registry_->detach_client(cl, seg_->client(cl).generation);
+  const std::uint32_t b_notify = shm::load(seg_->client(q.clients[1]).notify);
+  ASSERT_TRUE(locks_->release(q.ref, q.a));  // grants B, with C still queued behind it
+  q.head.join();
+  ASSERT_TRUE(*q.b);
+  EXPECT_EQ(locks_->grant_status(**q.b), sessionbroker::detail::GrantStatus::kRevokeRequested);
+  EXPECT_EQ(shm::load(seg_->client(q.clients[1]).notify), b_notify) << "the grantee's revoke thread was woken";
+  ASSERT_TRUE(locks_->release(q.ref, **q.b));  // grants C, with nobody behind it
+  q.behind.join();
+  ASSERT_TRUE(*q.c);
+  EXPECT_EQ(locks_->grant_status(**q.c), sessionbroker::detail::GrantStatus::kHeld);
+  ASSERT_TRUE(locks_->release(q.ref, **q.c));
+  for (auto cl : q.clients) registry_->detach_client(cl, seg_->client(cl).generation);
 }
 
 // A request that goes to sleep behind others wakes the one next in line (the head of the queue),
@@ -160,37 +176,22 @@ TEST_F(StoreTest, GranteeWithWaitersBehindItSeesItsFlagWithoutANotification) {
 // waiting, and is granted in FIFO order when the holder lets go.
 TEST_F(StoreTest, ARequestGoingToSleepWakesTheOneNextInLine) {
   if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one core: nobody is woken to watch";
-  std::uint32_t clients[3];
-  for (auto& c : clients) {
-    auto id = registry_->attach_client(getpid());
-    ASSERT_TRUE(id);
-    c = *id;
-  }
-  auto ref = registry_->create_session("s", 0);
-  ASSERT_TRUE(ref);
-  auto acquire = [&](int i) {
-    return locks_->acquire(clients[i], seg_->first_record_of(clients[i]), *ref, LockMode::kExclusive,
-                           shm::Clock::now() + std::chrono::seconds(20));
-  };
-  auto a = acquire(0);
-  ASSERT_TRUE(a);
-  std::optional<sessionbroker::Result<RecordGrant>> b, c;
-  std::thread tb([&] { b.emplace(acquire(1)); });
-  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
-  const auto& head = seg_->record(seg_->first_record_of(clients[1]));
+  Queue q;
+  ASSERT_NO_FATAL_FAILURE(hold_with_head_waiting(q));
+  const auto& head = seg_->record(seg_->first_record_of(q.clients[1]));
   const std::uint32_t head_wake = shm::load(head.wake);
-  std::thread tc([&] { c.emplace(acquire(2)); });
+  queue_behind(q);
   EXPECT_TRUE(eventually([&] { return shm::load(head.wake) != head_wake; })) << "the head was not woken";
   EXPECT_EQ(shm::state(head), shm::RecordState::kWaiting);  // woken, not granted: A still holds
   EXPECT_EQ(queue_len("s"), 2u);
-  ASSERT_TRUE(locks_->release(*ref, *a));
-  tb.join();
-  ASSERT_TRUE(*b);  // FIFO: the head first
-  ASSERT_TRUE(locks_->release(*ref, **b));
-  tc.join();
-  ASSERT_TRUE(*c);
-  ASSERT_TRUE(locks_->release(*ref, **c));
-  for (auto cl : clients) registry_->detach_client(cl, seg_->client(cl).generation);
+  ASSERT_TRUE(locks_->release(q.ref, q.a));
+  q.head.join();
+  ASSERT_TRUE(*q.b);  // FIFO: the head first
+  ASSERT_TRUE(locks_->release(q.ref, **q.b));
+  q.behind.join();
+  ASSERT_TRUE(*q.c);
+  ASSERT_TRUE(locks_->release(q.ref, **q.c));
+  for (auto cl : q.clients) registry_->detach_client(cl, seg_->client(cl).generation);
 }
 
 TEST_F(StoreTest, CommitsAndDestroyGiveEveryBlockBack) {
