@@ -1,7 +1,8 @@
 // The attached process: its backend, its local sessions and the revoke thread.
 //
-// Thread safety: sessions_ and callback_ are guarded by mu_; the revoke thread only reads a copy
-// of the session list. Process safety: valid only in the process that attached (fork_epoch_).
+// Thread safety: sessions_ is guarded by mu_, callback_ by callback_mu_; the revoke thread only
+// reads a copy of the session list. Process safety: valid only in the process that attached
+// (fork_epoch_).
 #pragma once
 
 #include <atomic>

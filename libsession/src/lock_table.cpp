@@ -422,6 +422,7 @@ void LockTable::wake_next_in_line(std::uint32_t next_in_line) {
 // caches by the processes that ran meanwhile, and its way to the next grant (its lock's return,
 // get, commit, the grant pass) meets them one after another, each miss behind the code that
 // leads to it. Asked for together here, their misses overlap: at 64 processes on 2 cores this
+// (with the queue head's record as well, no longer read: `queue_head` is written plainly under S)
 // took the grantee's time from its wake to its own grant's wake from 2.3-2.5 to 2.0-2.1 us
 // (bench/results/hot-notes.md, "Where the grantee's time goes, the next in line, and a
 // prefetch"). Hints, which never fault, and one relaxed load of the slot (`blob`, stored

@@ -77,6 +77,11 @@ class StoreTest : public ShmClaimTest {
     RecordGrant a;
     std::optional<sessionbroker::Result<RecordGrant>> b, c;
     std::thread head, behind;
+    // A failed assertion leaves the waiters to their deadline (20 s) rather than to terminate().
+    ~Queue() {
+      for (std::thread* t : {&head, &behind})
+        if (t->joinable()) t->join();
+    }
   };
   sessionbroker::Result<RecordGrant> acquire_queued(std::uint32_t client, SessionRef ref) {
     return locks_->acquire(client, seg_->first_record_of(client), ref, LockMode::kExclusive,
