@@ -67,6 +67,10 @@ bool spin_for_grant(const shm::LockRecord& r, Clock::time_point deadline, Clock:
 
 void DeferredWakes::bump(std::uint32_t& word) {
   shm::fetch_add<std::uint32_t>(word, 1u, std::memory_order_acq_rel);
+  wake(word);
+}
+
+void DeferredWakes::wake(std::uint32_t& word) {
   if (count_ < kMax) words_[count_++] = &word;
   else shm::futex_wake(word);
 }
@@ -82,6 +86,17 @@ void bump_and_wake(std::uint32_t& word, DeferredWakes* defer) {
   if (defer) defer->bump(word);
   else shm::bump_and_wake(word);
 }
+
+namespace {
+// §4 step 3 (docs/protocol.md): a granted record's bump, and its futex wake unless its owner is
+// marked awake (shm::kWakeAwake, lock_record.hpp): then it is watching its `state`, or will read
+// it before it sleeps, and the system call (0.6 us on the AMD VM) would wake nobody.
+void wake_grantee(shm::LockRecord& r, DeferredWakes* defer) {
+  if (shm::fetch_add(r.wake, shm::kWakeBump) & shm::kWakeAwake) return;
+  if (defer) defer->wake(r.wake);
+  else shm::futex_wake(r.wake);
+}
+}  // namespace
 
 bool LockTable::compatible(const shm::SessionSlot& s, LockMode mode) const {
   return s.holder_count == 0 || (mode == LockMode::kShared && shm::lock_mode(s) == LockMode::kShared);
@@ -140,7 +155,7 @@ void LockTable::grant_waiters(shm::SessionSlot& s, DeferredWakes* defer) {
   }
   if (s.queue_head != shm::kNil) request_revoke(s, granted, defer);
   std::uint32_t h = s.holders_head;
-  for (std::uint32_t i = 0; i < granted; ++i, h = seg_.record(h).next) bump_and_wake(seg_.record(h).wake, defer);
+  for (std::uint32_t i = 0; i < granted; ++i, h = seg_.record(h).next) wake_grantee(seg_.record(h), defer);
 }
 
 void LockTable::request_revoke(shm::SessionSlot& s, std::uint32_t just_granted, DeferredWakes* defer) {
@@ -361,7 +376,10 @@ Result<RecordGrant> LockTable::wait_for_grant(std::uint32_t rec, SessionRef ref,
   Clock::duration slice = kLivenessSliceMin;
   bool slept = false;
   for (;;) {
-    const std::uint32_t seen = shm::load(r.wake);
+    // Marked awake by the request behind it: cleared before `state` is read and the futex waits on
+    // the value that leaves, so a grant from here on wakes it (lock_record.hpp, `wake`).
+    std::uint32_t seen = shm::load(r.wake);
+    if (seen & shm::kWakeAwake) seen = shm::fetch_and(r.wake, ~shm::kWakeAwake) & ~shm::kWakeAwake;
     if (caller && caller->cancelled->load(std::memory_order_acquire)) {
       SessionGuard g(seg_, ref.slot);
       return withdraw(seg_.session(ref.slot), rec, Status(ErrorCode::kDetached, "client detached while waiting for the lock"));
@@ -409,13 +427,19 @@ Result<RecordGrant> LockTable::wait_for_grant(std::uint32_t rec, SessionRef ref,
 // takes it, and is running when the holder's grant comes instead of being woken by it. With
 // processes outnumbering cores the grant then no longer waits for a sleeper's wake-up
 // (bench/results/hot-notes.md, "Where the grantee's time goes, the next in line, and a
-// prefetch"). Only a hint: the record may have been granted since (nothing to do) or even queued
-// again elsewhere (a spurious wake, which every waiter tolerates); nothing is written but the
-// futex word. Not on one core, where the watch cannot run.
+// prefetch"). It marks the owner awake (kWakeAwake in `wake`, lock_record.hpp), so the grant that
+// finds it watching makes no futex wake, and wakes it only if the mark was not already set. Only
+// a hint: the record may have been granted since (nothing to do) or even queued again elsewhere
+// (a spurious wake, which every waiter tolerates, and a mark its owner clears before it sleeps);
+// nothing is written but the futex word. Not on one core, where the watch cannot run.
 void LockTable::wake_next_in_line(std::uint32_t next_in_line) {
   if (next_in_line >= seg_.record_count() || !multicore()) return;
   auto& n = seg_.record(next_in_line);
-  if (shm::state(n) == RecordState::kWaiting) shm::bump_and_wake(n.wake);
+  if (shm::state(n) != RecordState::kWaiting) return;
+  std::uint32_t w = shm::load(n.wake);  // bumped and marked in one step: the word never goes back
+  while (!(w & shm::kWakeAwake) && !shm::compare_exchange(n.wake, w, (w + shm::kWakeBump) | shm::kWakeAwake)) {
+  }
+  if (!(w & shm::kWakeAwake)) shm::futex_wake(n.wake);  // else awake already
 }
 
 // A grantee that slept finds the segment's lines written by the other core or pushed out of its

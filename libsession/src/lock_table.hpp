@@ -73,6 +73,7 @@ class DeferredWakes {
   DeferredWakes& operator=(const DeferredWakes&) = delete;
   ~DeferredWakes() { flush(); }
   void bump(std::uint32_t& word);  // REQUIRES: the session mutex that orders `word`'s condition
+  void wake(std::uint32_t& word);  // the futex wake alone: the caller bumped `word` (wake_grantee)
   void flush();                    // wakes what bump() held back (the mutex is let go)
   void drop() { count_ = 0; }      // forgets them: the words stay bumped, nobody is woken
 

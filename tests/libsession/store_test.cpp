@@ -2,6 +2,7 @@
 // attribute store accounting, release by a non-owner.
 #include <unistd.h>
 
+#include <atomic>
 #include <functional>
 #include <future>
 #include <optional>
@@ -193,6 +194,48 @@ TEST_F(StoreTest, ARequestGoingToSleepWakesTheOneNextInLine) {
   q.head.join();
   ASSERT_TRUE(*q.b);  // FIFO: the head first
   ASSERT_TRUE(locks_->release(q.ref, **q.b));
+  q.behind.join();
+  ASSERT_TRUE(*q.c);
+  ASSERT_TRUE(locks_->release(q.ref, **q.c));
+  for (auto cl : q.clients) registry_->detach_client(cl, seg_->client(cl).generation);
+}
+
+// The awake mark (lock_record.hpp, `wake`): a grant to a record whose owner is marked awake makes
+// no futex wake (the owner watches `state`, or reads it before it sleeps); a grant to an owner
+// asleep with the mark clear does. The mark is set here by hand, as the request behind does just
+// before its futex wake (docs/protocol.md §3 step 3), and that wake then comes from the test.
+struct DeferredWakeCount {
+  static inline std::atomic<int> flushes{0};
+  static void hook(sessionbroker::detail::TestPoint p) {
+    if (p == sessionbroker::detail::TestPoint::kWakesDeferred) flushes.fetch_add(1);
+  }
+  DeferredWakeCount() { sessionbroker::detail::set_test_hook(&hook); }
+  ~DeferredWakeCount() { sessionbroker::detail::set_test_hook(nullptr); }
+};
+
+TEST_F(StoreTest, AGrantWakesItsOwnerOnlyWhenItIsNotMarkedAwake) {
+  Queue q;
+  ASSERT_NO_FATAL_FAILURE(hold_with_head_waiting(q));
+  auto& head = seg_->record(seg_->first_record_of(q.clients[1]));
+  DeferredWakeCount count;
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past its spin: asleep
+  shm::fetch_or(head.wake, shm::kWakeAwake);
+  ASSERT_TRUE(locks_->release(q.ref, q.a));
+  // The owner's slice may have ended in between and cleared the mark: then nothing is concluded.
+  if (shm::load(head.wake) & shm::kWakeAwake)
+    EXPECT_EQ(count.flushes.load(), 0) << "a grant to an owner marked awake made a futex wake";
+  shm::futex_wake(head.wake);
+  q.head.join();
+  ASSERT_TRUE(*q.b);
+  EXPECT_EQ(shm::load(head.wake) & shm::kWakeAwake, 0u) << "the mark outlived the wait";
+
+  // The request behind the new holder sleeps with the mark clear: its grant wakes it.
+  queue_behind(q);
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // its revoke request's wake is flushed
+  const int before = count.flushes.load();
+  ASSERT_TRUE(locks_->release(q.ref, **q.b));
+  EXPECT_EQ(count.flushes.load(), before + 1) << "a grant to a sleeping owner made no futex wake";
   q.behind.join();
   ASSERT_TRUE(*q.c);
   ASSERT_TRUE(locks_->release(q.ref, **q.c));

@@ -31,6 +31,16 @@ inline T fetch_add(T& word, T delta, std::memory_order order = std::memory_order
 }
 
 template <class T>
+inline T fetch_or(T& word, T bits, std::memory_order order = std::memory_order_acq_rel) {
+  return std::atomic_ref<T>(word).fetch_or(bits, order);
+}
+
+template <class T>
+inline T fetch_and(T& word, T bits, std::memory_order order = std::memory_order_acq_rel) {
+  return std::atomic_ref<T>(word).fetch_and(bits, order);
+}
+
+template <class T>
 inline bool compare_exchange(T& word, T& expected, T desired,
                              std::memory_order order = std::memory_order_acq_rel) {
   return std::atomic_ref<T>(word).compare_exchange_strong(expected, desired, order);

@@ -1,4 +1,4 @@
-// Fixed limits and state codes of segment layout version 5. See shm_layout/LAYOUT.md.
+// Fixed limits and state codes of segment layout version 6. See shm_layout/LAYOUT.md.
 // Changing any value here changes the layout: bump kLayoutVersion.
 #pragma once
 
@@ -7,7 +7,7 @@
 namespace sessionbroker::shm {
 
 inline constexpr std::uint64_t kMagic = 0x314D485342524253ull;  // "SBRBSHM1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 5;  // 5: `last_used_ns` may hold kUsedNow
+inline constexpr std::uint32_t kLayoutVersion = 6;  // 6: a record's `wake` marks its owner awake (kWakeAwake)
 
 inline constexpr std::uint32_t kNil = 0xFFFFFFFFu;  // "no slot / no record / no block"
 
