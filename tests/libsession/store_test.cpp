@@ -11,6 +11,7 @@
 #include "claims/claim_fixture.hpp"
 #include "clock.hpp"
 #include "guards.hpp"
+#include "main_thread_exit.hpp"
 #include "test_point.hpp"
 
 namespace sbtest {
@@ -78,6 +79,7 @@ class StoreTest : public ShmClaimTest {
     RecordGrant a;
     std::optional<sessionbroker::Result<RecordGrant>> b, c;
     std::thread head, behind;
+    std::atomic<pid_t> head_tid{0};  // the head's thread, for its /proc state
     // A failed assertion leaves the waiters to their deadline (20 s) rather than to terminate().
     ~Queue() {
       for (std::thread* t : {&head, &behind})
@@ -100,7 +102,10 @@ class StoreTest : public ShmClaimTest {
     auto a = acquire_queued(q.clients[0], q.ref);
     ASSERT_TRUE(a);
     q.a = *a;
-    q.head = std::thread([this, &q] { q.b.emplace(acquire_queued(q.clients[1], q.ref)); });
+    q.head = std::thread([this, &q] {
+      q.head_tid.store(gettid());
+      q.b.emplace(acquire_queued(q.clients[1], q.ref));
+    });
     ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
   }
   void queue_behind(Queue& q) {
@@ -218,22 +223,23 @@ TEST_F(StoreTest, AGrantWakesItsOwnerOnlyWhenItIsNotMarkedAwake) {
   ASSERT_NO_FATAL_FAILURE(hold_with_head_waiting(q));
   auto& head = seg_->record(seg_->first_record_of(q.clients[1]));
   DeferredWakeCount count;
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past its spin: asleep
+  ASSERT_TRUE(eventually([&] { return sbtest::proc_state(q.head_tid.load()) == 'S'; })) << "the head never slept";
   shm::fetch_or(head.wake, shm::kWakeAwake);
   ASSERT_TRUE(locks_->release(q.ref, q.a));
   // The owner's slice may have ended in between and cleared the mark: then nothing is concluded.
-  if (shm::load(head.wake) & shm::kWakeAwake)
+  if (shm::load(head.wake) & shm::kWakeAwake) {
     EXPECT_EQ(count.flushes.load(), 0) << "a grant to an owner marked awake made a futex wake";
+  }
   shm::futex_wake(head.wake);
   q.head.join();
   ASSERT_TRUE(*q.b);
   EXPECT_EQ(shm::load(head.wake) & shm::kWakeAwake, 0u) << "the mark outlived the wait";
 
-  // The request behind the new holder sleeps with the mark clear: its grant wakes it.
+  // The request behind the new holder sleeps with the mark clear: its grant wakes it. Queued, it
+  // asks the holder to release and flushes that wake once (docs/protocol.md §2): counted first.
+  const int before = count.flushes.load() + 1;
   queue_behind(q);
-  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // its revoke request's wake is flushed
-  const int before = count.flushes.load();
+  ASSERT_TRUE(eventually([&] { return queue_len("s") == 1 && count.flushes.load() == before; }));
   ASSERT_TRUE(locks_->release(q.ref, **q.b));
   EXPECT_EQ(count.flushes.load(), before + 1) << "a grant to a sleeping owner made no futex wake";
   q.behind.join();
