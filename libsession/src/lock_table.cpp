@@ -2,7 +2,8 @@
 //
 // Every state change of a record happens under its session's mutex and ends with one release
 // store of LockRecord::state; the waiting owner reads that word without the mutex. Grants bump the
-// record's `wake` word and futex-wake it after the state store, so a waiter cannot miss a grant.
+// record's `wake` word after the state store and futex-wake it unless its owner is marked awake
+// (lock_record.hpp, `wake`), so a waiter cannot miss a grant.
 #include <algorithm>
 #include <cstddef>
 #include <thread>
