@@ -3,7 +3,8 @@
 // Every state change of a record happens under its session's mutex and ends with one release
 // store of LockRecord::state; the waiting owner reads that word without the mutex. Grants bump the
 // record's `wake` word after the state store and futex-wake it unless its owner is marked awake
-// (lock_record.hpp, `wake`), so a waiter cannot miss a grant.
+// (lock_record.hpp, `wake`), so a waiter cannot miss a grant. A grant that had to wake its owner
+// also marks and wakes the new queue head, which then watches for its own grant (§4 step 4).
 #include <algorithm>
 #include <cstddef>
 #include <thread>
@@ -89,13 +90,30 @@ void bump_and_wake(std::uint32_t& word, DeferredWakes* defer) {
 }
 
 namespace {
+// A futex wake: at once without `defer`, after the session mutex with it.
+void futex_wake(std::uint32_t& word, DeferredWakes* defer) {
+  if (defer) defer->wake(word);
+  else shm::futex_wake(word);
+}
+
 // §4 step 3 (docs/protocol.md): a granted record's bump, and its futex wake unless its owner is
 // marked awake (shm::kWakeAwake, lock_record.hpp): then it is watching its `state`, or will read
-// it before it sleeps, and the system call (0.6 us on the AMD VM) would wake nobody.
-void wake_grantee(shm::LockRecord& r, DeferredWakes* defer) {
-  if (shm::fetch_add(r.wake, shm::kWakeBump) & shm::kWakeAwake) return;
-  if (defer) defer->wake(r.wake);
-  else shm::futex_wake(r.wake);
+// it before it sleeps, and the system call (0.6 us on the AMD VM) would wake nobody. True when
+// it made (or deferred) the wake: the owner was not marked, so it may have been asleep.
+bool wake_grantee(shm::LockRecord& r, DeferredWakes* defer) {
+  if (shm::fetch_add(r.wake, shm::kWakeBump) & shm::kWakeAwake) return false;
+  futex_wake(r.wake, defer);
+  return true;
+}
+
+// Bumps a waiting record's `wake` by kWakeBump and sets its awake mark in one compare-and-swap, so
+// that the word never goes back (lock_record.hpp, `wake`). False, and nothing written, when the
+// mark was set already (its owner is awake); true when the caller must futex-wake it.
+bool mark_awake(shm::LockRecord& r) {
+  std::uint32_t w = shm::load(r.wake);
+  while (!(w & shm::kWakeAwake) && !shm::compare_exchange(r.wake, w, (w + shm::kWakeBump) | shm::kWakeAwake)) {
+  }
+  return !(w & shm::kWakeAwake);
 }
 }  // namespace
 
@@ -156,7 +174,16 @@ void LockTable::grant_waiters(shm::SessionSlot& s, DeferredWakes* defer) {
   }
   if (s.queue_head != shm::kNil) request_revoke(s, granted, defer);
   std::uint32_t h = s.holders_head;
-  for (std::uint32_t i = 0; i < granted; ++i, h = seg_.record(h).next) wake_grantee(seg_.record(h), defer);
+  bool woke_sleeper = false;
+  for (std::uint32_t i = 0; i < granted; ++i, h = seg_.record(h).next) woke_sleeper |= wake_grantee(seg_.record(h), defer);
+  // §4 step 4: a grant that had to wake its grantee found nobody awake in line, and the next
+  // handoff would wait for a wake-up too. The new head is woken now, to be on a core by then.
+  // Not after a grant to an owner marked awake: the head, woken a whole handoff early, would
+  // watch in vain and sleep again (bench/results/hot-notes.md, "A grant to a sleeper").
+  if (woke_sleeper && s.queue_head != shm::kNil && multicore()) {
+    auto& n = seg_.record(s.queue_head);
+    if (mark_awake(n)) futex_wake(n.wake, defer);
+  }
 }
 
 void LockTable::request_revoke(shm::SessionSlot& s, std::uint32_t just_granted, DeferredWakes* defer) {
@@ -437,10 +464,7 @@ void LockTable::wake_next_in_line(std::uint32_t next_in_line) {
   if (next_in_line >= seg_.record_count() || !multicore()) return;
   auto& n = seg_.record(next_in_line);
   if (shm::state(n) != RecordState::kWaiting) return;
-  std::uint32_t w = shm::load(n.wake);  // bumped and marked in one step: the word never goes back
-  while (!(w & shm::kWakeAwake) && !shm::compare_exchange(n.wake, w, (w + shm::kWakeBump) | shm::kWakeAwake)) {
-  }
-  if (!(w & shm::kWakeAwake)) shm::futex_wake(n.wake);  // else awake already
+  if (mark_awake(n)) shm::futex_wake(n.wake);  // else awake already
 }
 
 // A grantee that slept finds the segment's lines written by the other core or pushed out of its

@@ -7,6 +7,7 @@
 #include <future>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include "claims/claim_fixture.hpp"
 #include "clock.hpp"
@@ -79,7 +80,7 @@ class StoreTest : public ShmClaimTest {
     RecordGrant a;
     std::optional<sessionbroker::Result<RecordGrant>> b, c;
     std::thread head, behind;
-    std::atomic<pid_t> head_tid{0};  // the head's thread, for its /proc state
+    std::atomic<pid_t> head_tid{0}, behind_tid{0};  // the waiters' threads, for their /proc state
     // A failed assertion leaves the waiters to their deadline (20 s) rather than to terminate().
     ~Queue() {
       for (std::thread* t : {&head, &behind})
@@ -109,7 +110,25 @@ class StoreTest : public ShmClaimTest {
     ASSERT_TRUE(eventually([&] { return queue_len("s") == 1; }));
   }
   void queue_behind(Queue& q) {
-    q.behind = std::thread([this, &q] { q.c.emplace(acquire_queued(q.clients[2], q.ref)); });
+    q.behind = std::thread([this, &q] {
+      q.behind_tid.store(gettid());
+      q.c.emplace(acquire_queued(q.clients[2], q.ref));
+    });
+  }
+  // queue_behind, then waits until both waiters sleep with their awake marks clear: the head was
+  // woken by the request behind it (docs/protocol.md §3 step 3) and went back to sleep after its
+  // watch. Returns the records of the head and of the one behind it.
+  std::pair<shm::LockRecord*, shm::LockRecord*> queue_behind_until_both_sleep(Queue& q) {
+    queue_behind(q);
+    auto& head = seg_->record(seg_->first_record_of(q.clients[1]));
+    auto& behind = seg_->record(seg_->first_record_of(q.clients[2]));
+    const auto asleep = [](const std::atomic<pid_t>& tid, const shm::LockRecord& r) {
+      const pid_t t = tid.load();
+      return t != 0 && sbtest::proc_state(t) == 'S' && (shm::load(r.wake) & shm::kWakeAwake) == 0;
+    };
+    EXPECT_TRUE(eventually([&] { return queue_len("s") == 2 && asleep(q.behind_tid, behind); }));
+    EXPECT_TRUE(eventually([&] { return asleep(q.head_tid, head); })) << "the head never slept again";
+    return {&head, &behind};
   }
   // One client of this process (slot generation `gen`) holding session "s" exclusively with `g`.
   void attach_create_and_lock(std::uint32_t& client, std::uint32_t& gen, SessionRef& ref, RecordGrant& g) {
@@ -242,6 +261,54 @@ TEST_F(StoreTest, AGrantWakesItsOwnerOnlyWhenItIsNotMarkedAwake) {
   ASSERT_TRUE(eventually([&] { return queue_len("s") == 1 && count.flushes.load() == before; }));
   ASSERT_TRUE(locks_->release(q.ref, **q.b));
   EXPECT_EQ(count.flushes.load(), before + 1) << "a grant to a sleeping owner made no futex wake";
+  q.behind.join();
+  ASSERT_TRUE(*q.c);
+  ASSERT_TRUE(locks_->release(q.ref, **q.c));
+  for (auto cl : q.clients) registry_->detach_client(cl, seg_->client(cl).generation);
+}
+
+// docs/protocol.md §4 step 4: a grant that has to wake its grantee (nobody was awake in line)
+// also wakes the new head of the queue, marked awake, so that the next handoff finds it on a core;
+// it is still waiting, and is granted in FIFO order.
+TEST_F(StoreTest, AGrantToASleeperAlsoWakesTheNewHead) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one core: nobody is woken to watch";
+  Queue q;
+  ASSERT_NO_FATAL_FAILURE(hold_with_head_waiting(q));
+  auto [head, behind] = queue_behind_until_both_sleep(q);
+  ASSERT_FALSE(HasFailure());
+  const std::uint32_t behind_wake = shm::load(behind->wake);
+  ASSERT_TRUE(locks_->release(q.ref, q.a));  // grants B, which sleeps unmarked
+  EXPECT_NE(shm::load(behind->wake), behind_wake) << "the new head was not woken";
+  EXPECT_EQ(shm::state(*behind), shm::RecordState::kWaiting);
+  q.head.join();
+  ASSERT_TRUE(*q.b);
+  ASSERT_TRUE(locks_->release(q.ref, **q.b));
+  q.behind.join();
+  ASSERT_TRUE(*q.c);
+  ASSERT_TRUE(locks_->release(q.ref, **q.c));
+  for (auto cl : q.clients) registry_->detach_client(cl, seg_->client(cl).generation);
+}
+
+// The other half of §4 step 4: a grant to an owner marked awake (set by hand here, as the request
+// behind it does) leaves the new head asleep; waking it then cost 5-10% at 64 processes
+// (bench/results/hot-notes.md). The grantee's own wake then comes from the test.
+TEST_F(StoreTest, AGrantToAnOwnerMarkedAwakeLeavesTheNewHeadAsleep) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one core: nobody is woken to watch";
+  Queue q;
+  ASSERT_NO_FATAL_FAILURE(hold_with_head_waiting(q));
+  auto [head, behind] = queue_behind_until_both_sleep(q);
+  ASSERT_FALSE(HasFailure());
+  const std::uint32_t behind_wake = shm::load(behind->wake);
+  shm::fetch_or(head->wake, shm::kWakeAwake);
+  ASSERT_TRUE(locks_->release(q.ref, q.a));
+  // The head's slice may have ended in between and cleared the mark: then nothing is concluded.
+  if (shm::load(head->wake) & shm::kWakeAwake) {
+    EXPECT_EQ(shm::load(behind->wake), behind_wake) << "a grant to an owner marked awake woke the new head";
+  }
+  shm::futex_wake(head->wake);
+  q.head.join();
+  ASSERT_TRUE(*q.b);
+  ASSERT_TRUE(locks_->release(q.ref, **q.b));
   q.behind.join();
   ASSERT_TRUE(*q.c);
   ASSERT_TRUE(locks_->release(q.ref, **q.c));

@@ -11,11 +11,12 @@
 // docs/protocol.md §3 step 3).
 //
 // `wake`: bit 0 (kWakeAwake) set means the owner was woken to watch and has not slept since, so a
-// grant need not wake it; the other bits count bumps. Set by the request waking the owner (bumped
-// by kWakeBump and marked in one compare-and-swap, then the futex wake, both skipped if the bit is
-// set already); cleared by the owner alone, with a fetch_and, before it reads `state` and sleeps
-// on the value that leaves; granters add kWakeBump after storing `state` and futex-wake only when
-// the value they replaced had the bit clear.
+// grant need not wake it; the other bits count bumps. Set by the request waking the owner, or by
+// a grant pass that had to wake its grantee and wakes the new queue head (under the session
+// mutex): bumped by kWakeBump and marked in one compare-and-swap, then the futex wake, both
+// skipped if the bit is set already; cleared by the owner alone, with a fetch_and, before it
+// reads `state` and sleeps on the value that leaves; granters add kWakeBump after storing
+// `state` and futex-wake only when the value they replaced had the bit clear.
 // Other bumps (breaks, repairs, detach) add 1 and always wake. So the owner never sleeps on a
 // value with the bit set, and a bit set is followed by a wake or finds the owner awake: no grant
 // is slept through. A crash between the mark and its wake costs the owner one slice (§3 step 4).
