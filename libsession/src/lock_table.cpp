@@ -41,6 +41,14 @@ constexpr auto kHandBackSpin = std::chrono::microseconds(5);
 // when the holder lets go.
 constexpr auto kNextInLineSpin = std::chrono::microseconds(5);
 
+// A hold (from a queued grant to its release) shorter than this predicts that the next one will
+// be short too: a grant that had to wake a sleeper then wakes the new queue head as well, which
+// would then be granted during its watch (§4 step 4). Holds of 10-20 us were most of the 64- and
+// 8-process read-modify-write's; scenario 3's holder waits for every other process to ask, 20 us
+// and more when its grantee had slept, and there the early wake was wasted and put a second woken
+// process beside the grantee (its handoff 1.4 -> 10.6 us). Measured in bench/results/hot-notes.md.
+constexpr std::uint64_t kShortHoldNs = 20'000;
+
 // Adaptive spinning. A holder that answers a revoke request at once hands the lock over within
 // microseconds; a waiter watching its record then runs a cache-line transfer after the grant,
 // where a sleeping one runs a futex wake later (about 3 us on an idle VM, far more under load).
@@ -156,7 +164,7 @@ void LockTable::enqueue(shm::SessionSlot& s, std::uint32_t rec) {
 // (LocalSession::acquire_process_lock), so its owner's revoke thread is not woken for it; with 3 or
 // more processes in turn that wake was a second futex wake inside every handoff, and a thread
 // competing with the grantee for a core.
-void LockTable::grant_waiters(shm::SessionSlot& s, DeferredWakes* defer) {
+void LockTable::grant_waiters(shm::SessionSlot& s, DeferredWakes* defer, std::uint64_t last_granted_ns) {
   std::uint64_t now_ns = 0;  // read once, and only when someone waits: it times the handoff
   std::uint32_t granted = 0;  // the first `granted` records of the holder list
   while (s.queue_head != shm::kNil) {
@@ -177,10 +185,13 @@ void LockTable::grant_waiters(shm::SessionSlot& s, DeferredWakes* defer) {
   bool woke_sleeper = false;
   for (std::uint32_t i = 0; i < granted; ++i, h = seg_.record(h).next) woke_sleeper |= wake_grantee(seg_.record(h), defer);
   // §4 step 4: a grant that had to wake its grantee found nobody awake in line, and the next
-  // handoff would wait for a wake-up too. The new head is woken now, to be on a core by then.
-  // Not after a grant to an owner marked awake: the head, woken a whole handoff early, would
-  // watch in vain and sleep again (bench/results/hot-notes.md, "A grant to a sleeper").
-  if (woke_sleeper && s.queue_head != shm::kNil && multicore()) {
+  // handoff would wait for a wake-up too. The new head is woken now, to be on a core by then,
+  // when the hold that just ended was short (kShortHold): a long one predicts that the head would
+  // watch in vain. Not after a grant to an owner marked awake either: the head, woken a whole
+  // handoff early, would watch in vain and sleep again (bench/results/hot-notes.md, "A grant to
+  // a sleeper wakes the next in line too").
+  if (woke_sleeper && s.queue_head != shm::kNil && last_granted_ns != 0 && now_ns - last_granted_ns < kShortHoldNs &&
+      multicore()) {
     auto& n = seg_.record(s.queue_head);
     if (mark_awake(n)) futex_wake(n.wake, defer);
   }
@@ -229,13 +240,14 @@ bool LockTable::unlink(shm::SessionSlot& s, std::uint32_t rec) {
 
 // Takes `rec` out of the session, grants whoever that unblocks, and leaves the record in
 // `final_state` (kFree when its owner gives it back, kBroken when taken by force).
-void LockTable::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordState final_state, DeferredWakes* defer) {
+void LockTable::remove_record(shm::SessionSlot& s, std::uint32_t rec, RecordState final_state, DeferredWakes* defer,
+                              std::uint64_t granted_ns) {
   auto& r = seg_.record(rec);
   unlink(s, rec);
   r.next = shm::kNil;
   shm::set_state(r, final_state);
   shm::mark_used(s);
-  grant_waiters(s, defer);
+  grant_waiters(s, defer, granted_ns);
   if (s.queue_head == shm::kNil) clear_revoke_flags(s);
 }
 
@@ -507,7 +519,7 @@ Status LockTable::release(SessionRef ref, const RecordGrant& g) {
   if (st != RecordState::kGranted || r.token != g.token || r.session != ref.slot)
     return Status(ErrorCode::kNotHeld, fmt::format("token {} is not held (already released?)", g.token));
   if (shm::load(r.revoke) != 0) count_event(stats, shm::Counter::kRevokes);
-  remove_record(s, g.record, RecordState::kFree, &wakes);
+  remove_record(s, g.record, RecordState::kFree, &wakes, shm::load(r.since_ns, std::memory_order_relaxed));
   return {};
 }
 

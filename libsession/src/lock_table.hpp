@@ -148,14 +148,16 @@ class LockTable {
   // Takes `rec` out of the session, grants whoever that unblocks, and leaves the record in
   // `final_state` (kFree when its owner gives it back, kBroken when taken by force).
   // `defer`, when given, holds the futex wakes back until the caller unlocks the mutex.
+  // `granted_ns`: when `rec`, given back by its owner, was granted (0: not known), for the pass.
   void remove_record(shm::SessionSlot& s, std::uint32_t rec, shm::RecordState final_state,
-                     DeferredWakes* defer = nullptr);
+                     DeferredWakes* defer = nullptr, std::uint64_t granted_ns = 0);
   // Every holder and waiter of `s` but `own` ends kBroken (owners woken and notified; `own`, if
   // linked, ends kFree); the lists are emptied without a grant pass. Returns how many broke.
   int break_all_locked(shm::SessionSlot& s, const RecordGrant* own);
   // Grants the head of the queue while it is compatible (I4), then asks the holders to release
-  // if anyone is still queued.
-  void grant_waiters(shm::SessionSlot& s, DeferredWakes* defer = nullptr);
+  // if anyone is still queued. `last_granted_ns`: when the hold that just ended began (0: not
+  // known); after a short one, a grant to a sleeper wakes the new head too (§4 step 4).
+  void grant_waiters(shm::SessionSlot& s, DeferredWakes* defer = nullptr, std::uint64_t last_granted_ns = 0);
   // Raises every holder's revoke flag and wakes its owner's revoke thread, except for the first
   // `just_granted` holders of the list: threads that grant_waiters is about to wake read the flag.
   void request_revoke(shm::SessionSlot& s, std::uint32_t just_granted = 0, DeferredWakes* defer = nullptr);

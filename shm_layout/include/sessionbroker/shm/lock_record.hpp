@@ -12,8 +12,8 @@
 //
 // `wake`: bit 0 (kWakeAwake) set means the owner was woken to watch and has not slept since, so a
 // grant need not wake it; the other bits count bumps. Set by the request waking the owner, or by
-// a grant pass that had to wake its grantee and wakes the new queue head (under the session
-// mutex): bumped by kWakeBump and marked in one compare-and-swap, then the futex wake, both
+// a release's grant pass that had to wake its grantee after a short hold and wakes the new queue
+// head (under the session mutex, docs/protocol.md §4 step 4): bumped by kWakeBump and marked in one compare-and-swap, then the futex wake, both
 // skipped if the bit is set already; cleared by the owner alone, with a fetch_and, before it
 // reads `state` and sleeps on the value that leaves; granters add kWakeBump after storing
 // `state` and futex-wake only when the value they replaced had the bit clear.
@@ -40,7 +40,7 @@ struct alignas(64) LockRecord {
   std::uint32_t reserved;
   std::uint64_t token;        // fencing token of the grant (valid while kGranted)
   std::uint64_t ticket;       // FIFO position: per-session increasing, assigned on enqueue
-  std::uint64_t since_ns;     // CLOCK_MONOTONIC time of enqueue or of a queued request's grant; 0 after a grant at once
+  std::uint64_t since_ns;     // CLOCK_MONOTONIC time of enqueue or of a queued request's grant (its release reads it); 0 after a grant at once
   std::uint64_t revoke_at_ns; // CLOCK_MONOTONIC time the first revoke request was raised, or 0
 };
 static_assert(std::is_standard_layout_v<LockRecord> && std::is_trivially_copyable_v<LockRecord>);
