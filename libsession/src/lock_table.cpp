@@ -186,7 +186,7 @@ void LockTable::grant_waiters(shm::SessionSlot& s, DeferredWakes* defer, std::ui
   for (std::uint32_t i = 0; i < granted; ++i, h = seg_.record(h).next) woke_sleeper |= wake_grantee(seg_.record(h), defer);
   // §4 step 4: a grant that had to wake its grantee found nobody awake in line, and the next
   // handoff would wait for a wake-up too. The new head is woken now, to be on a core by then,
-  // when the hold that just ended was short (kShortHold): a long one predicts that the head would
+  // when the hold that just ended was short (kShortHoldNs): after a long one the head would
   // watch in vain. Not after a grant to an owner marked awake either: the head, woken a whole
   // handoff early, would watch in vain and sleep again (bench/results/hot-notes.md, "A grant to
   // a sleeper wakes the next in line too").
