@@ -41,14 +41,6 @@ constexpr auto kHandBackSpin = std::chrono::microseconds(5);
 // when the holder lets go.
 constexpr auto kNextInLineSpin = std::chrono::microseconds(5);
 
-// A hold (from a queued grant to its release) shorter than this predicts that the next one will
-// be short too: a grant that had to wake a sleeper then wakes the new queue head as well, which
-// would then be granted during its watch (§4 step 4). Holds of 10-20 us were most of the 64- and
-// 8-process read-modify-write's; scenario 3's holder waits for every other process to ask, 20 us
-// and more when its grantee had slept, and there the early wake was wasted and put a second woken
-// process beside the grantee (its handoff 1.4 -> 10.6 us). Measured in bench/results/hot-notes.md.
-constexpr std::uint64_t kShortHoldNs = 20'000;
-
 // Adaptive spinning. A holder that answers a revoke request at once hands the lock over within
 // microseconds; a waiter watching its record then runs a cache-line transfer after the grant,
 // where a sleeping one runs a futex wake later (about 3 us on an idle VM, far more under load).

@@ -88,6 +88,15 @@ void bump_and_wake(std::uint32_t& word, DeferredWakes* defer);
 
 class LockTable {
  public:
+  // A hold (from a queued grant to its release) shorter than this predicts that the next one will
+  // be short too: a grant that had to wake a sleeper then wakes the new queue head as well, which
+  // would then be granted during its watch (docs/protocol.md §4 step 4). Holds under 20 us were
+  // most of the 64- and 8-process read-modify-write's; scenario 3's holder waits for every other
+  // process to ask, longer when its grantee had slept, and there the early wake was wasted and put
+  // a second woken process beside the grantee (its handoff 1.4 -> 10.6 us). Measured in
+  // bench/results/hot-notes.md, "A grant to a sleeper wakes the next in line too".
+  static constexpr std::uint64_t kShortHoldNs = 20'000;
+
   LockTable(Segment& seg, ClientReclaimer& reclaimer) : seg_(seg), reclaimer_(reclaimer) {}
 
   // REQUIRES: `record` belongs to `client` and is kFree. `caller`, when given, fences a slot that
