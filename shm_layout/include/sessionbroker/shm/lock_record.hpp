@@ -13,13 +13,14 @@
 // `wake`: bit 0 (kWakeAwake) set means the owner was woken to watch and has not slept since, so a
 // grant need not wake it; the other bits count bumps. Set by the request waking the owner, or by
 // a release's grant pass that had to wake its grantee after a short hold and wakes the new queue
-// head (under the session mutex, docs/protocol.md §4 step 4): bumped by kWakeBump and marked in one compare-and-swap, then the futex wake, both
-// skipped if the bit is set already; cleared by the owner alone, with a fetch_and, before it
-// reads `state` and sleeps on the value that leaves; granters add kWakeBump after storing
-// `state` and futex-wake only when the value they replaced had the bit clear.
-// Other bumps (breaks, repairs, detach) add 1 and always wake. So the owner never sleeps on a
-// value with the bit set, and a bit set is followed by a wake or finds the owner awake: no grant
-// is slept through. A crash between the mark and its wake costs the owner one slice (§3 step 4).
+// head (under the session mutex, docs/protocol.md §4 step 4): bumped by kWakeBump and marked in
+// one compare-and-swap, then the futex wake, both skipped if the bit is set already. Cleared by
+// the owner alone, with a fetch_and, before it reads `state` and sleeps on the value that leaves;
+// granters add kWakeBump after storing `state` and futex-wake only when the value they replaced
+// had the bit clear. Other bumps (breaks, repairs, detach) add 1 and always wake. So the owner
+// never sleeps on a value with the bit set, and a bit set is followed by a wake or finds the owner
+// awake: no grant is slept through. A crash between the mark and its wake costs the owner one
+// slice (§3 step 4).
 // A crash while a record is half-written leaves the session mutex owner-dead: the session repair
 // rebuilds the session's lists from the records' `state` words, which are always whole.
 #pragma once
